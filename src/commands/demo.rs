@@ -1,0 +1,120 @@
+//! `helpdesk demo`: a working folder that shows the whole flow on built-in
+//! defaults: a config using the file transport, a developer, a manager, one
+//! ticket, and the manager's inbox. Each step runs the real command, printed
+//! as the line a user would type.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use super::Status;
+use crate::cli::{Cli, DemoArgs};
+use crate::config::FILE_NAME;
+use crate::output::Output;
+
+const DEMO_CONFIG: &str = r#"# helpdesk demo configuration: email is written to .eml files in ./outbox
+# instead of being sent. See helpdesk.toml.example for every key.
+database = "helpdesk.db"
+admins = [["Dana Developer", "dana@example.org"]]
+default_from_email = "Helpdesk <helpdesk@example.org>"
+
+[site]
+domain = "helpdesk.example.org"
+
+[email]
+transport = "file"
+
+[email.file]
+dir = "outbox"
+"#;
+
+pub fn run(args: &DemoArgs, out: &Output) -> Result<Status> {
+    let dir = &args.dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("could not create `{}`", dir.display()))?;
+    let config = dir.join(FILE_NAME);
+    if !config.exists() {
+        std::fs::write(&config, DEMO_CONFIG)
+            .with_context(|| format!("could not write `{}`", config.display()))?;
+    }
+    let config_arg = config.display().to_string();
+    let fresh = !dir.join("helpdesk.db").exists();
+    out.note(&format!(
+        "demo folder `{}` (configuration: {config_arg})\n",
+        dir.display()
+    ));
+    let mut steps: Vec<Vec<&str>> = Vec::new();
+    if fresh {
+        steps.push(vec![
+            "user",
+            "add",
+            "dana",
+            "--email",
+            "dana@example.org",
+            "--name",
+            "Dana Developer",
+        ]);
+        steps.push(vec![
+            "user",
+            "add",
+            "max",
+            "--email",
+            "max@example.org",
+            "--name",
+            "Max Manager",
+        ]);
+        steps.push(vec![
+            "group",
+            "add",
+            "managers",
+            "--perm",
+            "delete_helpdeskticket",
+        ]);
+        steps.push(vec!["group", "add-user", "managers", "max"]);
+    }
+    steps.push(vec![
+        "ticket",
+        "create",
+        "--created-by",
+        "dana",
+        "--purpose",
+        "app",
+        "--priority",
+        "high",
+        "--description",
+        "The login page shows an error after the update.\nSteps: open /login, sign in.",
+    ]);
+    steps.push(vec!["inbox", "--user", "max"]);
+    for step in steps {
+        run_step(&config_arg, &step, out)?;
+    }
+    println!(
+        "\nNext:\n  helpdesk --config {config_arg} notify flush -v     # writes the queued email to {}\n  helpdesk --config {config_arg} inbox --user dana\n  helpdesk --config {config_arg} notify list",
+        Path::new(dir).join("outbox").display()
+    );
+    Ok(Status::Done)
+}
+
+fn run_step(config: &str, step: &[&str], out: &Output) -> Result<()> {
+    let shown: Vec<String> = step
+        .iter()
+        .map(|a| {
+            if a.contains([' ', '\n']) {
+                format!("{a:?}")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    println!("$ helpdesk {}", shown.join(" "));
+    let mut argv = vec!["helpdesk", "--config", config];
+    if out.json() {
+        argv.extend(["--format", "json"]);
+    }
+    argv.extend_from_slice(step);
+    let cli = Cli::try_parse_from(argv).context("the demo's own command line is invalid")?;
+    super::run(cli)?;
+    println!();
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! `helpdesk group …`: groups, their permissions and their members.
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use super::{Status, no_such_user};
+use crate::app::App;
+use crate::cli::{GroupCommand, GroupMemberArgs, GroupPermArgs};
+use crate::output::{View, cell};
+use crate::store::groups::{self, Group};
+use crate::store::{Conn, StoreError, users};
+
+pub fn run(app: &mut App, command: GroupCommand) -> Result<Status> {
+    match command {
+        GroupCommand::Add(args) => {
+            let name = args.name.trim().to_string();
+            if name.is_empty() || name.chars().count() > 150 || name.chars().any(char::is_control) {
+                bail!("invalid group name: use 1 to 150 characters, without control characters");
+            }
+            let perms: Vec<&str> = args.perms.iter().map(|p| p.as_str()).collect();
+            let group = app.store.in_tx(|tx| {
+                let group = groups::insert(tx, &name).map_err(|e| match e {
+                    StoreError::Conflict(message) => anyhow::anyhow!(message),
+                    other => other.into(),
+                })?;
+                for perm in &perms {
+                    groups::grant(tx, group.id, perm)?;
+                }
+                Ok::<_, anyhow::Error>(group)
+            })?;
+            show(app, &group, format!("added group `{}`", group.name))
+        }
+        GroupCommand::List => {
+            let conn = app.store.conn();
+            let views = groups::all(conn)?
+                .iter()
+                .map(|g| GroupView::of(conn, g, String::new()))
+                .collect::<Result<Vec<_>>>()?;
+            let mut table = app.out.table(&["GROUP", "PERMISSIONS", "MEMBERS"]);
+            for g in &views {
+                table.add_row(vec![
+                    cell(&g.name, 40),
+                    g.permissions.join(", "),
+                    cell(&g.members.join(", "), 60),
+                ]);
+            }
+            let table = if views.is_empty() {
+                "no groups yet: add one with `helpdesk group add`".into()
+            } else {
+                table.to_string()
+            };
+            app.out.show(&GroupList {
+                groups: views,
+                table,
+            })?;
+            Ok(Status::Done)
+        }
+        GroupCommand::Grant(args) => permission(app, &args, true),
+        GroupCommand::Revoke(args) => permission(app, &args, false),
+        GroupCommand::AddUser(args) => membership(app, &args, true),
+        GroupCommand::RemoveUser(args) => membership(app, &args, false),
+    }
+}
+
+#[derive(Serialize)]
+struct GroupView {
+    name: String,
+    permissions: Vec<String>,
+    members: Vec<String>,
+    #[serde(skip)]
+    message: String,
+}
+
+impl GroupView {
+    fn of(conn: &Conn, group: &Group, message: String) -> Result<GroupView> {
+        Ok(GroupView {
+            name: group.name.clone(),
+            permissions: groups::permissions(conn, group.id)?,
+            members: groups::member_names(conn, group.id)?,
+            message,
+        })
+    }
+}
+
+impl View for GroupView {
+    fn human(&self) -> String {
+        self.message.clone()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct GroupList {
+    groups: Vec<GroupView>,
+    #[serde(skip)]
+    table: String,
+}
+
+impl View for GroupList {
+    fn human(&self) -> String {
+        self.table.clone()
+    }
+}
+
+fn show(app: &App, group: &Group, message: String) -> Result<Status> {
+    app.out
+        .show(&GroupView::of(app.store.conn(), group, message)?)?;
+    Ok(Status::Done)
+}
+
+fn find(app: &App, name: &str) -> Result<Group> {
+    groups::by_name(app.store.conn(), name)?.ok_or_else(|| {
+        crate::error::hinted(
+            format!("no group named `{name}`"),
+            "list groups with `helpdesk group list`",
+        )
+    })
+}
+
+fn permission(app: &mut App, args: &GroupPermArgs, grant: bool) -> Result<Status> {
+    let group = find(app, &args.name)?;
+    let permission = args.permission.as_str();
+    let changed = app.store.in_tx(|tx| {
+        if grant {
+            groups::grant(tx, group.id, permission)
+        } else {
+            groups::revoke(tx, group.id, permission)
+        }
+    })?;
+    let message = match (grant, changed) {
+        (true, true) => format!("granted `{permission}` to group `{}`", group.name),
+        (true, false) => format!("group `{}` already had `{permission}`", group.name),
+        (false, true) => format!("revoked `{permission}` from group `{}`", group.name),
+        (false, false) => format!("group `{}` did not have `{permission}`", group.name),
+    };
+    show(app, &group, message)
+}
+
+fn membership(app: &mut App, args: &GroupMemberArgs, add: bool) -> Result<Status> {
+    let group = find(app, &args.name)?;
+    let user = users::by_username(app.store.conn(), &args.username)?
+        .ok_or_else(|| no_such_user(&args.username))?;
+    let changed = app.store.in_tx(|tx| {
+        if add {
+            groups::add_member(tx, group.id, user.id)
+        } else {
+            groups::remove_member(tx, group.id, user.id)
+        }
+    })?;
+    let message = match (add, changed) {
+        (true, true) => format!("added `{}` to group `{}`", user.username, group.name),
+        (true, false) => format!("`{}` was already in group `{}`", user.username, group.name),
+        (false, true) => format!("removed `{}` from group `{}`", user.username, group.name),
+        (false, false) => format!("`{}` was not in group `{}`", user.username, group.name),
+    };
+    show(app, &group, message)
+}

@@ -1,0 +1,152 @@
+//! `helpdesk inbox`: a user's in-app notifications, and marking them read.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{Status, no_such_user};
+use crate::app::App;
+use crate::cli::{InboxArgs, InboxCommand, InboxReadArgs};
+use crate::model::NotificationPriority;
+use crate::output::{View, cell};
+use crate::store::users::{self, User};
+use crate::store::{notifications, now_ms, rfc3339};
+
+pub fn run(app: &mut App, args: InboxArgs) -> Result<Status> {
+    match args.command {
+        Some(InboxCommand::Read(read_args)) => read(app, &read_args),
+        None => show(app, &args),
+    }
+}
+
+#[derive(Serialize)]
+struct InboxItem {
+    id: i64,
+    ticket_id: i64,
+    title: String,
+    body: String,
+    url: String,
+    priority: NotificationPriority,
+    read: bool,
+    delivered_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct InboxView {
+    user: String,
+    unread: i64,
+    notifications: Vec<InboxItem>,
+    #[serde(skip)]
+    table: String,
+}
+
+impl View for InboxView {
+    fn human(&self) -> String {
+        format!("{}\n{} unread", self.table, self.unread)
+    }
+}
+
+fn find(app: &App, username: &str) -> Result<User> {
+    // Deactivated users can still read what they were sent.
+    users::by_username(app.store.conn(), username)?.ok_or_else(|| no_such_user(username))
+}
+
+fn show(app: &mut App, args: &InboxArgs) -> Result<Status> {
+    let username = args.user.as_deref().unwrap_or_default();
+    let user = find(app, username)?;
+    let mut items = notifications::inbox(app.store.conn(), user.id, args.unread, args.limit)?;
+    if args.mark_read {
+        let now = now_ms();
+        let ids: Vec<i64> = items
+            .iter()
+            .filter(|n| n.read_at.is_none())
+            .map(|n| n.id)
+            .collect();
+        app.store
+            .in_tx(|tx| notifications::mark_read(tx, user.id, &ids, now))?;
+        for item in items.iter_mut().filter(|n| n.read_at.is_none()) {
+            item.read_at = Some(now);
+        }
+    }
+    let unread = notifications::unread_count(app.store.conn(), user.id)?;
+    let mut table = app
+        .out
+        .table(&["ID", "", "TICKET", "TITLE", "BODY", "DELIVERED"]);
+    for n in &items {
+        table.add_row(vec![
+            n.id.to_string(),
+            (if n.read_at.is_none() { "●" } else { " " }).to_string(),
+            format!("#{}", n.ticket_id),
+            cell(&n.title, 45),
+            cell(&n.body, 45),
+            n.delivered_at.map(rfc3339).unwrap_or_default(),
+        ]);
+    }
+    let table = if items.is_empty() {
+        format!("no notifications for `{}`", user.username)
+    } else {
+        table.to_string()
+    };
+    let view = InboxView {
+        user: user.username,
+        unread,
+        notifications: items
+            .into_iter()
+            .map(|n| InboxItem {
+                id: n.id,
+                ticket_id: n.ticket_id,
+                title: n.title,
+                body: n.body,
+                url: n.url,
+                priority: n.priority,
+                read: n.read_at.is_some(),
+                delivered_at: n.delivered_at.map(rfc3339),
+            })
+            .collect(),
+        table,
+    };
+    app.out.show(&view)?;
+    Ok(Status::Done)
+}
+
+#[derive(Serialize)]
+struct ReadView {
+    user: String,
+    marked: usize,
+    unread: i64,
+}
+
+impl View for ReadView {
+    fn human(&self) -> String {
+        format!("marked {} read; {} unread", self.marked, self.unread)
+    }
+}
+
+fn read(app: &mut App, args: &InboxReadArgs) -> Result<Status> {
+    let user = find(app, &args.user)?;
+    let now = now_ms();
+    let marked = app.store.in_tx(|tx| {
+        if args.all {
+            return Ok(notifications::mark_all_read(tx, user.id, now)?);
+        }
+        let foreign = notifications::not_in_inbox(tx, user.id, &args.ids)?;
+        if !foreign.is_empty() {
+            let list: Vec<String> = foreign.iter().map(|id| id.to_string()).collect();
+            return Err(crate::error::hinted(
+                format!(
+                    "no notification {} in the inbox of `{}`; nothing was marked",
+                    list.join(", "),
+                    user.username
+                ),
+                format!("see the IDs with `helpdesk inbox --user {}`", user.username),
+            ));
+        }
+        Ok(notifications::mark_read(tx, user.id, &args.ids, now)?)
+    })?;
+    let unread = notifications::unread_count(app.store.conn(), user.id)?;
+    app.out.show(&ReadView {
+        user: user.username,
+        marked,
+        unread,
+    })?;
+    Ok(Status::Done)
+}

@@ -1,0 +1,121 @@
+//! One match from the command line to the function that runs it. Command
+//! functions turn arguments into store and notify calls and return views;
+//! they hold no SQL, no table cells and no SMTP.
+
+mod config;
+mod demo;
+mod group;
+mod inbox;
+mod init;
+mod notify;
+mod ticket;
+mod user;
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use crate::app::App;
+use crate::cli::{Cli, Command, CompletionsArgs};
+use crate::output::Output;
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Done,
+    /// A flush ran but left some email deferred or failed (exit 3).
+    Incomplete,
+}
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> ExitCode {
+        match status {
+            Status::Done => ExitCode::SUCCESS,
+            Status::Incomplete => ExitCode::from(3),
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<Status> {
+    let out = Output::new(&cli.global);
+    match cli.command {
+        Command::Completions(args) => completions(&args),
+        Command::Init => init::run(&cli.global, &out),
+        Command::Demo(args) => demo::run(&args, &out),
+        Command::Config(cmd) => config::run(&cli.global, out, cmd),
+        command => {
+            let mut app = App::load(&cli.global, out)?;
+            match command {
+                Command::User(cmd) => user::run(&mut app, cmd),
+                Command::Group(cmd) => group::run(&mut app, cmd),
+                Command::Ticket(cmd) => ticket::run(&mut app, cmd),
+                Command::Inbox(args) => inbox::run(&mut app, args),
+                Command::Notify(cmd) => notify::run(&mut app, cmd),
+                Command::Completions(_) | Command::Init | Command::Demo(_) | Command::Config(_) => {
+                    unreachable!("handled before the database is opened")
+                }
+            }
+        }
+    }
+}
+
+fn completions(args: &CompletionsArgs) -> Result<Status> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    clap_complete::generate(args.shell, &mut command, "helpdesk", &mut std::io::stdout());
+    Ok(Status::Done)
+}
+
+/// Largest description or comment accepted.
+const MAX_TEXT_BYTES: usize = 1_048_576;
+
+/// A description or comment from the command line (`-` reads standard
+/// input): valid UTF-8, not blank, at most 1 MiB.
+fn read_text(what: &str, value: &std::ffi::OsStr) -> Result<String> {
+    let bytes = if value == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .take(MAX_TEXT_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("could not read the {what} from standard input"))?;
+        bytes
+    } else {
+        value.as_encoded_bytes().to_vec()
+    };
+    if bytes.len() > MAX_TEXT_BYTES {
+        bail!("the {what} is longer than 1 MiB (1,048,576 bytes)");
+    }
+    let text =
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("the {what} is not valid UTF-8"))?;
+    if text.trim().is_empty() {
+        bail!("the {what} is blank");
+    }
+    if text.contains('\0') {
+        bail!("the {what} contains a NUL character");
+    }
+    Ok(text)
+}
+
+/// The active user with this name, or an error that says how to fix it.
+fn active_user(app: &App, username: &str) -> Result<crate::store::users::User> {
+    let user = crate::store::users::by_username(app.store.conn(), username)?
+        .ok_or_else(|| no_such_user(username))?;
+    if !user.active {
+        return Err(crate::error::hinted(
+            format!("user `{username}` is deactivated"),
+            format!("activate them with `helpdesk user activate {username}`"),
+        ));
+    }
+    Ok(user)
+}
+
+fn no_such_user(username: &str) -> anyhow::Error {
+    crate::error::hinted(
+        format!("no user named `{username}`"),
+        format!(
+            "list users with `helpdesk user list`, or add one with `helpdesk user add {username} --email …`"
+        ),
+    )
+}

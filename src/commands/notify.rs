@@ -1,0 +1,570 @@
+//! `helpdesk notify …`: flush the email queue, and the operator's view of it
+//! (list, show, retry, purge, test, status).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use super::Status;
+use crate::app::App;
+use crate::cli::{
+    FlushArgs, ListNotificationsArgs, NotifyCommand, PurgeArgs, RetryArgs, StatusArgs, TestMailArgs,
+};
+use crate::model::{Channel, NotificationStatus};
+use crate::notify::content::EmailContent;
+use crate::notify::flush::{self, Report};
+use crate::notify::message::{self, Addressing};
+use crate::notify::transport;
+use crate::output::{View, cell};
+use crate::render::Renderer;
+use crate::store::notifications::{self, QueueRow};
+use crate::store::{now_ms, rfc3339};
+
+pub fn run(app: &mut App, command: NotifyCommand) -> Result<Status> {
+    match command {
+        NotifyCommand::Flush(args) => flush(app, &args),
+        NotifyCommand::List(args) => list(app, &args),
+        NotifyCommand::Show(args) => show(app, args.id),
+        NotifyCommand::Retry(args) => retry(app, &args),
+        NotifyCommand::Purge(args) => purge(app, &args),
+        NotifyCommand::Test(args) => test(app, &args),
+        NotifyCommand::Status(args) => status(app, &args),
+    }
+}
+
+// ---- flush ---------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct FlushView {
+    sent: u64,
+    deferred: u64,
+    failed: u64,
+    claimed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    would_send: Option<Vec<QueueItem>>,
+    #[serde(skip)]
+    summary: String,
+}
+
+impl View for FlushView {
+    fn human(&self) -> String {
+        self.summary.clone()
+    }
+}
+
+fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
+    let now = now_ms();
+    if args.dry_run {
+        let limit = args
+            .limit
+            .unwrap_or(u64::from(u32::MAX))
+            .min(u64::from(u32::MAX)) as u32;
+        let due = notifications::due_preview(app.store.conn(), now, limit)?;
+        let mut table = app.out.table(&["ID", "TO", "TICKET", "SUBJECT"]);
+        for row in &due {
+            table.add_row(vec![
+                row.id.to_string(),
+                cell(
+                    &redirected(app, row.to_addr.as_deref().unwrap_or_default()),
+                    50,
+                ),
+                format!("#{}", row.ticket_id),
+                cell(&row.title, 50),
+            ]);
+        }
+        let summary = if due.is_empty() {
+            "dry run: nothing is due".to_string()
+        } else {
+            format!(
+                "{table}\ndry run: {} would be sent; nothing was changed",
+                due.len()
+            )
+        };
+        let would_send = due.iter().map(|row| QueueItem::of(row)).collect();
+        app.out.show(&FlushView {
+            sent: 0,
+            deferred: 0,
+            failed: 0,
+            claimed: 0,
+            would_send: Some(would_send),
+            summary,
+        })?;
+        return Ok(Status::Done);
+    }
+    let started = Instant::now();
+    let interactive = app.out.stdout_tty || app.out.verbose;
+    // The every-minute no-op path: one indexed query, no transport, no templates.
+    let report = if notifications::due_exists(app.store.conn(), now)? {
+        let bar = progress_bar(app, now)?;
+        let on_progress = |report: &Report| {
+            if let Some(bar) = &bar {
+                bar.set_position(report.sent + report.deferred + report.failed);
+            }
+        };
+        let options = flush::Options {
+            limit: args.limit,
+            max_time: args.max_time,
+            concurrency: args.concurrency,
+        };
+        let report = flush::run(
+            &app.config.database,
+            &app.config,
+            &app.env,
+            &options,
+            &on_progress,
+        )?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        report
+    } else {
+        Report::default()
+    };
+    for problem in &report.problems {
+        eprintln!("{problem}");
+    }
+    let summary = format!(
+        "sent {}, deferred {}, failed {} in {:.2} s",
+        report.sent,
+        report.deferred,
+        report.failed,
+        started.elapsed().as_secs_f64()
+    );
+    let view = FlushView {
+        sent: report.sent,
+        deferred: report.deferred,
+        failed: report.failed,
+        claimed: report.claimed,
+        would_send: None,
+        summary,
+    };
+    // Cron mails whatever a job prints: quiet off a terminal, unless asked.
+    if app.out.json() || (interactive && !app.out.quiet) {
+        app.out.show(&view)?;
+    }
+    Ok(if report.deferred + report.failed > 0 {
+        Status::Incomplete
+    } else {
+        Status::Done
+    })
+}
+
+/// A progress bar on stderr, only when a person is watching.
+fn progress_bar(app: &App, now: i64) -> Result<Option<indicatif::ProgressBar>> {
+    if !app.out.stderr_tty || app.out.quiet || app.out.json() {
+        return Ok(None);
+    }
+    let total = notifications::due_count(app.store.conn(), now)?;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} emails, {per_sec}, {eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Ok(Some(bar))
+}
+
+/// Where an email would go under the running configuration.
+fn redirected(app: &App, to: &str) -> String {
+    match (&app.config.debug, &app.config.development_email) {
+        (true, Some(dev)) => dev.clone(),
+        _ => to.to_string(),
+    }
+}
+
+// ---- list, show ----------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct QueueItem {
+    id: i64,
+    channel: Channel,
+    user: String,
+    to: Option<String>,
+    ticket_id: i64,
+    status: NotificationStatus,
+    attempts: i64,
+    next_attempt_at: Option<String>,
+    last_error: Option<String>,
+}
+
+impl QueueItem {
+    fn of(row: &QueueRow) -> QueueItem {
+        QueueItem {
+            id: row.id,
+            channel: row.channel,
+            user: row.username.clone(),
+            to: row.to_addr.clone(),
+            ticket_id: row.ticket_id,
+            status: row.status,
+            attempts: row.attempts,
+            next_attempt_at: row
+                .next_attempt_at
+                .filter(|_| row.status == NotificationStatus::Errored)
+                .map(rfc3339),
+            last_error: row.last_error.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct QueueList {
+    items: Vec<QueueItem>,
+    #[serde(skip)]
+    table: String,
+}
+
+impl View for QueueList {
+    fn human(&self) -> String {
+        self.table.clone()
+    }
+}
+
+fn list(app: &mut App, args: &ListNotificationsArgs) -> Result<Status> {
+    let rows = notifications::list(app.store.conn(), args.status, args.channel, args.limit)?;
+    let mut table = app.out.table(&[
+        "ID",
+        "CHANNEL",
+        "USER",
+        "TO",
+        "TICKET",
+        "STATUS",
+        "TRIES",
+        "NEXT TRY",
+        "LAST ERROR",
+    ]);
+    for row in &rows {
+        let item = QueueItem::of(row);
+        table.add_row(vec![
+            item.id.to_string(),
+            item.channel.to_string(),
+            cell(&item.user, 20),
+            cell(item.to.as_deref().unwrap_or("-"), 40),
+            format!("#{}", item.ticket_id),
+            item.status.as_str().to_string(),
+            item.attempts.to_string(),
+            item.next_attempt_at.clone().unwrap_or_default(),
+            cell(item.last_error.as_deref().unwrap_or_default(), 50),
+        ]);
+    }
+    let table = if rows.is_empty() {
+        "no notifications".to_string()
+    } else {
+        table.to_string()
+    };
+    app.out.show(&QueueList {
+        items: rows.iter().map(QueueItem::of).collect(),
+        table,
+    })?;
+    Ok(Status::Done)
+}
+
+#[derive(Serialize)]
+struct AttemptView {
+    at: String,
+    outcome: String,
+    reply: String,
+}
+
+#[derive(Serialize)]
+struct NotificationView {
+    #[serde(flatten)]
+    item: QueueItem,
+    title: String,
+    message_id: Option<String>,
+    created_at: String,
+    delivered_at: Option<String>,
+    attempt_log: Vec<AttemptView>,
+}
+
+impl View for NotificationView {
+    fn human(&self) -> String {
+        let i = &self.item;
+        let mut out = vec![
+            format!("notification {}", i.id),
+            format!("channel:     {}", i.channel),
+            format!("user:        {}", i.user),
+            format!("to:          {}", i.to.as_deref().unwrap_or("-")),
+            format!("ticket:      #{}", i.ticket_id),
+            format!("title:       {}", cell(&self.title, 200)),
+            format!("status:      {}", i.status.as_str()),
+            format!("attempts:    {}", i.attempts),
+            format!("created:     {}", self.created_at),
+        ];
+        if let Some(at) = &self.delivered_at {
+            out.push(format!("delivered:   {at}"));
+        }
+        if let Some(next) = &i.next_attempt_at {
+            out.push(format!("next try:    {next}"));
+        }
+        if let Some(id) = &self.message_id {
+            out.push(format!("message-id:  {id}"));
+        }
+        if let Some(error) = &i.last_error {
+            out.push(format!("last error:  {}", cell(error, 500)));
+        }
+        if !self.attempt_log.is_empty() {
+            out.push("attempts:".into());
+            for a in &self.attempt_log {
+                out.push(format!(
+                    "  {}  {:<13}  {}",
+                    a.at,
+                    a.outcome,
+                    cell(&a.reply, 500)
+                ));
+            }
+        }
+        out.join("\n")
+    }
+}
+
+fn show(app: &mut App, id: i64) -> Result<Status> {
+    let conn = app.store.conn();
+    let row = notifications::by_id(conn, id)?.ok_or_else(|| {
+        crate::error::hinted(
+            format!("notification {id} does not exist"),
+            "list them with `helpdesk notify list`",
+        )
+    })?;
+    let attempt_log = notifications::attempts_of(conn, id)?
+        .into_iter()
+        .map(|a| AttemptView {
+            at: rfc3339(a.at),
+            outcome: a.outcome,
+            reply: a.reply,
+        })
+        .collect();
+    let view = NotificationView {
+        item: QueueItem::of(&row),
+        title: row.title.clone(),
+        message_id: row.message_id.clone(),
+        created_at: rfc3339(row.created_at),
+        delivered_at: row.delivered_at.map(rfc3339),
+        attempt_log,
+    };
+    app.out.show(&view)?;
+    Ok(Status::Done)
+}
+
+// ---- retry, purge --------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct CountView {
+    #[serde(skip)]
+    what: &'static str,
+    count: usize,
+    ids: Vec<i64>,
+}
+
+impl View for CountView {
+    fn human(&self) -> String {
+        format!("{} {}", self.what, self.count)
+    }
+}
+
+fn retry(app: &mut App, args: &RetryArgs) -> Result<Status> {
+    let ids = app.store.in_tx(|tx| {
+        let ids = if args.failed {
+            notifications::failed_ids(tx)?
+        } else {
+            for &id in &args.ids {
+                let row = notifications::by_id(tx, id)?.ok_or_else(|| anyhow::anyhow!("notification {id} does not exist; nothing was retried"))?;
+                if row.channel != Channel::Email {
+                    bail!("notification {id} is in-app: only email is retried; nothing was retried");
+                }
+                if !matches!(row.status, NotificationStatus::Failed | NotificationStatus::Errored) {
+                    bail!("notification {id} is {}: only failed or errored email is retried; nothing was retried", row.status.as_str());
+                }
+            }
+            args.ids.clone()
+        };
+        for &id in &ids {
+            notifications::requeue(tx, id)?;
+        }
+        Ok(ids)
+    })?;
+    app.out.show(&CountView {
+        what: "queued again:",
+        count: ids.len(),
+        ids,
+    })?;
+    Ok(Status::Done)
+}
+
+fn purge(app: &mut App, args: &PurgeArgs) -> Result<Status> {
+    let before = now_ms() - i64::try_from(args.older_than.as_millis()).unwrap_or(i64::MAX);
+    let count = app.store.in_tx(|tx| notifications::purge(tx, before))?;
+    app.out.show(&CountView {
+        what: "purged sent and failed notifications:",
+        count,
+        ids: Vec::new(),
+    })?;
+    Ok(Status::Done)
+}
+
+// ---- test ----------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct TestView {
+    to: String,
+    accepted: bool,
+    reply: String,
+}
+
+impl View for TestView {
+    fn human(&self) -> String {
+        format!("test email to {} accepted: {}", self.to, self.reply)
+    }
+}
+
+fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
+    let requested = args.to.trim();
+    if requested.contains(['\r', '\n']) {
+        bail!("the address contains a line break, which would break a mail header");
+    }
+    requested
+        .parse::<lettre::Address>()
+        .map_err(|e| anyhow::anyhow!("invalid email address `{}`: {e}", cell(requested, 100)))?;
+    let to = redirected(app, requested);
+    if to != requested {
+        app.out.note(&format!(
+            "debug mode: sending to development_email {to} instead of {requested}"
+        ));
+    }
+    #[derive(Serialize)]
+    struct Context<'a> {
+        to: &'a str,
+        site: String,
+    }
+    let renderer = Renderer::new(app.config.templates_dir.as_deref())?;
+    let context = Context {
+        to: &to,
+        site: app.config.site.absolute("/"),
+    };
+    let content = EmailContent {
+        subject: "helpdesk test email".into(),
+        html: renderer.render("email/test.html", &context)?,
+        text: renderer.render("email/test.txt", &context)?,
+    };
+    let outgoing = message::build(
+        &Addressing {
+            from: &app.config.default_from_email,
+            to: &to,
+            message_id: None,
+            ticket_id: None,
+        },
+        &content,
+    )?;
+    let mut transport = transport::from_config(&app.config, &app.env)?;
+    let reply = transport
+        .send(&outgoing)
+        .map_err(|e| anyhow::anyhow!("the test email was not accepted: {}", e.reason()))?;
+    transport.close();
+    app.out.show(&TestView {
+        to,
+        accepted: true,
+        reply,
+    })?;
+    Ok(Status::Done)
+}
+
+// ---- status --------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct LastFlush {
+    finished_at: String,
+    claimed: u64,
+    sent: u64,
+    deferred: u64,
+    failed: u64,
+}
+
+#[derive(Serialize)]
+struct StatusView {
+    email: BTreeMap<&'static str, i64>,
+    in_app: BTreeMap<&'static str, i64>,
+    due: u64,
+    oldest_due_at: Option<String>,
+    last_flush: Option<LastFlush>,
+}
+
+impl View for StatusView {
+    fn human(&self) -> String {
+        let line = |map: &BTreeMap<&'static str, i64>| {
+            map.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out = vec![
+            format!("email:      {}", line(&self.email)),
+            format!("in-app:     {}", line(&self.in_app)),
+        ];
+        out.push(format!("due now:    {}", self.due));
+        if let Some(at) = &self.oldest_due_at {
+            out.push(format!("oldest due: {at}"));
+        }
+        match &self.last_flush {
+            Some(f) => out.push(format!(
+                "last flush: {} (sent {}, deferred {}, failed {})",
+                f.finished_at, f.sent, f.deferred, f.failed
+            )),
+            None => out.push("last flush: none has sent anything yet".into()),
+        }
+        out.join("\n")
+    }
+}
+
+fn status(app: &mut App, args: &StatusArgs) -> Result<Status> {
+    let conn = app.store.conn();
+    let now = now_ms();
+    let mut email = BTreeMap::new();
+    let mut in_app = BTreeMap::new();
+    for status in NotificationStatus::ALL {
+        email.insert(status.as_str(), 0);
+    }
+    for (channel, status, count) in notifications::counts(conn)? {
+        match channel {
+            Channel::Email => email.insert(status.as_str(), count),
+            Channel::App => in_app.insert(status.as_str(), count),
+        };
+    }
+    let oldest = notifications::oldest_due(conn, now)?;
+    let last = notifications::last_flush_run(conn)?;
+    let view = StatusView {
+        email,
+        in_app,
+        due: notifications::due_count(conn, now)?,
+        oldest_due_at: oldest.map(rfc3339),
+        last_flush: last.as_ref().map(|f| LastFlush {
+            finished_at: rfc3339(f.finished_at),
+            claimed: f.claimed,
+            sent: f.sent,
+            deferred: f.deferred,
+            failed: f.failed,
+        }),
+    };
+    app.out.show(&view)?;
+    if args.check {
+        let max_age = args.max_age.unwrap_or(Duration::from_secs(600));
+        let max_age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        let stale = |at: i64| now.saturating_sub(at) > max_age_ms;
+        if let Some(oldest) = oldest.filter(|at| stale(*at))
+            && last.as_ref().is_none_or(|f| stale(f.finished_at))
+        {
+            return Err(crate::error::hinted(
+                format!(
+                    "email has been due since {} and no flush has completed in the last {}",
+                    rfc3339(oldest),
+                    humantime::format_duration(max_age)
+                ),
+                "check the crontab line for `helpdesk notify flush` and its mail",
+            ))
+            .context("the email queue is not being flushed");
+        }
+    }
+    Ok(Status::Done)
+}

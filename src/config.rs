@@ -1,0 +1,712 @@
+//! Configuration: where `helpdesk.toml` is found, how it is read and checked,
+//! and how the layers stack (lowest first): built-in defaults, the file, the
+//! `HELPDESK_*` variables, command-line flags. All of that is `Config::load`.
+//! Secrets are never held here: only the name of the variable or file that
+//! holds the SMTP password, read when a transport is built.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail};
+use lettre::Address;
+use lettre::message::Mailbox;
+use serde::{Deserialize, Serialize};
+
+pub const FILE_NAME: &str = "helpdesk.toml";
+
+/// The example configuration, written by `helpdesk init`; it documents every key.
+pub const EXAMPLE: &str = include_str!("../helpdesk.toml.example");
+
+/// The effective configuration of this run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub file: Option<PathBuf>,
+    pub debug: bool,
+    pub database: PathBuf,
+    pub admins: Vec<Admin>,
+    pub default_from_email: String,
+    pub development_email: Option<String>,
+    pub templates_dir: Option<PathBuf>,
+    pub site: Site,
+    pub email: Email,
+    pub queue: Queue,
+    /// Things worth saying that do not stop the run.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// A developer: notified in-app and by email about every ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Admin {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Site {
+    pub domain: String,
+    pub scheme: String,
+}
+
+impl Default for Site {
+    fn default() -> Self {
+        Site {
+            domain: "example.com".into(),
+            scheme: "https".into(),
+        }
+    }
+}
+
+impl Site {
+    /// The absolute address of a path on the site, as email carries it.
+    pub fn absolute(&self, path: &str) -> String {
+        format!("{}://{}{}", self.scheme, self.domain, path)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    Smtp,
+    Sendmail,
+    File,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Plain SMTP, upgraded with STARTTLS (required).
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+    /// No encryption: only sensible for a server on this machine.
+    None,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Email {
+    pub transport: TransportKind,
+    pub smtp: Smtp,
+    pub sendmail: Sendmail,
+    pub file: FileTransport,
+}
+
+#[derive(Clone, Serialize)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    /// Name of the environment variable holding the password.
+    pub password_env: Option<String>,
+    /// File holding the password (its first line).
+    pub password_file: Option<PathBuf>,
+    pub timeout_secs: u64,
+    /// Extra trusted root certificate (PEM), for a server with a private CA.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only names of where secrets live are held here, but keep Debug terse anyway.
+        f.debug_struct("Smtp")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Sendmail {
+    pub command: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileTransport {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Queue {
+    pub batch_size: u32,
+    pub max_attempts: u32,
+    pub retry_backoff_secs: u64,
+    pub lease_secs: u64,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            batch_size: 100,
+            max_attempts: 5,
+            retry_backoff_secs: 60,
+            lease_secs: 300,
+        }
+    }
+}
+
+// ---- The file, as written ----------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    debug: Option<bool>,
+    database: Option<PathBuf>,
+    admins: Option<Vec<AdminEntry>>,
+    default_from_email: Option<String>,
+    development_email: Option<String>,
+    templates_dir: Option<PathBuf>,
+    site: Option<Site>,
+    email: Option<FileEmail>,
+    queue: Option<Queue>,
+}
+
+/// Django's `ADMINS` shape (`["Name", "email"]`) or a table (`{ name, email }`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum AdminEntry {
+    Pair(String, String),
+    Table {
+        #[serde(default)]
+        name: String,
+        email: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEmail {
+    transport: Option<TransportKind>,
+    smtp: Option<FileSmtp>,
+    sendmail: Option<FileSendmail>,
+    file: Option<FileFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSmtp {
+    host: Option<String>,
+    port: Option<u16>,
+    security: Option<Security>,
+    username: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    timeout_secs: Option<u64>,
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSendmail {
+    command: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFile {
+    dir: Option<PathBuf>,
+}
+
+/// What the command line contributes to the configuration.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub db: Option<PathBuf>,
+}
+
+impl Config {
+    /// Finds, reads and checks the configuration. `env` is the process
+    /// environment (a map, so tests can pass their own); `cwd` anchors the
+    /// built-in relative defaults.
+    pub fn load(
+        overrides: &Overrides,
+        env: &HashMap<String, String>,
+        cwd: &Path,
+    ) -> Result<Config> {
+        let file = find_file(overrides, env, cwd)?;
+        let (parsed, base) = match &file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("could not read configuration file `{}`", path.display())
+                })?;
+                let parsed = parse_file(&text, path)?;
+                let base = path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| cwd.to_path_buf());
+                (parsed, base)
+            }
+            None => (FileConfig::default(), cwd.to_path_buf()),
+        };
+        let mut config = resolve(parsed, file, &base)?;
+        if let Some(value) = env.get("HELPDESK_DEBUG") {
+            config.debug = parse_bool(value).with_context(|| {
+                format!("HELPDESK_DEBUG must be `true`, `false`, `1` or `0`, not `{value}`")
+            })?;
+        }
+        if let Some(db) = &overrides.db {
+            config.database = cwd.join(db);
+        }
+        config.validate(env)?;
+        Ok(config)
+    }
+
+    /// Where the file named `name` says something: `path` for messages.
+    fn origin(&self) -> String {
+        match &self.file {
+            Some(path) => format!("`{}`", path.display()),
+            None => "the built-in defaults".into(),
+        }
+    }
+
+    fn validate(&mut self, env: &HashMap<String, String>) -> Result<()> {
+        let origin = self.origin();
+        check_header_value("default_from_email", &self.default_from_email, &origin)?;
+        Mailbox::from_str(&self.default_from_email).map_err(|e| {
+            anyhow::anyhow!(
+                "{origin}: `default_from_email` is not a valid address: `{}` ({e})",
+                self.default_from_email
+            )
+        })?;
+        if let Some(dev) = &self.development_email {
+            check_header_value("development_email", dev, &origin)?;
+            check_address("development_email", dev, &origin)?;
+        }
+        if self.debug && self.development_email.is_none() {
+            bail!(
+                "{origin}: `debug = true` needs `development_email`, the address every email goes to in debug mode"
+            );
+        }
+        for admin in &self.admins {
+            check_header_value("admins", &admin.name, &origin)?;
+            check_header_value("admins", &admin.email, &origin)?;
+            check_address("admins", &admin.email, &origin)?;
+        }
+        if !matches!(self.site.scheme.as_str(), "http" | "https") {
+            bail!(
+                "{origin}: `site.scheme` must be `http` or `https`, not `{}`",
+                self.site.scheme
+            );
+        }
+        // Links are built from it and printed unescaped, so only host-name characters.
+        let host_char = |c: char| c.is_ascii_alphanumeric() || "-.:[]".contains(c);
+        if self.site.domain.is_empty() || !self.site.domain.chars().all(host_char) {
+            bail!(
+                "{origin}: `site.domain` must be a host name like `example.com`, not `{}`",
+                self.site.domain
+            );
+        }
+        let queue = &self.queue;
+        if queue.batch_size == 0 || queue.max_attempts == 0 || queue.lease_secs == 0 {
+            bail!(
+                "{origin}: `queue.batch_size`, `queue.max_attempts` and `queue.lease_secs` must be at least 1"
+            );
+        }
+        let smtp = &self.email.smtp;
+        if smtp.password_env.is_some() && smtp.password_file.is_some() {
+            bail!(
+                "{origin}: set one of `email.smtp.password_env` and `email.smtp.password_file`, not both"
+            );
+        }
+        if (smtp.password_env.is_some() || smtp.password_file.is_some()) && smtp.username.is_none()
+        {
+            bail!("{origin}: a password is configured but `email.smtp.username` is not");
+        }
+        if self.email.transport == TransportKind::Smtp {
+            if let Some(var) = &smtp.password_env
+                && !env.contains_key(var)
+            {
+                self.warnings.push(format!(
+                    "`email.smtp.password_env` names `{var}`, which is not set: sending will fail"
+                ));
+            }
+            if let Some(path) = &smtp.password_file {
+                self.warnings.extend(password_file_warning(path));
+            }
+            if smtp.security == Security::None && !is_loopback(&smtp.host) {
+                self.warnings.push(format!(
+                    "`email.smtp.security = \"none\"` sends mail to `{}` unencrypted",
+                    smtp.host
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn find_file(
+    overrides: &Overrides,
+    env: &HashMap<String, String>,
+    cwd: &Path,
+) -> Result<Option<PathBuf>> {
+    // --config and HELPDESK_CONFIG arrive together through clap's `env`.
+    if let Some(path) = &overrides.config {
+        let path = cwd.join(path);
+        if !path.is_file() {
+            bail!("configuration file `{}` does not exist", path.display());
+        }
+        return Ok(Some(path));
+    }
+    let local = cwd.join(FILE_NAME);
+    if local.is_file() {
+        return Ok(Some(local));
+    }
+    let xdg = env
+        .get("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".config")));
+    if let Some(dir) = xdg {
+        let path = dir.join("helpdesk").join(FILE_NAME);
+        if path.is_file() {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
+}
+
+fn parse_file(text: &str, path: &Path) -> Result<FileConfig> {
+    toml::from_str(text).map_err(|err| {
+        let place = err.span().map(|span| Place::of(text, span.start));
+        let message = err.message().trim_end_matches('\n');
+        let located = match &place {
+            Some(place) => format!(
+                "`{}` line {}, column {}",
+                path.display(),
+                place.line,
+                place.column
+            ),
+            None => format!("`{}`", path.display()),
+        };
+        let key = place.as_ref().and_then(|p| p.key.clone());
+        if let Some(key) = key
+            .as_deref()
+            .filter(|k| k.rsplit('.').next() == Some("password"))
+        {
+            // The value is a secret: never repeat it, not even in a snippet.
+            return anyhow::anyhow!(
+                "{located}: key `{key}` is not allowed: the password is never stored in the file; \
+                 name an environment variable with `password_env` or a file with `password_file`"
+            );
+        }
+        match key {
+            Some(key) => anyhow::anyhow!("{located}, key `{key}`: {message}"),
+            None => anyhow::anyhow!("{located}: {message}"),
+        }
+    })
+}
+
+/// A position in the file, with the dotted key written there if one is.
+struct Place {
+    line: usize,
+    column: usize,
+    key: Option<String>,
+}
+
+impl Place {
+    fn of(text: &str, offset: usize) -> Place {
+        let offset = offset.min(text.len());
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = text[line_start..offset].chars().count() + 1;
+        let line_text = text[line_start..].lines().next().unwrap_or("");
+        let mut table = None;
+        for earlier in before.lines() {
+            let t = earlier.trim();
+            if t.starts_with('[') && !t.starts_with("[[") {
+                table = Some(t.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+            }
+        }
+        let trimmed = line_text.trim();
+        let key = if trimmed.starts_with('[') {
+            Some(
+                trimmed
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .trim()
+                    .to_string(),
+            )
+        } else {
+            line_text.split_once('=').map(|(k, _)| {
+                let k = k.trim().trim_matches('"');
+                match &table {
+                    Some(table) => format!("{table}.{k}"),
+                    None => k.to_string(),
+                }
+            })
+        };
+        Place { line, column, key }
+    }
+}
+
+fn resolve(file: FileConfig, source: Option<PathBuf>, base: &Path) -> Result<Config> {
+    let email = file.email.unwrap_or_default();
+    let smtp = email.smtp.unwrap_or_default();
+    let host = smtp.host.unwrap_or_else(|| "localhost".into());
+    let security = smtp.security.unwrap_or(if is_loopback(&host) {
+        Security::None
+    } else {
+        Security::Starttls
+    });
+    let admins = file
+        .admins
+        .unwrap_or_default()
+        .into_iter()
+        .map(|entry| match entry {
+            AdminEntry::Pair(name, email) | AdminEntry::Table { name, email } => {
+                Admin { name, email }
+            }
+        })
+        .collect();
+    Ok(Config {
+        file: source,
+        debug: file.debug.unwrap_or(false),
+        database: base.join(
+            file.database
+                .unwrap_or_else(|| PathBuf::from("helpdesk.db")),
+        ),
+        admins,
+        default_from_email: file
+            .default_from_email
+            .unwrap_or_else(|| "helpdesk@localhost".into()),
+        development_email: file.development_email,
+        templates_dir: file.templates_dir.map(|dir| base.join(dir)),
+        site: file.site.unwrap_or_default(),
+        email: Email {
+            transport: email.transport.unwrap_or(TransportKind::Smtp),
+            smtp: Smtp {
+                host,
+                port: smtp.port.unwrap_or(25),
+                security,
+                username: smtp.username,
+                password_env: smtp.password_env,
+                password_file: smtp.password_file.map(|p| base.join(p)),
+                timeout_secs: smtp.timeout_secs.unwrap_or(10),
+                ca_file: smtp.ca_file.map(|p| base.join(p)),
+            },
+            sendmail: Sendmail {
+                command: email
+                    .sendmail
+                    .and_then(|s| s.command)
+                    .unwrap_or_else(|| "/usr/sbin/sendmail".into()),
+            },
+            file: FileTransport {
+                dir: base.join(
+                    email
+                        .file
+                        .and_then(|f| f.dir)
+                        .unwrap_or_else(|| PathBuf::from("outbox")),
+                ),
+            },
+        },
+        queue: file.queue.unwrap_or_default(),
+        warnings: Vec::new(),
+    })
+}
+
+fn parse_bool(value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => bail!("not a boolean"),
+    }
+}
+
+/// A value that ends up in a mail header must not be able to start a new header.
+pub fn check_header_value(key: &str, value: &str, origin: &str) -> Result<()> {
+    if value.contains(['\r', '\n']) {
+        bail!("{origin}: `{key}` contains a line break, which would break a mail header");
+    }
+    Ok(())
+}
+
+fn check_address(key: &str, value: &str, origin: &str) -> Result<()> {
+    Address::from_str(value).map(|_| ()).map_err(|e| {
+        anyhow::anyhow!("{origin}: `{key}` has an invalid email address `{value}` ({e})")
+    })
+}
+
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(unix)]
+fn password_file_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => Some(format!(
+            "`email.smtp.password_file` `{}` can be read by other users: run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )),
+        Ok(_) => None,
+        Err(e) => Some(format!(
+            "`email.smtp.password_file` `{}` cannot be read: {e}",
+            path.display()
+        )),
+    }
+}
+
+#[cfg(not(unix))]
+fn password_file_warning(_path: &Path) -> Option<String> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, text).unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(
+            &Overrides {
+                config: Some(path),
+                db: None,
+            },
+            &env,
+            dir.path(),
+        )
+    }
+
+    #[test]
+    fn defaults_apply_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(&Overrides::default(), &HashMap::new(), dir.path()).unwrap();
+        assert!(config.file.is_none());
+        assert_eq!(config.database, dir.path().join("helpdesk.db"));
+        assert_eq!(config.email.smtp.host, "localhost");
+        assert_eq!(config.email.smtp.port, 25);
+        assert_eq!(config.email.smtp.security, Security::None);
+        assert_eq!(config.queue.batch_size, 100);
+        assert!(!config.debug);
+    }
+
+    #[test]
+    fn both_admin_shapes_are_read() {
+        let config = load_text(
+            "admins = [[\"Ann\", \"ann@example.org\"], { name = \"Bo\", email = \"bo@example.org\" }]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            config.admins[0],
+            Admin {
+                name: "Ann".into(),
+                email: "ann@example.org".into()
+            }
+        );
+        assert_eq!(config.admins[1].email, "bo@example.org");
+    }
+
+    #[test]
+    fn unknown_key_names_line_column_and_key() {
+        let err = load_text("debug = false\n[email.smtp]\nhots = \"x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3, column 1"), "{err}");
+        assert!(err.contains("key `email.smtp.hots`"), "{err}");
+        assert!(err.contains("unknown field `hots`"), "{err}");
+    }
+
+    #[test]
+    fn password_key_is_refused_without_repeating_it() {
+        let err = load_text("[email.smtp]\npassword = \"hunter2\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`email.smtp.password` is not allowed"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn debug_needs_development_email() {
+        let err = load_text("debug = true\n", &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("`debug = true` needs `development_email`"),
+            "{err}"
+        );
+        assert!(
+            load_text(
+                "debug = true\ndevelopment_email = \"dev@example.org\"\n",
+                &[]
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn environment_overrides_debug() {
+        let config = load_text(
+            "development_email = \"dev@example.org\"\n",
+            &[("HELPDESK_DEBUG", "1")],
+        )
+        .unwrap();
+        assert!(config.debug);
+        let err = load_text("", &[("HELPDESK_DEBUG", "yes")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HELPDESK_DEBUG"), "{err}");
+    }
+
+    #[test]
+    fn line_breaks_in_header_values_are_refused() {
+        let err = load_text(
+            "default_from_email = \"a@example.org\\r\\nBcc: x@evil.test\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`default_from_email` contains a line break"),
+            "{err}"
+        );
+        let err = load_text("admins = [[\"Ann\\nX\", \"ann@example.org\"]]\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`admins` contains a line break"), "{err}");
+    }
+
+    #[test]
+    fn security_defaults_by_host() {
+        let config = load_text("[email.smtp]\nhost = \"mail.example.org\"\n", &[]).unwrap();
+        assert_eq!(config.email.smtp.security, Security::Starttls);
+        let config = load_text("[email.smtp]\nhost = \"127.0.0.1\"\n", &[]).unwrap();
+        assert_eq!(config.email.smtp.security, Security::None);
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_file() {
+        let config = load_text("database = \"data/hd.db\"\n", &[]).unwrap();
+        let folder = config
+            .file
+            .as_ref()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        assert_eq!(config.database, folder.join("data/hd.db"));
+    }
+}

@@ -1,0 +1,33 @@
+//! `helpdesk`: parse the command line, run the command, print the error,
+//! exit with the SPEC's status (0 done, 1 error, 2 usage, 3 flush incomplete).
+
+mod app;
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod model;
+mod notify;
+mod output;
+mod render;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // A bug must still read as one line, not a stack trace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error: {info}");
+        eprintln!("hint: this is a bug in helpdesk; nothing after this point was written");
+    }));
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(status) => status.into(),
+        Err(err) => {
+            error::report(&err);
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The domain's value types: ticket fields, channels and notification states,
+//! each with its stored name (also its JSON value), its display name and the
+//! spellings the command line accepts. Storage and rendering both use these;
+//! neither defines its own copy.
+
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+/// Declares a closed set of values stored and printed by their snake_case name.
+macro_rules! value_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $stored:literal / $display:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        #[value(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        // Not every type uses every helper; the macro gives each the same set.
+        #[allow(dead_code)]
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The name stored in the database and used in JSON.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $stored),+ }
+            }
+
+            /// The name people read.
+            pub fn display(self) -> &'static str {
+                match self { $($name::$variant => $display),+ }
+            }
+
+            /// Parses a stored name; `None` for anything else.
+            pub fn from_stored(text: &str) -> Option<$name> {
+                match text { $($stored => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.display())
+            }
+        }
+    };
+}
+
+value_enum! {
+    /// What a ticket is about.
+    Purpose {
+        App = "app" / "App",
+        #[value(alias = "comp")]
+        Company = "company" / "Company",
+    }
+}
+
+value_enum! {
+    /// How urgent a ticket is.
+    Priority {
+        Low = "low" / "Low",
+        #[value(alias = "med")]
+        Medium = "medium" / "Medium",
+        High = "high" / "High",
+        #[value(alias = "urge")]
+        Urgent = "urgent" / "Urgent",
+    }
+}
+
+value_enum! {
+    /// Where a ticket stands.
+    Status {
+        #[value(alias = "read")]
+        Ready = "ready" / "Ready",
+        #[value(alias = "in-progress", alias = "prog")]
+        InProgress = "in_progress" / "In Progress",
+        Done = "done" / "Done",
+    }
+}
+
+value_enum! {
+    /// How a notification reaches its user.
+    Channel {
+        App = "app" / "In-app",
+        Email = "email" / "Email",
+    }
+}
+
+value_enum! {
+    /// The life of a notification: see SPEC §1 "Notification states".
+    NotificationStatus {
+        Pending = "pending" / "Pending",
+        Processing = "processing" / "Processing",
+        Sent = "sent" / "Sent",
+        Errored = "errored" / "Errored",
+        Failed = "failed" / "Failed",
+    }
+}
+
+value_enum! {
+    /// How urgent a notification is; a flush sends high before medium before low.
+    NotificationPriority {
+        Low = "low" / "Low",
+        Medium = "medium" / "Medium",
+        High = "high" / "High",
+    }
+}
+
+impl NotificationPriority {
+    /// Sort key for the queue: larger is sent first.
+    pub fn rank(self) -> i64 {
+        match self {
+            NotificationPriority::Low => 1,
+            NotificationPriority::Medium => 2,
+            NotificationPriority::High => 3,
+        }
+    }
+
+    pub fn from_rank(rank: i64) -> Option<NotificationPriority> {
+        match rank {
+            1 => Some(NotificationPriority::Low),
+            2 => Some(NotificationPriority::Medium),
+            3 => Some(NotificationPriority::High),
+            _ => None,
+        }
+    }
+}
+
+impl From<Priority> for NotificationPriority {
+    fn from(priority: Priority) -> Self {
+        match priority {
+            Priority::Low => NotificationPriority::Low,
+            Priority::Medium => NotificationPriority::Medium,
+            Priority::High | Priority::Urgent => NotificationPriority::High,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_spellings_map_to_stored_values() {
+        let cases = [
+            ("comp", Purpose::Company.as_str()),
+            ("COMPANY", Purpose::Company.as_str()),
+            ("App", Purpose::App.as_str()),
+        ];
+        for (input, stored) in cases {
+            assert_eq!(Purpose::from_str(input, true).unwrap().as_str(), stored);
+        }
+        assert_eq!(Priority::from_str("med", true).unwrap(), Priority::Medium);
+        assert_eq!(Priority::from_str("URGE", true).unwrap(), Priority::Urgent);
+        assert_eq!(Status::from_str("read", true).unwrap(), Status::Ready);
+        assert_eq!(
+            Status::from_str("in-progress", true).unwrap(),
+            Status::InProgress
+        );
+        assert_eq!(Status::from_str("prog", true).unwrap(), Status::InProgress);
+        assert!(Priority::from_str("critical", true).is_err());
+    }
+
+    #[test]
+    fn ticket_priority_maps_to_notification_priority() {
+        assert_eq!(
+            NotificationPriority::from(Priority::Urgent),
+            NotificationPriority::High
+        );
+        assert_eq!(
+            NotificationPriority::from(Priority::High),
+            NotificationPriority::High
+        );
+        assert_eq!(
+            NotificationPriority::from(Priority::Medium),
+            NotificationPriority::Medium
+        );
+        assert_eq!(
+            NotificationPriority::from(Priority::Low),
+            NotificationPriority::Low
+        );
+        for p in NotificationPriority::ALL {
+            assert_eq!(NotificationPriority::from_rank(p.rank()), Some(*p));
+        }
+    }
+
+    #[test]
+    fn stored_names_round_trip() {
+        for s in Status::ALL {
+            assert_eq!(Status::from_stored(s.as_str()), Some(*s));
+        }
+        assert_eq!(Status::InProgress.display(), "In Progress");
+    }
+}

@@ -1,0 +1,190 @@
+//! What each event says: the title (also the email subject), the in-app body,
+//! the ticket's URL, and the email's HTML and text parts, rendered through
+//! `render.rs` from `templates/email/ticket_<event>.{html,txt}`.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::config::Site;
+use crate::notify::event::{Change, EventData, EventKind};
+use crate::render::Renderer;
+
+/// How many characters of a comment the in-app body quotes.
+const COMMENT_PREVIEW_CHARS: usize = 140;
+
+/// The title of an event's notifications, on every channel.
+pub fn title(kind: EventKind, ticket_id: i64) -> String {
+    match kind {
+        EventKind::New => "A new help desk ticket has been created".to_string(),
+        EventKind::Update => format!("Help desk ticket #{ticket_id} has been updated"),
+        EventKind::Comment => format!("New comment on help desk ticket #{ticket_id}"),
+    }
+}
+
+/// The in-app body of an event's notifications.
+pub fn app_body(kind: EventKind, data: &EventData, actor: &str) -> String {
+    match kind {
+        EventKind::New => format!("Priority: {} - Purpose: {}", data.priority, data.purpose),
+        EventKind::Update => data
+            .changes
+            .iter()
+            .map(|c| format!("{}: {} → {}", c.field, c.from, c.to))
+            .collect::<Vec<_>>()
+            .join(", "),
+        EventKind::Comment => {
+            let comment = data.comment.as_deref().unwrap_or_default();
+            let mut preview: String = comment.chars().take(COMMENT_PREVIEW_CHARS).collect();
+            if preview.len() < comment.len() {
+                preview.push('…');
+            }
+            format!("{actor}: {preview}")
+        }
+    }
+}
+
+/// The ticket's page, relative to the site (in-app notifications carry this).
+pub fn ticket_path(ticket_id: i64) -> String {
+    format!("/help_desk/page/{ticket_id}/detail/")
+}
+
+/// An email's subject and both bodies.
+#[derive(Debug, Clone)]
+pub struct EmailContent {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+#[derive(Serialize)]
+struct TicketFacts<'a> {
+    id: i64,
+    purpose: &'static str,
+    priority: &'static str,
+    status: &'static str,
+    description: &'a str,
+}
+
+/// What the email templates see.
+#[derive(Serialize)]
+struct EmailContext<'a> {
+    title: &'a str,
+    ticket: TicketFacts<'a>,
+    /// The absolute URL of the ticket.
+    url: String,
+    /// Who caused the event.
+    actor: &'a str,
+    changes: &'a [Change],
+    comment: Option<&'a str>,
+}
+
+/// Renders the email for an event; the same for every recipient.
+pub fn email(
+    renderer: &Renderer,
+    site: &Site,
+    kind: EventKind,
+    ticket_id: i64,
+    data: &EventData,
+    actor: &str,
+) -> Result<EmailContent> {
+    let subject = title(kind, ticket_id);
+    let context = EmailContext {
+        title: &subject,
+        ticket: TicketFacts {
+            id: ticket_id,
+            purpose: data.purpose.display(),
+            priority: data.priority.display(),
+            status: data.status.display(),
+            description: &data.description,
+        },
+        url: site.absolute(&ticket_path(ticket_id)),
+        actor,
+        changes: &data.changes,
+        comment: data.comment.as_deref(),
+    };
+    let html = renderer.render(&format!("email/ticket_{}.html", kind.as_str()), &context)?;
+    let text = renderer.render(&format!("email/ticket_{}.txt", kind.as_str()), &context)?;
+    Ok(EmailContent {
+        subject,
+        html,
+        text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Priority, Purpose, Status};
+
+    fn data() -> EventData {
+        EventData {
+            purpose: Purpose::App,
+            priority: Priority::High,
+            status: Status::Ready,
+            description: "Line one\n<script>alert(1)</script>".into(),
+            changes: vec![],
+            comment: None,
+        }
+    }
+
+    #[test]
+    fn new_ticket_content_matches_the_spec() {
+        assert_eq!(
+            title(EventKind::New, 7),
+            "A new help desk ticket has been created"
+        );
+        assert_eq!(
+            app_body(EventKind::New, &data(), "ann"),
+            "Priority: High - Purpose: App"
+        );
+        assert_eq!(ticket_path(7), "/help_desk/page/7/detail/");
+    }
+
+    #[test]
+    fn email_escapes_html_keeps_line_breaks_and_links_absolutely() {
+        let renderer = Renderer::new(None).unwrap();
+        let mail = email(
+            &renderer,
+            &Site::default(),
+            EventKind::New,
+            7,
+            &data(),
+            "ann",
+        )
+        .unwrap();
+        assert!(mail.html.contains("#7"));
+        assert!(
+            mail.html
+                .contains("Line one<br>\n&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{}",
+            mail.html
+        );
+        assert!(!mail.html.contains("<script>"));
+        assert!(
+            mail.html
+                .contains("https://example.com/help_desk/page/7/detail/")
+        );
+        assert!(
+            mail.text.contains("<script>alert(1)</script>"),
+            "the text part is not HTML"
+        );
+        assert!(mail.text.contains("Priority:  High"));
+    }
+
+    #[test]
+    fn comment_preview_is_cut_at_140_characters() {
+        let mut d = data();
+        d.comment = Some("é".repeat(200));
+        let body = app_body(EventKind::Comment, &d, "bo");
+        assert_eq!(body.chars().count(), "bo: ".len() + 140 + 1);
+        let mut d = data();
+        d.changes = vec![Change {
+            field: "Status".into(),
+            from: "Ready".into(),
+            to: "In Progress".into(),
+        }];
+        assert_eq!(
+            app_body(EventKind::Update, &d, "bo"),
+            "Status: Ready → In Progress"
+        );
+    }
+}

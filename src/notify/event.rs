@@ -1,0 +1,80 @@
+//! Ticket events and the facts recorded with each: the ticket as it stood
+//! right after the event, what changed, and the comment. Notifications are
+//! rendered from these facts, so an email sent an hour later still describes
+//! the event, not whatever the ticket has become since.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Priority, Purpose, Status};
+use crate::store::tickets::Ticket;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    New,
+    Update,
+    Comment,
+}
+
+impl EventKind {
+    pub const ALL: &'static [EventKind] = &[EventKind::New, EventKind::Update, EventKind::Comment];
+
+    /// The stored name, also the template suffix (`ticket_<name>.html`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::New => "new",
+            EventKind::Update => "update",
+            EventKind::Comment => "comment",
+        }
+    }
+
+    pub fn from_stored(text: &str) -> Option<EventKind> {
+        EventKind::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// The facts stored with an event (as JSON in `events.data`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventData {
+    pub purpose: Purpose,
+    pub priority: Priority,
+    pub status: Status,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// One field that an update changed, with display names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub field: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl EventData {
+    /// The facts of a ticket as it stands now.
+    pub fn of(ticket: &Ticket) -> EventData {
+        EventData {
+            purpose: ticket.purpose,
+            priority: ticket.priority,
+            status: ticket.status,
+            description: ticket.description.clone(),
+            changes: Vec::new(),
+            comment: None,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self)
+            .expect("EventData holds only strings and enums, which always serialize")
+    }
+
+    pub fn from_json(text: &str) -> anyhow::Result<EventData> {
+        serde_json::from_str(text).map_err(|e| anyhow::anyhow!("damaged event record: {e}"))
+    }
+}

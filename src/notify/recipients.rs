@@ -1,0 +1,161 @@
+//! Who hears about an event: a rule and the people in each audience in, one
+//! entry per user with the union of their channels out. Pure: no database,
+//! no configuration; `queue` gathers the people and writes the result.
+
+use crate::model::Channel;
+use crate::notify::{Audience, Rule};
+use crate::store::users::User;
+
+/// The people in each audience, as the database has them (active users only).
+#[derive(Debug, Default)]
+pub struct People {
+    pub developers: Vec<User>,
+    pub managers: Vec<User>,
+    pub creator: Option<User>,
+}
+
+impl People {
+    fn of(&self, audience: Audience) -> &[User] {
+        match audience {
+            Audience::Developers => &self.developers,
+            Audience::Managers => &self.managers,
+            Audience::Creator => self.creator.as_slice(),
+        }
+    }
+}
+
+/// One user to notify, on each of these channels once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub user: User,
+    pub channels: Vec<Channel>,
+}
+
+/// Resolves a rule: users in the order their first audience lists them,
+/// each once, with every channel any of their audiences gives them (once),
+/// leaving out the actor when the rule says so.
+pub fn resolve(rule: &Rule, people: &People, actor_id: i64) -> Vec<Recipient> {
+    let mut out: Vec<Recipient> = Vec::new();
+    for (audience, channels) in rule.audiences {
+        for user in people.of(*audience) {
+            if !user.active || (rule.skip_actor && user.id == actor_id) {
+                continue;
+            }
+            let entry = match out.iter().position(|r| r.user.id == user.id) {
+                Some(i) => &mut out[i],
+                None => {
+                    out.push(Recipient {
+                        user: user.clone(),
+                        channels: Vec::new(),
+                    });
+                    out.last_mut().expect("pushed just now")
+                }
+            };
+            for channel in *channels {
+                if !entry.channels.contains(channel) {
+                    entry.channels.push(*channel);
+                }
+            }
+        }
+    }
+    for recipient in &mut out {
+        recipient.channels.sort();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::{EventKind, rule};
+
+    fn user(id: i64, name: &str) -> User {
+        User {
+            id,
+            username: name.into(),
+            email: format!("{name}@example.org"),
+            name: String::new(),
+            active: true,
+            created_at: 0,
+        }
+    }
+
+    fn summary(recipients: &[Recipient]) -> Vec<(String, Vec<Channel>)> {
+        recipients
+            .iter()
+            .map(|r| (r.user.username.clone(), r.channels.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn new_ticket_reaches_developers_by_both_channels_and_managers_in_app() {
+        let people = People {
+            developers: vec![user(1, "dev")],
+            managers: vec![user(2, "boss")],
+            creator: None,
+        };
+        let got = resolve(rule(EventKind::New), &people, 1);
+        assert_eq!(
+            summary(&got),
+            vec![
+                ("dev".into(), vec![Channel::App, Channel::Email]),
+                ("boss".into(), vec![Channel::App])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_developer_who_is_also_a_manager_gets_one_of_each() {
+        let both = user(1, "both");
+        let people = People {
+            developers: vec![both.clone()],
+            managers: vec![both.clone(), both],
+            creator: None,
+        };
+        let got = resolve(rule(EventKind::New), &people, 99);
+        assert_eq!(
+            summary(&got),
+            vec![("both".into(), vec![Channel::App, Channel::Email])]
+        );
+    }
+
+    #[test]
+    fn updates_skip_the_actor_but_new_tickets_do_not() {
+        let dev = user(1, "dev");
+        let people = People {
+            developers: vec![dev.clone()],
+            managers: vec![],
+            creator: Some(dev),
+        };
+        assert_eq!(resolve(rule(EventKind::New), &people, 1).len(), 1);
+        assert!(resolve(rule(EventKind::Update), &people, 1).is_empty());
+        assert!(resolve(rule(EventKind::Comment), &people, 1).is_empty());
+    }
+
+    #[test]
+    fn a_manager_who_created_the_ticket_gets_email_too_on_updates() {
+        let boss = user(2, "boss");
+        let people = People {
+            developers: vec![],
+            managers: vec![boss.clone()],
+            creator: Some(boss),
+        };
+        let got = resolve(rule(EventKind::Comment), &people, 7);
+        assert_eq!(
+            summary(&got),
+            vec![("boss".into(), vec![Channel::App, Channel::Email])]
+        );
+    }
+
+    #[test]
+    fn inactive_users_are_left_out() {
+        let mut gone = user(1, "gone");
+        gone.active = false;
+        let people = People {
+            developers: vec![gone.clone()],
+            managers: vec![gone],
+            creator: None,
+        };
+        assert!(resolve(rule(EventKind::New), &people, 9).is_empty());
+    }
+}

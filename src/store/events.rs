@@ -1,0 +1,64 @@
+//! SQL for ticket events: what happened to a ticket, by whom, with the facts
+//! its notifications are rendered from (JSON, owned by `notify::event`).
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Result, now_ms};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub kind: String,
+    pub actor_id: i64,
+    /// The actor's username, joined in for display.
+    pub actor: String,
+    pub data: String,
+    pub created_at: i64,
+}
+
+const SELECT: &str =
+    "SELECT e.id, e.ticket_id, e.kind, e.actor_id, u.username, e.data, e.created_at
+                        FROM events e JOIN users u ON u.id = e.actor_id";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: row.get(0)?,
+        ticket_id: row.get(1)?,
+        kind: row.get(2)?,
+        actor_id: row.get(3)?,
+        actor: row.get(4)?,
+        data: row.get(5)?,
+        created_at: row.get(6)?,
+    })
+}
+
+/// Records an event; the caller decides the transaction.
+pub fn insert(
+    conn: &Connection,
+    ticket_id: i64,
+    kind: &str,
+    actor_id: i64,
+    data: &str,
+) -> Result<EventRow> {
+    let now = now_ms();
+    conn.prepare_cached("INSERT INTO events (ticket_id, kind, actor_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![ticket_id, kind, actor_id, data, now])?;
+    let id = conn.last_insert_rowid();
+    Ok(by_id(conn, id)?.expect("the row inserted just now in this transaction"))
+}
+
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<EventRow>> {
+    Ok(conn
+        .prepare_cached(&format!("{SELECT} WHERE e.id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
+/// A ticket's events, oldest first.
+pub fn of_ticket(conn: &Connection, ticket_id: i64) -> Result<Vec<EventRow>> {
+    let mut stmt =
+        conn.prepare_cached(&format!("{SELECT} WHERE e.ticket_id = ?1 ORDER BY e.id"))?;
+    let rows = stmt.query_map([ticket_id], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -1,0 +1,549 @@
+//! SQL for notifications (in-app and email), their delivery attempts, and
+//! the log of completed flushes. The queue's policy (what is due when, how
+//! long to back off) is `notify::queue`'s; this file only reads and writes.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::Result;
+use crate::model::{Channel, NotificationPriority, NotificationStatus};
+
+pub struct NewNotification<'a> {
+    pub event_id: i64,
+    pub ticket_id: i64,
+    pub user_id: i64,
+    pub channel: Channel,
+    pub priority: NotificationPriority,
+    pub title: &'a str,
+    pub body: &'a str,
+    pub url: &'a str,
+    pub status: NotificationStatus,
+    pub to_addr: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub created_at: i64,
+    /// Set for in-app notifications, which are delivered as they are written.
+    pub delivered_at: Option<i64>,
+}
+
+/// Inserts a notification; the caller decides the transaction.
+pub fn insert(conn: &Connection, new: &NewNotification<'_>) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, title, body, url, status,
+                                    to_addr, message_id, created_at, delivered_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        new.event_id,
+        new.ticket_id,
+        new.user_id,
+        new.channel.as_str(),
+        new.priority.rank(),
+        new.title,
+        new.body,
+        new.url,
+        new.status.as_str(),
+        new.to_addr,
+        new.message_id,
+        new.created_at,
+        new.delivered_at,
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn parse_stored<T>(
+    row: &Row<'_>,
+    index: usize,
+    parse: fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("unknown stored value `{text}`").into(),
+        )
+    })
+}
+
+fn priority_at(row: &Row<'_>, index: usize) -> rusqlite::Result<NotificationPriority> {
+    let rank: i64 = row.get(index)?;
+    NotificationPriority::from_rank(rank).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Integer,
+            format!("unknown priority rank {rank}").into(),
+        )
+    })
+}
+
+// ---- A ticket's notifications --------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub id: i64,
+    pub username: String,
+    pub channel: Channel,
+    pub status: NotificationStatus,
+}
+
+/// A ticket's notifications, in the order they were written.
+pub fn of_ticket(conn: &Connection, ticket_id: i64) -> Result<Vec<Summary>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT n.id, u.username, n.channel, n.status FROM notifications n JOIN users u ON u.id = n.user_id
+          WHERE n.ticket_id = ?1 ORDER BY n.id",
+    )?;
+    let rows = stmt.query_map([ticket_id], |row| {
+        Ok(Summary {
+            id: row.get(0)?,
+            username: row.get(1)?,
+            channel: parse_stored(row, 2, Channel::from_stored)?,
+            status: parse_stored(row, 3, NotificationStatus::from_stored)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+// ---- The inbox -----------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct InboxItem {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub title: String,
+    pub body: String,
+    pub url: String,
+    pub priority: NotificationPriority,
+    pub read_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+}
+
+/// A user's in-app notifications, newest first.
+pub fn inbox(
+    conn: &Connection,
+    user_id: i64,
+    unread_only: bool,
+    limit: u32,
+) -> Result<Vec<InboxItem>> {
+    let sql = if unread_only {
+        "SELECT id, ticket_id, title, body, url, priority, read_at, delivered_at FROM notifications
+          WHERE user_id = ?1 AND channel = 'app' AND read_at IS NULL ORDER BY id DESC LIMIT ?2"
+    } else {
+        "SELECT id, ticket_id, title, body, url, priority, read_at, delivered_at FROM notifications
+          WHERE user_id = ?1 AND channel = 'app' ORDER BY id DESC LIMIT ?2"
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![user_id, limit], |row| {
+        Ok(InboxItem {
+            id: row.get(0)?,
+            ticket_id: row.get(1)?,
+            title: row.get(2)?,
+            body: row.get(3)?,
+            url: row.get(4)?,
+            priority: priority_at(row, 5)?,
+            read_at: row.get(6)?,
+            delivered_at: row.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// How many in-app notifications the user has not read.
+pub fn unread_count(conn: &Connection, user_id: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM notifications WHERE user_id = ?1 AND channel = 'app' AND read_at IS NULL",
+        )?
+        .query_row([user_id], |row| row.get(0))?)
+}
+
+/// Of `ids`, those that are not in-app notifications of this user.
+pub fn not_in_inbox(conn: &Connection, user_id: i64, ids: &[i64]) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM notifications WHERE id = ?1 AND user_id = ?2 AND channel = 'app'",
+    )?;
+    let mut missing = Vec::new();
+    for &id in ids {
+        if !stmt.exists(params![id, user_id])? {
+            missing.push(id);
+        }
+    }
+    Ok(missing)
+}
+
+/// Marks these of the user's notifications read (those not read yet); returns how many changed.
+pub fn mark_read(conn: &Connection, user_id: i64, ids: &[i64], at: i64) -> Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE notifications SET read_at = ?3
+          WHERE id = ?1 AND user_id = ?2 AND channel = 'app' AND read_at IS NULL",
+    )?;
+    let mut changed = 0;
+    for &id in ids {
+        changed += stmt.execute(params![id, user_id, at])?;
+    }
+    Ok(changed)
+}
+
+/// Marks every unread notification of the user read; returns how many changed.
+pub fn mark_all_read(conn: &Connection, user_id: i64, at: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE notifications SET read_at = ?2 WHERE user_id = ?1 AND channel = 'app' AND read_at IS NULL",
+        )?
+        .execute(params![user_id, at])?)
+}
+
+// ---- The email queue -----------------------------------------------------------------------
+
+/// An email notification claimed by a flush, with what is needed to send it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub event_id: i64,
+    pub ticket_id: i64,
+    pub to_addr: String,
+    pub message_id: String,
+    /// Attempts made before this claim.
+    pub attempts: i64,
+    /// The state it was claimed from: `processing` means a flush's lease expired.
+    pub claimed_from: NotificationStatus,
+}
+
+/// Email notifications due at `now`, highest priority first, then oldest:
+/// `pending`, `errored` whose next attempt has come, `processing` whose lease
+/// has expired.
+const DUE: &str = "channel = 'email' AND status IN ('pending', 'errored', 'processing')
+                   AND (status = 'pending'
+                        OR (status = 'errored' AND next_attempt_at <= ?1)
+                        OR (status = 'processing' AND lease_until <= ?1))";
+
+/// Claims up to `limit` due emails for the flush named `claim`, leasing them
+/// until `lease_until`. Run it inside an IMMEDIATE transaction (`Store::in_tx`):
+/// then no two flushes can claim the same row. Rows whose earlier lease had
+/// expired get an attempt record saying a flush may have sent them.
+pub fn claim_due(
+    conn: &Connection,
+    now: i64,
+    lease_until: i64,
+    claim: &str,
+    limit: u32,
+) -> Result<Vec<Claimed>> {
+    let mut select = conn.prepare_cached(&format!(
+        "SELECT id, event_id, ticket_id, to_addr, message_id, attempts, status
+           FROM notifications WHERE {DUE} ORDER BY priority DESC, id LIMIT ?2"
+    ))?;
+    let claimed: Vec<Claimed> = select
+        .query_map(params![now, limit], |row| {
+            Ok(Claimed {
+                id: row.get(0)?,
+                event_id: row.get(1)?,
+                ticket_id: row.get(2)?,
+                to_addr: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                message_id: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                attempts: row.get(5)?,
+                claimed_from: parse_stored(row, 6, NotificationStatus::from_stored)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut take = conn.prepare_cached(
+        "UPDATE notifications SET status = 'processing', lease_until = ?2, claim = ?3 WHERE id = ?1",
+    )?;
+    for row in &claimed {
+        take.execute(params![row.id, lease_until, claim])?;
+        if row.claimed_from == NotificationStatus::Processing {
+            insert_attempt(
+                conn,
+                row.id,
+                now,
+                "lease_expired",
+                "possibly sent: the flush that held this message stopped before recording the outcome",
+            )?;
+        }
+    }
+    Ok(claimed)
+}
+
+/// Whether any email is due at `now` (cheap: the no-op flush asks this first).
+pub fn due_exists(conn: &Connection, now: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT 1 FROM notifications WHERE {DUE} LIMIT 1"))?
+        .exists([now])?)
+}
+
+/// How many emails are due at `now`.
+pub fn due_count(conn: &Connection, now: i64) -> Result<u64> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT count(*) FROM notifications WHERE {DUE}"))?
+        .query_row([now], |row| row.get(0))?)
+}
+
+/// The emails a flush would claim at `now`, in the order it would send them.
+pub fn due_preview(conn: &Connection, now: i64, limit: u32) -> Result<Vec<QueueRow>> {
+    // DUE's columns are unqualified; only `notifications` has them.
+    let mut stmt = conn.prepare_cached(&format!(
+        "{QUEUE_SELECT} WHERE {DUE} ORDER BY n.priority DESC, n.id LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![now, limit], queue_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Pushes the lease of everything this flush still holds to `until`.
+pub fn extend_lease(conn: &Connection, claim: &str, until: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE notifications SET lease_until = ?2 WHERE claim = ?1 AND status = 'processing'",
+    )?
+    .execute(params![claim, until])?;
+    Ok(())
+}
+
+/// What became of one delivery attempt.
+pub struct AttemptRecord<'a> {
+    pub id: i64,
+    pub claim: &'a str,
+    pub at: i64,
+    pub status: NotificationStatus,
+    /// For `errored`: when it is due again.
+    pub next_attempt_at: Option<i64>,
+    /// `sent`, `deferred`, `failed`.
+    pub outcome: &'a str,
+    /// The server's reply or the error, as recorded in the attempt log.
+    pub reply: &'a str,
+}
+
+/// Records an attempt and the notification's new state. A `sent` outcome is
+/// written whoever holds the claim now (it is the truth); any other outcome
+/// only while this flush still holds the claim, so a flush whose lease
+/// expired cannot overwrite the work of the one that took over.
+/// Run it inside a transaction, so the state and its log agree.
+pub fn record_attempt(conn: &Connection, record: &AttemptRecord<'_>) -> Result<()> {
+    let sent = record.status == NotificationStatus::Sent;
+    conn.prepare_cached(
+        "UPDATE notifications
+            SET status = ?3, attempts = attempts + 1, next_attempt_at = ?4, lease_until = NULL, claim = NULL,
+                last_error = CASE WHEN ?5 THEN NULL ELSE ?6 END,
+                delivered_at = CASE WHEN ?5 THEN ?7 ELSE delivered_at END
+          WHERE id = ?1 AND (?5 OR claim = ?2)",
+    )?
+    .execute(params![
+        record.id,
+        record.claim,
+        record.status.as_str(),
+        record.next_attempt_at,
+        sent,
+        record.reply,
+        record.at,
+    ])?;
+    insert_attempt(conn, record.id, record.at, record.outcome, record.reply)
+}
+
+/// Gives back a claimed email that was not attempted (a run stopped by
+/// `--max-time`): it is due again at once, as it was before the claim.
+pub fn release(conn: &Connection, id: i64, claim: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE notifications
+            SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'errored' END,
+                next_attempt_at = CASE WHEN attempts = 0 THEN NULL ELSE 0 END,
+                lease_until = NULL, claim = NULL
+          WHERE id = ?1 AND claim = ?2",
+    )?
+    .execute(params![id, claim])?;
+    Ok(())
+}
+
+fn insert_attempt(conn: &Connection, id: i64, at: i64, outcome: &str, reply: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO attempts (notification_id, at, outcome, reply) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![id, at, outcome, reply])?;
+    Ok(())
+}
+
+// ---- Operator views and actions ------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct QueueRow {
+    pub id: i64,
+    pub channel: Channel,
+    pub username: String,
+    pub to_addr: Option<String>,
+    pub ticket_id: i64,
+    pub status: NotificationStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub title: String,
+    pub message_id: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+const QUEUE_SELECT: &str = "SELECT n.id, n.channel, u.username, n.to_addr, n.ticket_id, n.status, n.attempts,
+                                   n.next_attempt_at, n.last_error, n.title, n.message_id, n.created_at,
+                                   n.delivered_at
+                              FROM notifications n JOIN users u ON u.id = n.user_id";
+
+fn queue_row(row: &Row<'_>) -> rusqlite::Result<QueueRow> {
+    Ok(QueueRow {
+        id: row.get(0)?,
+        channel: parse_stored(row, 1, Channel::from_stored)?,
+        username: row.get(2)?,
+        to_addr: row.get(3)?,
+        ticket_id: row.get(4)?,
+        status: parse_stored(row, 5, NotificationStatus::from_stored)?,
+        attempts: row.get(6)?,
+        next_attempt_at: row.get(7)?,
+        last_error: row.get(8)?,
+        title: row.get(9)?,
+        message_id: row.get(10)?,
+        created_at: row.get(11)?,
+        delivered_at: row.get(12)?,
+    })
+}
+
+/// Notifications, newest first, optionally of one state or channel.
+pub fn list(
+    conn: &Connection,
+    status: Option<NotificationStatus>,
+    channel: Option<Channel>,
+    limit: u32,
+) -> Result<Vec<QueueRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{QUEUE_SELECT} WHERE (?1 IS NULL OR n.status = ?1) AND (?2 IS NULL OR n.channel = ?2)
+          ORDER BY n.id DESC LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            status.map(|s| s.as_str()),
+            channel.map(|c| c.as_str()),
+            limit
+        ],
+        queue_row,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<QueueRow>> {
+    Ok(conn
+        .prepare_cached(&format!("{QUEUE_SELECT} WHERE n.id = ?1"))?
+        .query_row([id], queue_row)
+        .optional()?)
+}
+
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub at: i64,
+    pub outcome: String,
+    pub reply: String,
+}
+
+/// A notification's attempts, oldest first.
+pub fn attempts_of(conn: &Connection, id: i64) -> Result<Vec<Attempt>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, outcome, reply FROM attempts WHERE notification_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([id], |row| {
+        Ok(Attempt {
+            at: row.get(0)?,
+            outcome: row.get(1)?,
+            reply: row.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Puts one email back to `pending` with its attempt count reset (the log is kept).
+pub fn requeue(conn: &Connection, id: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at = NULL, lease_until = NULL,
+                claim = NULL
+          WHERE id = ?1",
+    )?
+    .execute([id])?;
+    Ok(())
+}
+
+/// The IDs of every failed email.
+pub fn failed_ids(conn: &Connection) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM notifications WHERE channel = 'email' AND status = 'failed' ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |row| row.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Deletes sent and failed notifications created before `before` (never
+/// pending, processing or errored ones), with their attempts; returns how many.
+pub fn purge(conn: &Connection, before: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM notifications WHERE status IN ('sent', 'failed') AND created_at < ?1",
+        )?
+        .execute([before])?)
+}
+
+/// (channel, status, count) for every combination present.
+pub fn counts(conn: &Connection) -> Result<Vec<(Channel, NotificationStatus, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT channel, status, count(*) FROM notifications GROUP BY channel, status ORDER BY channel, status",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            parse_stored(row, 0, Channel::from_stored)?,
+            parse_stored(row, 1, NotificationStatus::from_stored)?,
+            row.get(2)?,
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// When the oldest email due at `now` was created.
+pub fn oldest_due(conn: &Connection, now: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT min(created_at) FROM notifications WHERE {DUE}"
+        ))?
+        .query_row([now], |row| row.get(0))?)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FlushRun {
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub claimed: u64,
+    pub sent: u64,
+    pub deferred: u64,
+    pub failed: u64,
+}
+
+/// Logs a flush that ran to its end (not one that was killed).
+pub fn record_flush_run(conn: &Connection, run: &FlushRun) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO flush_runs (started_at, finished_at, claimed, sent, deferred, failed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        run.started_at,
+        run.finished_at,
+        run.claimed,
+        run.sent,
+        run.deferred,
+        run.failed
+    ])?;
+    Ok(())
+}
+
+pub fn last_flush_run(conn: &Connection) -> Result<Option<FlushRun>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT started_at, finished_at, claimed, sent, deferred, failed FROM flush_runs ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([], |row| {
+            Ok(FlushRun {
+                started_at: row.get(0)?,
+                finished_at: row.get(1)?,
+                claimed: row.get(2)?,
+                sent: row.get(3)?,
+                deferred: row.get(4)?,
+                failed: row.get(5)?,
+            })
+        })
+        .optional()?)
+}
