@@ -233,6 +233,12 @@ impl Run {
     }
 
     #[track_caller]
+    pub fn stdout_is_empty(self) -> Run {
+        assert!(self.stdout.is_empty(), "stdout is not empty:\n{}", self.stdout);
+        self
+    }
+
+    #[track_caller]
     pub fn stdout_has(self, needle: &str) -> Run {
         assert!(
             self.stdout.contains(needle),
