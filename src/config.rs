@@ -259,6 +259,12 @@ impl Config {
         Ok(config)
     }
 
+    /// How long before its lease ends a flush must stop letting a message
+    /// out: time for the server's final reply, and a second to spare.
+    pub fn send_margin(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.email.smtp.timeout_secs.max(1) + 1)
+    }
+
     /// Where the file named `name` says something: `path` for messages.
     fn origin(&self) -> String {
         match &self.file {
@@ -311,6 +317,12 @@ impl Config {
             );
         }
         let smtp = &self.email.smtp;
+        if queue.lease_secs <= smtp.timeout_secs + 1 {
+            self.warnings.push(format!(
+                "`queue.lease_secs` ({}) should be well above `email.smtp.timeout_secs` ({}): a slow reply could outlast a claim",
+                queue.lease_secs, smtp.timeout_secs
+            ));
+        }
         if smtp.password_env.is_some() && smtp.password_file.is_some() {
             bail!(
                 "{origin}: set one of `email.smtp.password_env` and `email.smtp.password_file`, not both"

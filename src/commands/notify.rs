@@ -456,11 +456,11 @@ fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
             message_id: None,
             ticket_id: None,
         },
-        &content,
+        &message::Prepared::new(&content),
     )?;
     let mut transport = transport::from_config(&app.config, &app.env)?;
     let reply = transport
-        .send(&outgoing)
+        .send(&outgoing, &mut || true)
         .map_err(|e| anyhow::anyhow!("the test email was not accepted: {}", e.reason()))?;
     transport.close();
     app.out.show(&TestView {

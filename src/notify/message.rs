@@ -59,8 +59,25 @@ pub struct Addressing<'a> {
     pub ticket_id: Option<i64>,
 }
 
+/// An email's subject and MIME body, encoded once and shared by every
+/// recipient of the same event (encoding is most of the cost of a message).
+#[derive(Clone)]
+pub struct Prepared {
+    subject: String,
+    body: MultiPart,
+}
+
+impl Prepared {
+    pub fn new(content: &EmailContent) -> Prepared {
+        Prepared {
+            subject: content.subject.clone(),
+            body: MultiPart::alternative_plain_html(content.text.clone(), content.html.clone()),
+        }
+    }
+}
+
 /// Builds the message. Fails only on an address that cannot be parsed.
-pub fn build(addressing: &Addressing<'_>, content: &EmailContent) -> Result<Outgoing> {
+pub fn build(addressing: &Addressing<'_>, prepared: &Prepared) -> Result<Outgoing> {
     let from = Mailbox::from_str(addressing.from)
         .with_context(|| format!("invalid From address `{}`", addressing.from))?;
     let to = Address::from_str(addressing.to)
@@ -68,7 +85,7 @@ pub fn build(addressing: &Addressing<'_>, content: &EmailContent) -> Result<Outg
     let mut builder = Message::builder()
         .from(from)
         .to(Mailbox::new(None, to))
-        .subject(content.subject.as_str())
+        .subject(prepared.subject.as_str())
         .date_now()
         .header(AutoSubmitted);
     if let Some(id) = addressing.message_id {
@@ -78,10 +95,7 @@ pub fn build(addressing: &Addressing<'_>, content: &EmailContent) -> Result<Outg
         builder = builder.header(TicketHeader(ticket));
     }
     let message = builder
-        .multipart(MultiPart::alternative_plain_html(
-            content.text.clone(),
-            content.html.clone(),
-        ))
+        .multipart(prepared.body.clone())
         .context("could not build the message")?;
     Ok(Outgoing {
         envelope: message.envelope().clone(),
@@ -107,7 +121,7 @@ mod tests {
                 message_id: Some("<1.2.3@example.com>"),
                 ticket_id: Some(7),
             },
-            &content,
+            &Prepared::new(&content),
         )
         .unwrap();
         let raw = String::from_utf8(out.raw).unwrap();

@@ -38,8 +38,15 @@ impl SendError {
 }
 
 pub trait Transport {
-    /// Delivers one message; on success, the server's reply (or what stands for it).
-    fn send(&mut self, message: &Outgoing) -> Result<String, SendError>;
+    /// Delivers one message; on success, the server's reply (or what stands
+    /// for it). `ready` is asked just before the point of no return (SMTP's
+    /// final `.`); when it says no, the message is not let out and the result
+    /// is a `Transient` error.
+    fn send(
+        &mut self,
+        message: &Outgoing,
+        ready: &mut dyn FnMut() -> bool,
+    ) -> Result<String, SendError>;
     /// Ends the session politely, if there is one.
     fn close(&mut self) {}
 }
@@ -78,6 +85,8 @@ struct Smtp {
     timeout: Duration,
     hello: ClientId,
     connection: Option<SmtpConnection>,
+    /// Whether the open connection's server offers PIPELINING.
+    pipelining: bool,
 }
 
 impl Smtp {
@@ -112,6 +121,7 @@ impl Smtp {
             timeout: Duration::from_secs(smtp.timeout_secs.max(1)),
             hello: ClientId::default(),
             connection: None,
+            pipelining: false,
         })
     }
 
@@ -161,12 +171,20 @@ impl Smtp {
 }
 
 impl Transport for Smtp {
-    fn send(&mut self, message: &Outgoing) -> Result<String, SendError> {
+    fn send(
+        &mut self,
+        message: &Outgoing,
+        ready: &mut dyn FnMut() -> bool,
+    ) -> Result<String, SendError> {
         let mut conn = match self.connection.take() {
             Some(conn) if !conn.has_broken() => conn,
-            _ => self.connect()?,
+            _ => {
+                let mut conn = self.connect()?;
+                self.pipelining = offers_pipelining(&mut conn, &self.hello);
+                conn
+            }
         };
-        match conn.send(&message.envelope, &message.raw) {
+        match transmit(&mut conn, message, self.pipelining, ready) {
             Ok(response) => {
                 let reply = format!(
                     "{} {}",
@@ -176,11 +194,22 @@ impl Transport for Smtp {
                 self.connection = Some(conn);
                 Ok(reply)
             }
-            // lettre has closed the session on any error; the next message reconnects.
-            Err(e) if e.is_permanent() => {
-                Err(SendError::Permanent(format!("{}: {e}", self.server())))
+            Err(e) => {
+                // The session may be mid-transaction: close it; the next message reconnects.
+                conn.abort();
+                Err(match e {
+                    Refusal::Smtp(e) if e.is_permanent() => {
+                        SendError::Permanent(format!("{}: {e}", self.server()))
+                    }
+                    Refusal::Smtp(e) => SendError::Transient(format!("{}: {e}", self.server())),
+                    Refusal::Unsupported(why) => {
+                        SendError::Permanent(format!("{}: {why}", self.server()))
+                    }
+                    Refusal::NotReady => {
+                        SendError::Transient("not sent: the flush stopped before it".into())
+                    }
+                })
             }
-            Err(e) => Err(SendError::Transient(format!("{}: {e}", self.server()))),
         }
     }
 
@@ -194,6 +223,120 @@ impl Transport for Smtp {
 impl Drop for Smtp {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// Why `transmit` did not get a message accepted.
+enum Refusal {
+    Smtp(lettre::transport::smtp::Error),
+    /// The message needs an extension the server does not offer.
+    Unsupported(&'static str),
+    /// The caller said not to let the message out.
+    NotReady,
+}
+
+/// One SMTP transaction: MAIL, RCPT for each recipient, DATA, then the
+/// dot-stuffed message with its final `.` line in a single write.
+///
+/// This is lettre's `SmtpConnection::send` with two changes, both for speed:
+/// - lettre writes the message and the final `.` line separately; with
+///   Nagle's algorithm on (lettre does not set TCP_NODELAY) the second small
+///   write waits for the server's delayed ACK, about 40 ms per message.
+/// - When the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out
+///   in one write and their replies are read after it: two round trips per
+///   message instead of four.
+fn transmit(
+    conn: &mut SmtpConnection,
+    message: &Outgoing,
+    pipelining: bool,
+    ready: &mut dyn FnMut() -> bool,
+) -> Result<lettre::transport::smtp::response::Response, Refusal> {
+    use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+    use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+    let envelope = &message.envelope;
+    let mut parameters = Vec::new();
+    let non_ascii_address = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|address| !AsRef::<str>::as_ref(address).is_ascii());
+    if non_ascii_address {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(Refusal::Unsupported(
+                "an address is not ASCII and the server does not offer SMTPUTF8",
+            ));
+        }
+        parameters.push(MailParameter::SmtpUtfEight);
+    }
+    if !message.raw.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(Refusal::Unsupported(
+                "the message is not ASCII and the server does not offer 8BITMIME",
+            ));
+        }
+        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let mail = Mail::new(envelope.from().cloned(), parameters);
+    let rcpts: Vec<Rcpt> = envelope
+        .to()
+        .iter()
+        .map(|to| Rcpt::new(to.clone(), Vec::new()))
+        .collect();
+    if pipelining {
+        let mut group = mail.to_string();
+        for rcpt in &rcpts {
+            group.push_str(&rcpt.to_string());
+        }
+        group.push_str(&Data.to_string());
+        // One write; then MAIL's reply, each RCPT's, and DATA's, in order.
+        conn.command(group).map_err(Refusal::Smtp)?;
+        for _ in 0..=rcpts.len() {
+            conn.read_response().map_err(Refusal::Smtp)?;
+        }
+    } else {
+        conn.command(mail).map_err(Refusal::Smtp)?;
+        for rcpt in rcpts {
+            conn.command(rcpt).map_err(Refusal::Smtp)?;
+        }
+        conn.command(Data).map_err(Refusal::Smtp)?;
+    }
+    if !ready() {
+        return Err(Refusal::NotReady);
+    }
+    conn.command(DotStuffed(&message.raw))
+        .map_err(Refusal::Smtp)
+}
+
+/// Whether the server offers PIPELINING. lettre does not keep that from its
+/// own EHLO, so ask again once per connection.
+fn offers_pipelining(conn: &mut SmtpConnection, hello: &ClientId) -> bool {
+    use lettre::transport::smtp::commands::Ehlo;
+    conn.command(Ehlo::new(hello.clone()))
+        .map(|reply| {
+            reply
+                .message()
+                .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"))
+        })
+        .unwrap_or(false)
+}
+
+/// A message as DATA carries it: lines starting with `.` get another `.`,
+/// and it ends with `CRLF.CRLF`.
+struct DotStuffed<'a>(&'a [u8]);
+
+impl std::fmt::Display for DotStuffed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Built messages are UTF-8 (their text comes from Rust strings).
+        let text = String::from_utf8_lossy(self.0);
+        let mut at_line_start = true;
+        for line in text.split_inclusive('\n') {
+            if at_line_start && line.starts_with('.') {
+                f.write_str(".")?;
+            }
+            f.write_str(line)?;
+            at_line_start = line.ends_with('\n');
+        }
+        f.write_str("\r\n.\r\n")
     }
 }
 
@@ -228,7 +371,16 @@ struct Sendmail {
 }
 
 impl Transport for Sendmail {
-    fn send(&mut self, message: &Outgoing) -> Result<String, SendError> {
+    fn send(
+        &mut self,
+        message: &Outgoing,
+        ready: &mut dyn FnMut() -> bool,
+    ) -> Result<String, SendError> {
+        if !ready() {
+            return Err(SendError::Transient(
+                "not sent: the flush stopped before it".into(),
+            ));
+        }
         self.inner
             .send_raw(&message.envelope, &message.raw)
             .map(|()| "accepted by sendmail".to_string())
@@ -242,7 +394,16 @@ struct Files {
 }
 
 impl Transport for Files {
-    fn send(&mut self, message: &Outgoing) -> Result<String, SendError> {
+    fn send(
+        &mut self,
+        message: &Outgoing,
+        ready: &mut dyn FnMut() -> bool,
+    ) -> Result<String, SendError> {
+        if !ready() {
+            return Err(SendError::Transient(
+                "not sent: the flush stopped before it".into(),
+            ));
+        }
         self.inner
             .send_raw(&message.envelope, &message.raw)
             .map(|id| {

@@ -285,13 +285,24 @@ pub fn due_preview(conn: &Connection, now: i64, limit: u32) -> Result<Vec<QueueR
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Pushes the lease of everything this flush still holds to `until`.
-pub fn extend_lease(conn: &Connection, claim: &str, until: i64) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE notifications SET lease_until = ?2 WHERE claim = ?1 AND status = 'processing'",
-    )?
-    .execute(params![claim, until])?;
+/// Pushes the lease of these emails to `until`, while this flush holds them.
+pub fn extend_lease(conn: &Connection, ids: &[i64], claim: &str, until: i64) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE notifications SET lease_until = ?3 WHERE id = ?1 AND claim = ?2 AND status = 'processing'",
+    )?;
+    for &id in ids {
+        stmt.execute(params![id, claim, until])?;
+    }
     Ok(())
+}
+
+/// Whether the flush named `claim` still holds this email.
+pub fn holds(conn: &Connection, id: i64, claim: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM notifications WHERE id = ?1 AND claim = ?2 AND status = 'processing'",
+        )?
+        .exists(params![id, claim])?)
 }
 
 /// What became of one delivery attempt.
@@ -350,7 +361,8 @@ pub fn release(conn: &Connection, id: i64, claim: &str) -> Result<()> {
 
 fn insert_attempt(conn: &Connection, id: i64, at: i64, outcome: &str, reply: &str) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO attempts (notification_id, at, outcome, reply) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO attempts (notification_id, seq, at, outcome, reply)
+         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM attempts WHERE notification_id = ?1), ?2, ?3, ?4)",
     )?
     .execute(params![id, at, outcome, reply])?;
     Ok(())
@@ -437,7 +449,7 @@ pub struct Attempt {
 /// A notification's attempts, oldest first.
 pub fn attempts_of(conn: &Connection, id: i64) -> Result<Vec<Attempt>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT at, outcome, reply FROM attempts WHERE notification_id = ?1 ORDER BY id",
+        "SELECT at, outcome, reply FROM attempts WHERE notification_id = ?1 ORDER BY seq",
     )?;
     let rows = stmt.query_map([id], |row| {
         Ok(Attempt {

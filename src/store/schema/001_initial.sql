@@ -86,18 +86,19 @@ CREATE INDEX notifications_inbox ON notifications (user_id, id) WHERE channel = 
 CREATE INDEX notifications_unread ON notifications (user_id) WHERE channel = 'app' AND read_at IS NULL;
 CREATE INDEX notifications_due ON notifications (priority DESC, id)
     WHERE channel = 'email' AND status IN ('pending', 'errored', 'processing');
-CREATE INDEX notifications_claimed ON notifications (claim) WHERE claim IS NOT NULL;
 CREATE INDEX notifications_by_ticket ON notifications (ticket_id);
 
 -- Every delivery attempt: when, how it went, and what the server said.
+-- Clustered by notification (WITHOUT ROWID): recording an attempt writes one
+-- page, which keeps a flush's per-message commit small.
 CREATE TABLE attempts (
-    id               INTEGER PRIMARY KEY,
     notification_id  INTEGER NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+    seq              INTEGER NOT NULL,          -- 1, 2, … per notification
     at               INTEGER NOT NULL,
     outcome          TEXT NOT NULL,
-    reply            TEXT NOT NULL
-);
-CREATE INDEX attempts_by_notification ON attempts (notification_id, id);
+    reply            TEXT NOT NULL,
+    PRIMARY KEY (notification_id, seq)
+) WITHOUT ROWID;
 
 -- Completed flushes, so monitoring can tell a dead crontab.
 CREATE TABLE flush_runs (

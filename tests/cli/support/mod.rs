@@ -234,7 +234,11 @@ impl Run {
 
     #[track_caller]
     pub fn stdout_is_empty(self) -> Run {
-        assert!(self.stdout.is_empty(), "stdout is not empty:\n{}", self.stdout);
+        assert!(
+            self.stdout.is_empty(),
+            "stdout is not empty:\n{}",
+            self.stdout
+        );
         self
     }
 
