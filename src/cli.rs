@@ -139,21 +139,24 @@ pub struct UserPermArgs {
 
 /// The permissions on tickets, with Django's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "snake_case")]
 pub enum Permission {
-    AddHelpdeskticket,
-    ChangeHelpdeskticket,
-    DeleteHelpdeskticket,
-    ViewHelpdeskticket,
+    #[value(name = "add_helpdeskticket")]
+    Add,
+    #[value(name = "change_helpdeskticket")]
+    Change,
+    #[value(name = "delete_helpdeskticket")]
+    Delete,
+    #[value(name = "view_helpdeskticket")]
+    View,
 }
 
 impl Permission {
     pub fn as_str(self) -> &'static str {
         match self {
-            Permission::AddHelpdeskticket => "add_helpdeskticket",
-            Permission::ChangeHelpdeskticket => "change_helpdeskticket",
-            Permission::DeleteHelpdeskticket => "delete_helpdeskticket",
-            Permission::ViewHelpdeskticket => "view_helpdeskticket",
+            Permission::Add => "add_helpdeskticket",
+            Permission::Change => "change_helpdeskticket",
+            Permission::Delete => "delete_helpdeskticket",
+            Permission::View => "view_helpdeskticket",
         }
     }
 }

@@ -170,15 +170,63 @@ struct FileConfig {
 }
 
 /// Django's `ADMINS` shape (`["Name", "email"]`) or a table (`{ name, email }`).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum AdminEntry {
-    Pair(String, String),
-    Table {
-        #[serde(default)]
-        name: String,
-        email: String,
-    },
+/// Read by hand rather than as an untagged enum, so that a typo inside a
+/// table is named as an unknown key, not as "did not match any variant".
+#[derive(Debug)]
+struct AdminEntry {
+    name: String,
+    email: String,
+}
+
+impl<'de> Deserialize<'de> for AdminEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AdminEntry;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"["Name", "email"] or { name = "Name", email = "email" }"#)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<AdminEntry, A::Error> {
+                use serde::de::Error;
+                let name: String = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let email: String = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                if seq.next_element::<toml::Value>()?.is_some() {
+                    return Err(A::Error::invalid_length(3, &self));
+                }
+                Ok(AdminEntry { name, email })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AdminEntry, A::Error> {
+                use serde::de::Error;
+                let (mut name, mut email) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "name" => name = Some(map.next_value::<String>()?),
+                        "email" => email = Some(map.next_value::<String>()?),
+                        other => return Err(A::Error::unknown_field(other, &["name", "email"])),
+                    }
+                }
+                let email = email.ok_or_else(|| A::Error::missing_field("email"))?;
+                Ok(AdminEntry {
+                    name: name.unwrap_or_default(),
+                    email,
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -472,11 +520,7 @@ fn resolve(file: FileConfig, source: Option<PathBuf>, base: &Path) -> Result<Con
         .admins
         .unwrap_or_default()
         .into_iter()
-        .map(|entry| match entry {
-            AdminEntry::Pair(name, email) | AdminEntry::Table { name, email } => {
-                Admin { name, email }
-            }
-        })
+        .map(|AdminEntry { name, email }| Admin { name, email })
         .collect();
     Ok(Config {
         file: source,

@@ -40,10 +40,12 @@ impl Output {
         self.format == Format::Json
     }
 
-    /// Prints a result on stdout in the chosen format.
+    /// Prints a result on stdout in the chosen format (`-q` keeps the
+    /// table form quiet; JSON is always printed, since a script asked for it).
     pub fn show(&self, view: &impl View) -> Result<()> {
         let text = match self.format {
             Format::Json => serde_json::to_string_pretty(view)?,
+            Format::Table if self.quiet => return Ok(()),
             Format::Table => view.human(),
         };
         if text.is_empty() {
@@ -83,7 +85,7 @@ impl Output {
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends the output quietly.
-fn print_stdout(text: &str) -> Result<()> {
+pub fn print_stdout(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

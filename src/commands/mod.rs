@@ -63,7 +63,10 @@ pub fn run(cli: Cli) -> Result<Status> {
 fn completions(args: &CompletionsArgs) -> Result<Status> {
     use clap::CommandFactory;
     let mut command = Cli::command();
-    clap_complete::generate(args.shell, &mut command, "helpdesk", &mut std::io::stdout());
+    // Into a buffer first: clap_complete panics on a closed pipe, our printer does not.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "helpdesk", &mut script);
+    crate::output::print_stdout(&String::from_utf8_lossy(&script))?;
     Ok(Status::Done)
 }
 

@@ -82,7 +82,7 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
                 due.len()
             )
         };
-        let would_send = due.iter().map(|row| QueueItem::of(row)).collect();
+        let would_send = due.iter().map(QueueItem::of).collect();
         app.out.show(&FlushView {
             sent: 0,
             deferred: 0,
