@@ -10,10 +10,11 @@ use crate::model::{Channel, NotificationPriority, NotificationStatus};
 use crate::notify::event::{EventData, EventKind};
 use crate::notify::recipients::{self, People};
 use crate::notify::{Audience, MANAGER_PERMISSION, content, rule};
+use crate::store::events::{self, Wording};
 use crate::store::notifications::{self, NewNotification};
+use crate::store::now_ms;
 use crate::store::tickets::Ticket;
 use crate::store::users::{self, User};
-use crate::store::{events, now_ms};
 
 /// Longest wait between two attempts, before jitter.
 const MAX_BACKOFF_SECS: u64 = 3600;
@@ -47,7 +48,22 @@ pub fn record_event(
     actor: &User,
     data: &EventData,
 ) -> Result<Recorded> {
-    let event = events::insert(conn, ticket.id, kind.as_str(), actor.id, &data.to_json())?;
+    let title = content::title(kind, ticket.id);
+    let body = content::app_body(kind, data, &actor.username);
+    let url = content::ticket_path(ticket.id);
+    let wording = Wording {
+        title: &title,
+        body: &body,
+        url: &url,
+    };
+    let event = events::insert(
+        conn,
+        ticket.id,
+        kind.as_str(),
+        actor.id,
+        &data.to_json(),
+        &wording,
+    )?;
     let rule = rule(kind);
     let mut people = People::default();
     let mut warnings = Vec::new();
@@ -64,9 +80,6 @@ pub fn record_event(
             Audience::Creator => people.creator = users::by_id(conn, ticket.created_by)?,
         }
     }
-    let title = content::title(kind, ticket.id);
-    let body = content::app_body(kind, data, &actor.username);
-    let url = content::ticket_path(ticket.id);
     let priority = NotificationPriority::from(data.priority);
     let now = now_ms();
     let nonce = fastrand::u64(..);
@@ -97,9 +110,6 @@ pub fn record_event(
                     user_id: recipient.user.id,
                     channel,
                     priority,
-                    title: &title,
-                    body: &body,
-                    url: &url,
                     status,
                     to_addr: to_addr.as_deref(),
                     message_id: message_id.as_deref(),

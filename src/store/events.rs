@@ -33,6 +33,13 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
     })
 }
 
+/// What an event's notifications say.
+pub struct Wording<'a> {
+    pub title: &'a str,
+    pub body: &'a str,
+    pub url: &'a str,
+}
+
 /// Records an event; the caller decides the transaction.
 pub fn insert(
     conn: &Connection,
@@ -40,10 +47,23 @@ pub fn insert(
     kind: &str,
     actor_id: i64,
     data: &str,
+    wording: &Wording<'_>,
 ) -> Result<EventRow> {
     let now = now_ms();
-    conn.prepare_cached("INSERT INTO events (ticket_id, kind, actor_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![ticket_id, kind, actor_id, data, now])?;
+    conn.prepare_cached(
+        "INSERT INTO events (ticket_id, kind, actor_id, data, title, body, url, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        ticket_id,
+        kind,
+        actor_id,
+        data,
+        wording.title,
+        wording.body,
+        wording.url,
+        now
+    ])?;
     let id = conn.last_insert_rowid();
     Ok(by_id(conn, id)?.expect("the row inserted just now in this transaction"))
 }

@@ -13,9 +13,6 @@ pub struct NewNotification<'a> {
     pub user_id: i64,
     pub channel: Channel,
     pub priority: NotificationPriority,
-    pub title: &'a str,
-    pub body: &'a str,
-    pub url: &'a str,
     pub status: NotificationStatus,
     pub to_addr: Option<&'a str>,
     pub message_id: Option<&'a str>,
@@ -27,9 +24,9 @@ pub struct NewNotification<'a> {
 /// Inserts a notification; the caller decides the transaction.
 pub fn insert(conn: &Connection, new: &NewNotification<'_>) -> Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, title, body, url, status,
+        "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, status,
                                     to_addr, message_id, created_at, delivered_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         new.event_id,
@@ -37,9 +34,6 @@ pub fn insert(conn: &Connection, new: &NewNotification<'_>) -> Result<i64> {
         new.user_id,
         new.channel.as_str(),
         new.priority.rank(),
-        new.title,
-        new.body,
-        new.url,
         new.status.as_str(),
         new.to_addr,
         new.message_id,
@@ -89,7 +83,7 @@ pub struct Summary {
 pub fn of_ticket(conn: &Connection, ticket_id: i64) -> Result<Vec<Summary>> {
     let mut stmt = conn.prepare_cached(
         "SELECT n.id, u.username, n.channel, n.status FROM notifications n JOIN users u ON u.id = n.user_id
-          WHERE n.ticket_id = ?1 ORDER BY n.id",
+          WHERE n.event_id IN (SELECT id FROM events WHERE ticket_id = ?1) ORDER BY n.id",
     )?;
     let rows = stmt.query_map([ticket_id], |row| {
         Ok(Summary {
@@ -124,11 +118,13 @@ pub fn inbox(
     limit: u32,
 ) -> Result<Vec<InboxItem>> {
     let sql = if unread_only {
-        "SELECT id, ticket_id, title, body, url, priority, read_at, delivered_at FROM notifications
-          WHERE user_id = ?1 AND channel = 'app' AND read_at IS NULL ORDER BY id DESC LIMIT ?2"
+        "SELECT n.id, n.ticket_id, e.title, e.body, e.url, n.priority, n.read_at, n.delivered_at
+           FROM notifications n JOIN events e ON e.id = n.event_id
+          WHERE n.user_id = ?1 AND n.channel = 'app' AND n.read_at IS NULL ORDER BY n.id DESC LIMIT ?2"
     } else {
-        "SELECT id, ticket_id, title, body, url, priority, read_at, delivered_at FROM notifications
-          WHERE user_id = ?1 AND channel = 'app' ORDER BY id DESC LIMIT ?2"
+        "SELECT n.id, n.ticket_id, e.title, e.body, e.url, n.priority, n.read_at, n.delivered_at
+           FROM notifications n JOIN events e ON e.id = n.event_id
+          WHERE n.user_id = ?1 AND n.channel = 'app' ORDER BY n.id DESC LIMIT ?2"
     };
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(params![user_id, limit], |row| {
@@ -388,9 +384,10 @@ pub struct QueueRow {
 }
 
 const QUEUE_SELECT: &str = "SELECT n.id, n.channel, u.username, n.to_addr, n.ticket_id, n.status, n.attempts,
-                                   n.next_attempt_at, n.last_error, n.title, n.message_id, n.created_at,
+                                   n.next_attempt_at, n.last_error, e.title, n.message_id, n.created_at,
                                    n.delivered_at
-                              FROM notifications n JOIN users u ON u.id = n.user_id";
+                              FROM notifications n JOIN users u ON u.id = n.user_id
+                                   JOIN events e ON e.id = n.event_id";
 
 fn queue_row(row: &Row<'_>) -> rusqlite::Result<QueueRow> {
     Ok(QueueRow {

@@ -47,13 +47,17 @@ CREATE TABLE tickets (
 );
 
 -- What happened to a ticket (created, updated, commented), with the facts its
--- notifications are rendered from, as they were at that moment (JSON).
+-- notifications are rendered from, as they were at that moment (JSON), and
+-- what its notifications say: the same for every recipient, so kept once here.
 CREATE TABLE events (
     id          INTEGER PRIMARY KEY,
     ticket_id   INTEGER NOT NULL REFERENCES tickets (id),
     kind        TEXT NOT NULL,
     actor_id    INTEGER NOT NULL REFERENCES users (id),
     data        TEXT NOT NULL,
+    title       TEXT NOT NULL,              -- every channel's title, the email subject
+    body        TEXT NOT NULL,              -- the in-app body
+    url         TEXT NOT NULL,              -- the ticket's page, relative to the site
     created_at  INTEGER NOT NULL
 );
 CREATE INDEX events_by_ticket ON events (ticket_id, id);
@@ -65,9 +69,6 @@ CREATE TABLE notifications (
     user_id          INTEGER NOT NULL REFERENCES users (id),
     channel          TEXT NOT NULL CHECK (channel IN ('app', 'email')),
     priority         INTEGER NOT NULL,          -- 3 high, 2 medium, 1 low
-    title            TEXT NOT NULL,
-    body             TEXT NOT NULL,
-    url              TEXT NOT NULL,
     status           TEXT NOT NULL CHECK (status IN ('pending', 'processing', 'sent', 'errored', 'failed')),
     to_addr          TEXT,                      -- email only: envelope and To
     message_id       TEXT,                      -- email only: kept across resends
@@ -79,14 +80,14 @@ CREATE TABLE notifications (
     read_at          INTEGER,                   -- in-app only
     created_at       INTEGER NOT NULL,
     delivered_at     INTEGER,
-    -- At most one notification per user, channel and event.
+    -- At most one notification per user, channel and event (also finds a
+    -- ticket's notifications through its events).
     UNIQUE (event_id, user_id, channel)
 );
 CREATE INDEX notifications_inbox ON notifications (user_id, id) WHERE channel = 'app';
 CREATE INDEX notifications_unread ON notifications (user_id) WHERE channel = 'app' AND read_at IS NULL;
 CREATE INDEX notifications_due ON notifications (priority DESC, id)
     WHERE channel = 'email' AND status IN ('pending', 'errored', 'processing');
-CREATE INDEX notifications_by_ticket ON notifications (ticket_id);
 
 -- Every delivery attempt: when, how it went, and what the server said.
 -- Clustered by notification (WITHOUT ROWID): recording an attempt writes one
