@@ -21,6 +21,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Configuration file [default: ./helpdesk.toml, then $XDG_CONFIG_HOME/helpdesk/helpdesk.toml]
     #[arg(long, global = true, env = "HELPDESK_CONFIG", value_name = "PATH")]
