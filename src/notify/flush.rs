@@ -79,7 +79,7 @@ pub fn run(
             .map(|_| {
                 scope.spawn(|| {
                     let transport = transport::from_config(config, env)?;
-                    Worker::start(db, config, deadline, &shared, progress)?.run(transport)
+                    Worker::start(db, config, started, deadline, &shared, progress)?.run(transport)
                 })
             })
             .collect();
@@ -156,6 +156,8 @@ struct Worker<'a> {
     config: &'a Config,
     renderer: Renderer,
     claim: String,
+    /// When this run began: email it deferred is not due again within it.
+    started: i64,
     lease: Duration,
     deadline: Option<Instant>,
     shared: &'a Shared,
@@ -181,6 +183,7 @@ impl<'a> Worker<'a> {
     fn start(
         db: &Path,
         config: &'a Config,
+        started: i64,
         deadline: Option<Instant>,
         shared: &'a Shared,
         progress: Progress<'a>,
@@ -191,6 +194,7 @@ impl<'a> Worker<'a> {
             config,
             renderer: Renderer::new(config.templates_dir.as_deref())?,
             claim: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
+            started,
             lease: Duration::from_secs(config.queue.lease_secs),
             deadline,
             shared,
@@ -225,7 +229,16 @@ impl<'a> Worker<'a> {
             let claim = self.claim.clone();
             let batch = self
                 .store
-                .in_tx(|tx| notifications::claim_due(tx, now, lease_until, &claim, want as u32))
+                .in_tx(|tx| {
+                    notifications::claim_due(
+                        tx,
+                        now,
+                        self.started,
+                        lease_until,
+                        &claim,
+                        want as u32,
+                    )
+                })
                 .context("could not claim due email")?;
             self.shared.give_back(want - batch.len() as u64);
             if batch.is_empty() {

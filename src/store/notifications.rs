@@ -2,7 +2,7 @@
 //! the log of completed flushes. The queue's policy (what is due when, how
 //! long to back off) is `notify::queue`'s; this file only reads and writes.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
 
 use super::Result;
 use crate::model::{Channel, NotificationPriority, NotificationStatus};
@@ -206,38 +206,45 @@ pub struct Claimed {
 /// Email notifications due at `now`, highest priority first, then oldest:
 /// `pending`, `errored` whose next attempt has come, `processing` whose lease
 /// has expired.
+/// `:retry_until` is when an `errored` email must have become due: `:now`,
+/// except for a claim, which takes the run's start so that a run tries each
+/// email at most once.
 const DUE: &str = "channel = 'email' AND status IN ('pending', 'errored', 'processing')
                    AND (status = 'pending'
-                        OR (status = 'errored' AND next_attempt_at <= ?1)
-                        OR (status = 'processing' AND lease_until <= ?1))";
+                        OR (status = 'errored' AND next_attempt_at <= :retry_until)
+                        OR (status = 'processing' AND lease_until <= :now))";
 
 /// Claims up to `limit` due emails for the flush named `claim`, leasing them
-/// until `lease_until`. Run it inside an IMMEDIATE transaction (`Store::in_tx`):
+/// until `lease_until`; `errored` ones only if due by `run_started`. Run it inside an IMMEDIATE transaction (`Store::in_tx`):
 /// then no two flushes can claim the same row. Rows whose earlier lease had
 /// expired get an attempt record saying a flush may have sent them.
 pub fn claim_due(
     conn: &Connection,
     now: i64,
+    run_started: i64,
     lease_until: i64,
     claim: &str,
     limit: u32,
 ) -> Result<Vec<Claimed>> {
     let mut select = conn.prepare_cached(&format!(
         "SELECT id, event_id, ticket_id, to_addr, message_id, attempts, status
-           FROM notifications WHERE {DUE} ORDER BY priority DESC, id LIMIT ?2"
+           FROM notifications WHERE {DUE} ORDER BY priority DESC, id LIMIT :limit"
     ))?;
     let claimed: Vec<Claimed> = select
-        .query_map(params![now, limit], |row| {
-            Ok(Claimed {
-                id: row.get(0)?,
-                event_id: row.get(1)?,
-                ticket_id: row.get(2)?,
-                to_addr: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                message_id: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                attempts: row.get(5)?,
-                claimed_from: parse_stored(row, 6, NotificationStatus::from_stored)?,
-            })
-        })?
+        .query_map(
+            named_params! {":now": now, ":retry_until": run_started.min(now), ":limit": limit},
+            |row| {
+                Ok(Claimed {
+                    id: row.get(0)?,
+                    event_id: row.get(1)?,
+                    ticket_id: row.get(2)?,
+                    to_addr: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                    message_id: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    attempts: row.get(5)?,
+                    claimed_from: parse_stored(row, 6, NotificationStatus::from_stored)?,
+                })
+            },
+        )?
         .collect::<rusqlite::Result<_>>()?;
     let mut take = conn.prepare_cached(
         "UPDATE notifications SET status = 'processing', lease_until = ?2, claim = ?3 WHERE id = ?1",
@@ -261,23 +268,28 @@ pub fn claim_due(
 pub fn due_exists(conn: &Connection, now: i64) -> Result<bool> {
     Ok(conn
         .prepare_cached(&format!("SELECT 1 FROM notifications WHERE {DUE} LIMIT 1"))?
-        .exists([now])?)
+        .exists(named_params! {":now": now, ":retry_until": now})?)
 }
 
 /// How many emails are due at `now`.
 pub fn due_count(conn: &Connection, now: i64) -> Result<u64> {
     Ok(conn
         .prepare_cached(&format!("SELECT count(*) FROM notifications WHERE {DUE}"))?
-        .query_row([now], |row| row.get(0))?)
+        .query_row(named_params! {":now": now, ":retry_until": now}, |row| {
+            row.get(0)
+        })?)
 }
 
 /// The emails a flush would claim at `now`, in the order it would send them.
 pub fn due_preview(conn: &Connection, now: i64, limit: u32) -> Result<Vec<QueueRow>> {
     // DUE's columns are unqualified; only `notifications` has them.
     let mut stmt = conn.prepare_cached(&format!(
-        "{QUEUE_SELECT} WHERE {DUE} ORDER BY n.priority DESC, n.id LIMIT ?2"
+        "{QUEUE_SELECT} WHERE {DUE} ORDER BY n.priority DESC, n.id LIMIT :limit"
     ))?;
-    let rows = stmt.query_map(params![now, limit], queue_row)?;
+    let rows = stmt.query_map(
+        named_params! {":now": now, ":retry_until": now, ":limit": limit},
+        queue_row,
+    )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -509,7 +521,9 @@ pub fn oldest_due(conn: &Connection, now: i64) -> Result<Option<i64>> {
         .prepare_cached(&format!(
             "SELECT min(created_at) FROM notifications WHERE {DUE}"
         ))?
-        .query_row([now], |row| row.get(0))?)
+        .query_row(named_params! {":now": now, ":retry_until": now}, |row| {
+            row.get(0)
+        })?)
 }
 
 #[derive(Debug, Clone, Default)]

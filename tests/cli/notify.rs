@@ -1055,3 +1055,51 @@ fn status_counts_and_check() {
     sb.run(["notify", "status", "--check", "--max-age", "10m"])
         .success();
 }
+
+#[test]
+fn concurrent_connections_send_each_email_exactly_once() {
+    const DEVS: usize = 12;
+    const TICKETS: usize = 10;
+    let admins: Vec<String> = (1..=DEVS)
+        .map(|i| format!("[\"Dev {i}\", \"dev{i:02}@example.org\"]"))
+        .collect();
+    let config = format!(
+        "database = \"helpdesk.db\"\nadmins = [{}]\n\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {{port}}\n\n[queue]\nbatch_size = 7\nretry_backoff_secs = 0\n",
+        admins.join(", ")
+    );
+    // A few refusals on the way, so retries and reconnections happen under concurrency too.
+    let options = ServerOptions::default().with_verdict(|_, n| {
+        if n % 17 == 0 {
+            Verdict::Reply(451, "4.3.0 try later".into())
+        } else {
+            Verdict::Accept
+        }
+    });
+    let sb = Sandbox::with(options, &config);
+    for i in 1..=DEVS {
+        sb.user(&format!("dev{i:02}"), &format!("dev{i:02}@example.org"));
+    }
+    for t in 0..TICKETS {
+        sb.ticket("dev01", "high", &format!("ticket {t}"));
+    }
+    let total = count_emails(&sb);
+    assert_eq!(total, (DEVS * TICKETS) as i64);
+
+    let first = sb
+        .run(["notify", "flush", "--concurrency", "4", "--format", "json"])
+        .code(3)
+        .json();
+    assert_eq!(first["claimed"].as_i64(), Some(total));
+    assert!(sb.smtp.connections() >= 4, "four SMTP sessions were used");
+    let deferred = first["deferred"].as_i64().unwrap();
+    assert!(deferred > 0, "the server refused some");
+    assert_eq!(first["sent"].as_i64().unwrap() + deferred, total);
+
+    sb.run(["notify", "flush", "--concurrency", "4"]).code(0);
+
+    assert_eq!(status_counts(&sb, "sent"), total);
+    let mail = sb.smtp.received();
+    assert_eq!(mail.len() as i64, total, "one accepted message per email");
+    let ids: HashSet<String> = mail.iter().map(message_id_of).collect();
+    assert_eq!(ids.len(), mail.len(), "every Message-ID distinct");
+}
