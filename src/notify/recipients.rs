@@ -2,6 +2,8 @@
 //! entry per user with the union of their channels out. Pure: no database,
 //! no configuration; `queue` gathers the people and writes the result.
 
+use std::collections::HashMap;
+
 use crate::model::Channel;
 use crate::notify::{Audience, Rule};
 use crate::store::users::User;
@@ -36,21 +38,21 @@ pub struct Recipient {
 /// leaving out the actor when the rule says so.
 pub fn resolve(rule: &Rule, people: &People, actor_id: i64) -> Vec<Recipient> {
     let mut out: Vec<Recipient> = Vec::new();
+    // user id -> position in `out`; a manager list can hold hundreds of users.
+    let mut position: HashMap<i64, usize> = HashMap::new();
     for (audience, channels) in rule.audiences {
         for user in people.of(*audience) {
             if !user.active || (rule.skip_actor && user.id == actor_id) {
                 continue;
             }
-            let entry = match out.iter().position(|r| r.user.id == user.id) {
-                Some(i) => &mut out[i],
-                None => {
-                    out.push(Recipient {
-                        user: user.clone(),
-                        channels: Vec::new(),
-                    });
-                    out.last_mut().expect("pushed just now")
-                }
-            };
+            let index = *position.entry(user.id).or_insert_with(|| {
+                out.push(Recipient {
+                    user: user.clone(),
+                    channels: Vec::new(),
+                });
+                out.len() - 1
+            });
+            let entry = &mut out[index];
             for channel in *channels {
                 if !entry.channels.contains(channel) {
                     entry.channels.push(*channel);

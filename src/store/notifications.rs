@@ -209,7 +209,8 @@ pub struct Claimed {
 /// `:retry_until` is when an `errored` email must have become due: `:now`,
 /// except for a claim, which takes the run's start so that a run tries each
 /// email at most once.
-const DUE: &str = "channel = 'email' AND status IN ('pending', 'errored', 'processing')
+const DUE: &str =
+    "channel = 'email' AND (status = 'pending' OR status = 'errored' OR status = 'processing')
                    AND (status = 'pending'
                         OR (status = 'errored' AND next_attempt_at <= :retry_until)
                         OR (status = 'processing' AND lease_until <= :now))";

@@ -69,7 +69,10 @@ CREATE TABLE notifications (
     user_id          INTEGER NOT NULL REFERENCES users (id),
     channel          TEXT NOT NULL CHECK (channel IN ('app', 'email')),
     priority         INTEGER NOT NULL,          -- 3 high, 2 medium, 1 low
-    status           TEXT NOT NULL CHECK (status IN ('pending', 'processing', 'sent', 'errored', 'failed')),
+    -- OR chains, not IN lists: SQLite evaluates a constant IN list of three or
+    -- more through a temporary b-tree, on every insert and update.
+    status           TEXT NOT NULL CHECK (status = 'pending' OR status = 'processing' OR status = 'sent'
+                                          OR status = 'errored' OR status = 'failed'),
     to_addr          TEXT,                      -- email only: envelope and To
     message_id       TEXT,                      -- email only: kept across resends
     attempts         INTEGER NOT NULL DEFAULT 0,
@@ -86,8 +89,10 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_inbox ON notifications (user_id, id) WHERE channel = 'app';
 CREATE INDEX notifications_unread ON notifications (user_id) WHERE channel = 'app' AND read_at IS NULL;
+-- Queries must repeat this WHERE exactly (store/notifications.rs, DUE) for
+-- SQLite to use the index.
 CREATE INDEX notifications_due ON notifications (priority DESC, id)
-    WHERE channel = 'email' AND status IN ('pending', 'errored', 'processing');
+    WHERE channel = 'email' AND (status = 'pending' OR status = 'errored' OR status = 'processing');
 
 -- Every delivery attempt: when, how it went, and what the server said.
 -- Clustered by notification (WITHOUT ROWID): recording an attempt writes one
