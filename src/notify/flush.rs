@@ -37,6 +37,9 @@ use crate::render::Renderer;
 use crate::store::notifications::{self, AttemptRecord, Claimed, FlushRun};
 use crate::store::{Store, events, now_ms};
 
+/// How many events' rendered emails a worker keeps at most.
+const RENDERED_EVENTS_KEPT: usize = 64;
+
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub limit: Option<u64>,
@@ -341,6 +344,11 @@ impl<'a> Worker<'a> {
             .render(event_id)
             .map(|content| Rc::new(Prepared::new(&content)))
             .map_err(|e| format!("could not render: {e:#}"));
+        // The queue is sent in priority and age order, so an event's emails come
+        // together; forgetting old events keeps memory flat on a large backlog.
+        if self.rendered.len() >= RENDERED_EVENTS_KEPT {
+            self.rendered.clear();
+        }
         self.rendered.insert(event_id, rendered.clone());
         rendered
     }
