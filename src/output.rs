@@ -76,6 +76,10 @@ impl Output {
             table
                 .load_preset(presets::UTF8_FULL_CONDENSED)
                 .set_content_arrangement(ContentArrangement::Dynamic);
+            // A terminal that reports no size (some ptys) would squeeze every column to one letter.
+            if table.width().unwrap_or(0) < 40 {
+                table.set_width(100);
+            }
         } else {
             table.load_preset(presets::NOTHING);
         }
@@ -91,6 +95,13 @@ pub fn print_stdout(text: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }
+}
+
+/// A stored time as a table shows it: `2026-11-27 22:31` (UTC).
+pub fn short_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
 }
 
 /// Makes user text safe for one table cell: control characters (line breaks,

@@ -7,7 +7,7 @@ use super::{Status, no_such_user};
 use crate::app::App;
 use crate::cli::{InboxArgs, InboxCommand, InboxReadArgs};
 use crate::model::NotificationPriority;
-use crate::output::{View, cell};
+use crate::output::{View, cell, short_time};
 use crate::store::users::{self, User};
 use crate::store::{notifications, now_ms, rfc3339};
 
@@ -78,7 +78,7 @@ fn show(app: &mut App, args: &InboxArgs) -> Result<Status> {
             format!("#{}", n.ticket_id),
             cell(&n.title, 45),
             cell(&n.body, 45),
-            n.delivered_at.map(rfc3339).unwrap_or_default(),
+            n.delivered_at.map(short_time).unwrap_or_default(),
         ]);
     }
     let table = if items.is_empty() {
