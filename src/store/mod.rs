@@ -72,7 +72,6 @@ impl Store {
 
     /// An in-memory database with the whole schema, for unit tests.
     #[cfg(test)]
-    #[allow(dead_code)]
     pub fn open_in_memory() -> Store {
         let conn = Connection::open_in_memory().expect("in-memory SQLite always opens");
         let mut store = Store {

@@ -571,3 +571,172 @@ pub fn last_flush_run(conn: &Connection) -> Result<Option<FlushRun>> {
         })
         .optional()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Priority, Purpose};
+    use crate::store::events::Wording;
+    use crate::store::users::NewUser;
+    use crate::store::{Store, events, tickets, users};
+
+    /// A store with one ticket and `n` pending emails (ids 1..=n), priorities cycling low, medium, high.
+    fn queue(n: i64) -> Store {
+        let store = Store::open_in_memory();
+        let conn = store.conn();
+        let user = users::insert(
+            conn,
+            &NewUser {
+                username: "u",
+                email: "u@example.org",
+                name: "",
+            },
+        )
+        .unwrap();
+        let ticket = tickets::insert(
+            conn,
+            &tickets::NewTicket {
+                created_by: user.id,
+                purpose: Purpose::App,
+                priority: Priority::Low,
+                description: "d",
+            },
+        )
+        .unwrap();
+        let wording = Wording {
+            title: "t",
+            body: "b",
+            url: "/u",
+        };
+        for i in 0..n {
+            let event = events::insert(conn, ticket, "new", user.id, "{}", &wording).unwrap();
+            insert(
+                conn,
+                &NewNotification {
+                    event_id: event.id,
+                    ticket_id: ticket,
+                    user_id: user.id,
+                    channel: Channel::Email,
+                    priority: [
+                        NotificationPriority::Low,
+                        NotificationPriority::Medium,
+                        NotificationPriority::High,
+                    ][(i % 3) as usize],
+                    status: NotificationStatus::Pending,
+                    to_addr: Some("u@example.org"),
+                    message_id: Some("<x@example.com>"),
+                    created_at: 0,
+                    delivered_at: None,
+                },
+            )
+            .unwrap();
+        }
+        store
+    }
+
+    fn ids(claimed: &[Claimed]) -> Vec<i64> {
+        claimed.iter().map(|c| c.id).collect()
+    }
+
+    #[test]
+    fn claims_take_high_priority_first_and_never_overlap() {
+        let store = queue(6);
+        let conn = store.conn();
+        let first = claim_due(conn, 1000, 1000, 2000, "a", 4).unwrap();
+        assert_eq!(ids(&first), [3, 6, 2, 5], "high, then medium, oldest first");
+        let second = claim_due(conn, 1000, 1000, 2000, "b", 4).unwrap();
+        assert_eq!(ids(&second), [1, 4], "only what the first claim left");
+        assert!(
+            claim_due(conn, 1000, 1000, 2000, "c", 4)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_expired_lease_is_claimed_again_and_logged_as_possibly_sent() {
+        let store = queue(1);
+        let conn = store.conn();
+        assert_eq!(
+            ids(&claim_due(conn, 1000, 1000, 2000, "dead", 10).unwrap()),
+            [1]
+        );
+        assert!(
+            claim_due(conn, 1999, 1999, 3000, "early", 10)
+                .unwrap()
+                .is_empty(),
+            "lease still held"
+        );
+        let again = claim_due(conn, 2000, 2000, 3000, "late", 10).unwrap();
+        assert_eq!(again[0].claimed_from, NotificationStatus::Processing);
+        assert_eq!(attempts_of(conn, 1).unwrap()[0].outcome, "lease_expired");
+        assert!(!holds(conn, 1, "dead").unwrap());
+        assert!(holds(conn, 1, "late").unwrap());
+    }
+
+    #[test]
+    fn a_deferred_email_waits_for_its_time_and_for_the_next_run() {
+        let store = queue(1);
+        let conn = store.conn();
+        claim_due(conn, 1000, 1000, 9000, "a", 10).unwrap();
+        let record = AttemptRecord {
+            id: 1,
+            claim: "a",
+            at: 1100,
+            status: NotificationStatus::Errored,
+            next_attempt_at: Some(1500),
+            outcome: "deferred",
+            reply: "451 later",
+        };
+        record_attempt(conn, &record).unwrap();
+        assert!(
+            claim_due(conn, 1400, 1000, 9000, "a", 10)
+                .unwrap()
+                .is_empty(),
+            "not due yet"
+        );
+        assert!(
+            claim_due(conn, 1600, 1000, 9000, "a", 10)
+                .unwrap()
+                .is_empty(),
+            "not again in the same run"
+        );
+        assert_eq!(
+            ids(&claim_due(conn, 1600, 1600, 9000, "b", 10).unwrap()),
+            [1],
+            "due for a later run"
+        );
+        let row = by_id(conn, 1).unwrap().unwrap();
+        assert_eq!(
+            (row.attempts, row.last_error.as_deref()),
+            (1, Some("451 later"))
+        );
+    }
+
+    #[test]
+    fn a_stale_claim_cannot_overwrite_the_new_holder_but_sent_always_wins() {
+        let store = queue(2);
+        let conn = store.conn();
+        claim_due(conn, 1000, 1000, 2000, "old", 10).unwrap();
+        claim_due(conn, 3000, 3000, 9000, "new", 10).unwrap();
+        let stale = |id, status| AttemptRecord {
+            id,
+            claim: "old",
+            at: 3500,
+            status,
+            next_attempt_at: Some(99_999),
+            outcome: "x",
+            reply: "r",
+        };
+        record_attempt(conn, &stale(1, NotificationStatus::Errored)).unwrap();
+        assert_eq!(
+            by_id(conn, 1).unwrap().unwrap().status,
+            NotificationStatus::Processing
+        );
+        record_attempt(conn, &stale(2, NotificationStatus::Sent)).unwrap();
+        assert_eq!(
+            by_id(conn, 2).unwrap().unwrap().status,
+            NotificationStatus::Sent
+        );
+    }
+}
