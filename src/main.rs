@@ -9,6 +9,8 @@ mod error;
 mod model;
 mod notify;
 mod output;
+#[cfg(test)]
+mod properties;
 mod render;
 mod store;
 

@@ -3,20 +3,36 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use serde::Serialize;
 
 use super::Status;
 use crate::app::load_config;
 use crate::cli::GlobalArgs;
 use crate::config::{EXAMPLE, FILE_NAME};
-use crate::output::Output;
+use crate::output::{Output, View};
 use crate::store::Store;
+
+#[derive(Serialize)]
+struct InitView {
+    config: PathBuf,
+    /// False when a configuration file was already there (it is left alone).
+    config_written: bool,
+    database: PathBuf,
+}
+
+impl View for InitView {
+    fn human(&self) -> String {
+        String::new()
+    }
+}
 
 pub fn run(global: &GlobalArgs, out: &Output) -> Result<Status> {
     let path = global
         .config
         .clone()
         .unwrap_or_else(|| PathBuf::from(FILE_NAME));
-    if path.exists() {
+    let existed = path.exists();
+    if existed {
         out.note(&format!(
             "`{}` already exists; left it alone",
             path.display()
@@ -34,7 +50,7 @@ pub fn run(global: &GlobalArgs, out: &Output) -> Result<Status> {
         ));
     }
     let global = GlobalArgs {
-        config: Some(path),
+        config: Some(path.clone()),
         ..global.clone()
     };
     let config = load_config(&global, &std::env::vars().collect())?;
@@ -43,5 +59,10 @@ pub fn run(global: &GlobalArgs, out: &Output) -> Result<Status> {
         "database `{}` is ready",
         config.database.display()
     ));
+    out.show(&InitView {
+        config: path,
+        config_written: !existed,
+        database: config.database,
+    })?;
     Ok(Status::Done)
 }
