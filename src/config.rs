@@ -211,11 +211,17 @@ impl<'de> Deserialize<'de> for AdminEntry {
             ) -> Result<AdminEntry, A::Error> {
                 use serde::de::Error;
                 let (mut name, mut email) = (None, None);
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "name" => name = Some(map.next_value::<String>()?),
-                        "email" => email = Some(map.next_value::<String>()?),
-                        other => return Err(A::Error::unknown_field(other, &["name", "email"])),
+                // Keys read as an identifier enum, so toml places an unknown one.
+                #[derive(Deserialize)]
+                #[serde(field_identifier, rename_all = "lowercase")]
+                enum Field {
+                    Name,
+                    Email,
+                }
+                while let Some(key) = map.next_key::<Field>()? {
+                    match key {
+                        Field::Name => name = Some(map.next_value::<String>()?),
+                        Field::Email => email = Some(map.next_value::<String>()?),
                     }
                 }
                 let email = email.ok_or_else(|| A::Error::missing_field("email"))?;

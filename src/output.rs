@@ -116,24 +116,55 @@ pub fn cell(text: &str, max: usize) -> String {
         }
         out.push(match c {
             '\n' | '\r' | '\t' => ' ',
-            c if c.is_control() => '\u{FFFD}',
-            '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {
-                '\u{FFFD}'
-            }
-            c => c,
+            c => visible(c),
         });
     }
     out
 }
 
+/// Makes user text safe to print as a block: like `cell`, but its lines stay
+/// lines (CRLF and a lone CR become a line break) and nothing is cut.
+pub fn block(text: &str) -> String {
+    text.replace("\r\n", "\n")
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' => '\n',
+            '\t' => '\t',
+            c => visible(c),
+        })
+        .collect()
+}
+
+/// A character as it may reach a terminal: controls and bidirectional
+/// formatting characters become U+FFFD.
+fn visible(c: char) -> char {
+    match c {
+        c if c.is_control() => '\u{FFFD}',
+        '\u{061C}'
+        | '\u{200E}'
+        | '\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2066}'..='\u{2069}' => '\u{FFFD}',
+        c => c,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::cell;
+    use super::{block, cell};
 
     #[test]
     fn cells_are_single_line_and_cut() {
         assert_eq!(cell("a\nb\tc", 10), "a b c");
         assert_eq!(cell("\u{202E}evil\x1b[2J", 20), "\u{FFFD}evil\u{FFFD}[2J");
         assert_eq!(cell("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn blocks_keep_their_lines_only() {
+        assert_eq!(
+            block("a\r\nb\rc\n\u{1b}[31md\u{061C}"),
+            "a\nb\nc\n\u{FFFD}[31md\u{FFFD}"
+        );
     }
 }

@@ -84,7 +84,8 @@ impl GroupView {
 
 impl View for GroupView {
     fn human(&self) -> String {
-        self.message.clone()
+        // Messages quote names, which are user input.
+        cell(&self.message, 1000)
     }
 }
 
@@ -111,7 +112,7 @@ fn show(app: &App, group: &Group, message: String) -> Result<Status> {
 fn find(app: &App, name: &str) -> Result<Group> {
     groups::by_name(app.store.conn(), name)?.ok_or_else(|| {
         crate::error::hinted(
-            format!("no group named `{name}`"),
+            format!("no group named `{}`", cell(name, 60)),
             "list groups with `helpdesk group list`",
         )
     })

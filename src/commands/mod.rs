@@ -46,7 +46,8 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Config(cmd) => config::run(&cli.global, out, cmd),
         command => {
             let mut app = App::load(&cli.global, out)?;
-            match command {
+            let database = app.config.database.clone();
+            let result = match command {
                 Command::User(cmd) => user::run(&mut app, cmd),
                 Command::Group(cmd) => group::run(&mut app, cmd),
                 Command::Ticket(cmd) => ticket::run(&mut app, cmd),
@@ -55,9 +56,48 @@ pub fn run(cli: Cli) -> Result<Status> {
                 Command::Completions(_) | Command::Init | Command::Demo(_) | Command::Config(_) => {
                     unreachable!("handled before the database is opened")
                 }
-            }
+            };
+            result.map_err(|err| explain_store_error(err, &database))
         }
     }
+}
+
+/// Names the database in errors SQLite raised while a command ran, and says
+/// what to do about them.
+fn explain_store_error(err: anyhow::Error, database: &std::path::Path) -> anyhow::Error {
+    use rusqlite::ErrorCode;
+    let code = err.chain().find_map(|cause| {
+        cause
+            .downcast_ref::<crate::store::StoreError>()
+            .and_then(|e| e.sqlite_code())
+    });
+    let path = database.display();
+    let (message, hint) = match code {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => (
+            format!(
+                "database `{path}` is locked: another process held it longer than helpdesk waits (30 s)"
+            ),
+            "run the command again; if the lock stays, look for a stuck process using the file (`fuser`)",
+        ),
+        Some(ErrorCode::ReadOnly) => (
+            format!("database `{path}` is read-only"),
+            "check the permissions of the file and of its folder (SQLite writes `-wal` and `-shm` files beside it)",
+        ),
+        Some(ErrorCode::DiskFull) => (
+            format!("database `{path}`: the disk is full"),
+            "free some space and run the command again",
+        ),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => (
+            format!("database `{path}` is damaged ({err}); it was left as it is"),
+            "restore it from a backup: helpdesk never repairs a database",
+        ),
+        Some(ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => (
+            format!("database `{path}` could not be read or written ({err})"),
+            "check the disk and the file's permissions",
+        ),
+        _ => return err,
+    };
+    crate::error::hinted(message, hint)
 }
 
 fn completions(args: &CompletionsArgs) -> Result<Status> {
@@ -106,6 +146,7 @@ fn active_user(app: &App, username: &str) -> Result<crate::store::users::User> {
     let user = crate::store::users::by_username(app.store.conn(), username)?
         .ok_or_else(|| no_such_user(username))?;
     if !user.active {
+        let username = crate::output::cell(username, 60);
         return Err(crate::error::hinted(
             format!("user `{username}` is deactivated"),
             format!("activate them with `helpdesk user activate {username}`"),
@@ -115,6 +156,8 @@ fn active_user(app: &App, username: &str) -> Result<crate::store::users::User> {
 }
 
 fn no_such_user(username: &str) -> anyhow::Error {
+    // The name is user input: shown made safe, so it cannot forge lines of its own.
+    let username = crate::output::cell(username, 60);
     crate::error::hinted(
         format!("no user named `{username}`"),
         format!(

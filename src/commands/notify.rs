@@ -421,10 +421,10 @@ impl View for TestView {
 }
 
 fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
-    let requested = args.to.trim();
-    if requested.contains(['\r', '\n']) {
+    if args.to.contains(['\r', '\n']) {
         bail!("the address contains a line break, which would break a mail header");
     }
+    let requested = args.to.trim();
     requested
         .parse::<lettre::Address>()
         .map_err(|e| anyhow::anyhow!("invalid email address `{}`: {e}", cell(requested, 100)))?;

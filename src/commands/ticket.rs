@@ -12,7 +12,7 @@ use crate::cli::{
 use crate::model::{Channel, NotificationStatus};
 use crate::notify::event::{Change, EventData, EventKind};
 use crate::notify::queue::{self, Recorded};
-use crate::output::{View, cell};
+use crate::output::{View, block, cell};
 use crate::store::tickets::{self, NewTicket, Ticket};
 use crate::store::{Conn, events, notifications, rfc3339};
 
@@ -183,7 +183,7 @@ impl View for TicketView {
         out.push(format!("created by:  {}", self.created_by));
         out.push(format!("created:     {}", self.created_at));
         out.push(String::new());
-        out.push(self.description.clone());
+        out.push(block(&self.description));
         if let Some(history) = &self.history {
             out.push(String::new());
             out.push("history:".into());
@@ -206,7 +206,7 @@ impl View for TicketView {
             out.push("comments:".into());
             for c in comments {
                 out.push(format!("  {}  {}:", c.created_at, c.author));
-                for line in c.body.lines() {
+                for line in block(&c.body).lines() {
                     out.push(format!("    {line}"));
                 }
             }

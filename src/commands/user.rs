@@ -61,13 +61,14 @@ impl UserView {
 impl View for UserView {
     fn human(&self) -> String {
         if !self.message.is_empty() {
-            return self.message.clone();
+            // Messages quote names, which are user input.
+            return cell(&self.message, 1000);
         }
         let none = |v: &[String]| {
             if v.is_empty() {
                 "-".to_string()
             } else {
-                v.join(", ")
+                cell(&v.join(", "), 1000)
             }
         };
         format!(

@@ -402,9 +402,12 @@ impl<'a> Worker<'a> {
                 _ => report.deferred += 1,
             }
             if status != NotificationStatus::Sent {
+                // The reply is the server's text: one clean line on stderr.
                 report.problems.push(format!(
-                    "email {} to {} {label}: {reply}",
-                    email.id, email.to_addr
+                    "email {} to {} {label}: {}",
+                    email.id,
+                    email.to_addr,
+                    crate::output::cell(&reply, 1000)
                 ));
             }
         });

@@ -71,9 +71,19 @@ impl Prepared {
     pub fn new(content: &EmailContent) -> Prepared {
         Prepared {
             subject: content.subject.clone(),
-            body: MultiPart::alternative_plain_html(content.text.clone(), content.html.clone()),
+            body: MultiPart::alternative_plain_html(
+                plain_lines(&content.text),
+                plain_lines(&content.html),
+            ),
         }
     }
+}
+
+/// Line breaks as `\n` only: a CR that is not part of CRLF must never reach
+/// the wire (RFC 5321 forbids it, and `\r.\r\n` is how SMTP smuggling starts).
+/// lettre writes each `\n` as CRLF.
+fn plain_lines(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
 }
 
 /// Builds the message. Fails only on an address that cannot be parsed.

@@ -36,8 +36,25 @@ pub enum StoreError {
     NotADatabase { path: PathBuf, reason: String },
     #[error("database `{path}` could not be opened: {reason}")]
     Open { path: PathBuf, reason: String },
-    #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
+    /// SQLite's own words; not a `source`, so a report does not say it twice.
+    #[error("{}", describe(.0))]
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite(err)
+    }
+}
+
+impl StoreError {
+    /// SQLite's error code, when SQLite raised this.
+    pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
+        match self {
+            StoreError::Sqlite(err) => err.sqlite_error_code(),
+            _ => None,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -65,8 +82,14 @@ impl Store {
             conn,
             path: path.to_path_buf(),
         };
-        store.configure().map_err(|e| store.classify(e))?;
+        store
+            .conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| store.classify(e))?;
+        // Check what the file is before changing anything in it (WAL mode
+        // rewrites the header): someone else's database is left as it was.
         store.migrate()?;
+        store.configure().map_err(|e| store.classify(e))?;
         Ok(store)
     }
 
@@ -79,11 +102,11 @@ impl Store {
             path: PathBuf::from(":memory:"),
         };
         store
-            .configure()
-            .expect("pragmas apply to an in-memory database");
-        store
             .migrate()
             .expect("migrations apply to an empty database");
+        store
+            .configure()
+            .expect("pragmas apply to an in-memory database");
         store
     }
 
@@ -135,6 +158,18 @@ impl Store {
         if found == known {
             return Ok(());
         }
+        if found == 0 {
+            let tables: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+                .map_err(|e| self.classify(e))?;
+            if tables > 0 {
+                return Err(StoreError::NotADatabase {
+                    path: self.path.clone(),
+                    reason: "it is a SQLite database of another program".into(),
+                });
+            }
+        }
         migrations.to_latest(&mut self.conn).map_err(|e| match e {
             rusqlite_migration::Error::RusqliteError { err, .. } => self.classify(err),
             other => StoreError::Open {
@@ -154,9 +189,14 @@ impl Store {
                     reason: describe(&err),
                 }
             }
-            Some(ErrorCode::ReadOnly)
-            | Some(ErrorCode::CannotOpen)
-            | Some(ErrorCode::PermissionDenied) => StoreError::Open {
+            Some(ErrorCode::CannotOpen) => StoreError::Open {
+                path: self.path.clone(),
+                reason: format!(
+                    "{}; SQLite creates `-wal` and `-shm` files beside the database, so its folder must be writable: check the folder's permissions",
+                    describe(&err)
+                ),
+            },
+            Some(ErrorCode::ReadOnly) | Some(ErrorCode::PermissionDenied) => StoreError::Open {
                 path: self.path.clone(),
                 reason: describe(&err),
             },

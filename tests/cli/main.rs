@@ -5,8 +5,10 @@ mod support;
 
 mod config;
 mod errors;
+mod hardening;
 mod inbox;
 mod lifecycle;
 mod notify;
+mod soak;
 mod ticket;
 mod user;
