@@ -5,23 +5,25 @@
 //! - A claim moves a batch to `processing` with a lease and this run's claim
 //!   token in one IMMEDIATE transaction, so no two flushes hold the same row.
 //! - A message is *in flight* from the moment its last byte (SMTP's final
-//!   `.`) is sent until its outcome is committed. Before sending that last
-//!   byte, the worker waits for the previous outcome's commit and makes sure
-//!   it still holds this row's claim with time to spare (renewing the lease
-//!   when it runs short). So at most one message per connection is ever in
-//!   flight, and a killed flush can cause at most that one to be resent, with
-//!   its Message-ID unchanged, after its lease expires.
-//! - Outcomes are committed by a `Recorder` thread on its own connection
-//!   while the worker already talks to the server about the next message, so
-//!   the commit's disk flush overlaps the network round trips.
+//!   `.`) is sent until its outcome is committed, which happens before the
+//!   next message is started. Just before that last byte, the worker makes
+//!   sure it still holds the claim with time to spare, renewing the lease
+//!   when it runs short. So a connection has at most one message in flight,
+//!   and a killed flush can cause at most that one to be resent, with its
+//!   Message-ID unchanged, after its lease expires.
 //! - When the server cannot be reached, every message still held is written
 //!   back as `errored` before the run ends, so nothing is left `processing`.
+//!
+//! A run writes through one connection that its workers share (one writer
+//! at a time, no lock waits between them), with `synchronous = NORMAL`: a
+//! commit reaches the operating system at once, so a killed flush loses no
+//! outcome, but the disk is not flushed for each message. A power cut can
+//! only roll back the last outcomes, which makes those emails due again.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -62,7 +64,7 @@ pub struct Report {
 pub type Progress<'a> = &'a (dyn Fn(&Report) + Sync);
 
 /// Runs a flush with `options.concurrency` workers, each with its own
-/// database connection, transport session and claimed batches.
+/// transport session and claimed batches.
 pub fn run(
     db: &Path,
     config: &Config,
@@ -71,10 +73,14 @@ pub fn run(
     progress: Progress<'_>,
 ) -> Result<Report> {
     let started = now_ms();
-    let deadline = options.max_time.map(|d| Instant::now() + d);
+    let mut store = Store::open(db)?;
+    store.relax_durability()?;
     let shared = Shared {
+        store: Mutex::new(store),
         report: Mutex::new(Report::default()),
         budget: Mutex::new(options.limit),
+        started,
+        deadline: options.max_time.map(|d| Instant::now() + d),
     };
     let workers = options.concurrency.max(1);
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
@@ -82,7 +88,7 @@ pub fn run(
             .map(|_| {
                 scope.spawn(|| {
                     let transport = transport::from_config(config, env)?;
-                    Worker::start(db, config, started, deadline, &shared, progress)?.run(transport)
+                    Worker::new(config, &shared, progress)?.run(transport)
                 })
             })
             .collect();
@@ -102,7 +108,10 @@ pub fn run(
         return Err(err);
     }
     if report.claimed > 0 {
-        let mut store = Store::open(db)?;
+        let mut store = shared
+            .store
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         store.in_tx(|tx| {
             notifications::record_flush_run(
                 tx,
@@ -122,12 +131,21 @@ pub fn run(
 
 /// What the workers of one run share.
 struct Shared {
+    /// The run's connection; every write goes through it.
+    store: Mutex<Store>,
     report: Mutex<Report>,
     /// How many more emails this run may claim (`--limit`); None: no limit.
     budget: Mutex<Option<u64>>,
+    /// When this run began: email it deferred is not due again within it.
+    started: i64,
+    deadline: Option<Instant>,
 }
 
 impl Shared {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Takes up to `want` from the budget.
     fn take(&self, want: u64) -> u64 {
         let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
@@ -151,20 +169,19 @@ impl Shared {
             *left += n;
         }
     }
+
+    fn out_of_time(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
 }
 
 struct Worker<'a> {
-    store: Store,
-    recorder: Recorder,
     config: &'a Config,
-    renderer: Renderer,
-    claim: String,
-    /// When this run began: email it deferred is not due again within it.
-    started: i64,
-    lease: Duration,
-    deadline: Option<Instant>,
     shared: &'a Shared,
     progress: Progress<'a>,
+    renderer: Renderer,
+    claim: String,
+    lease: Duration,
     /// Each event's email, rendered once for all its recipients.
     rendered: HashMap<i64, Result<Rc<Prepared>, String>>,
 }
@@ -183,25 +200,14 @@ struct Held<'b> {
 }
 
 impl<'a> Worker<'a> {
-    fn start(
-        db: &Path,
-        config: &'a Config,
-        started: i64,
-        deadline: Option<Instant>,
-        shared: &'a Shared,
-        progress: Progress<'a>,
-    ) -> Result<Worker<'a>> {
+    fn new(config: &'a Config, shared: &'a Shared, progress: Progress<'a>) -> Result<Worker<'a>> {
         Ok(Worker {
-            store: Store::open(db)?,
-            recorder: Recorder::start(db)?,
             config,
-            renderer: Renderer::new(config.templates_dir.as_deref())?,
-            claim: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
-            started,
-            lease: Duration::from_secs(config.queue.lease_secs),
-            deadline,
             shared,
             progress,
+            renderer: Renderer::new(config.templates_dir.as_deref())?,
+            claim: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
+            lease: Duration::from_secs(config.queue.lease_secs),
             rendered: HashMap::new(),
         })
     }
@@ -209,18 +215,12 @@ impl<'a> Worker<'a> {
     fn run(mut self, mut transport: Box<dyn Transport>) -> Result<()> {
         let result = self.run_batches(transport.as_mut());
         transport.close();
-        // Every outcome is committed before the run reports anything.
-        let recorded = self.recorder.finish();
-        result.and(recorded)
-    }
-
-    fn out_of_time(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
+        result
     }
 
     fn run_batches(&mut self, transport: &mut dyn Transport) -> Result<()> {
         loop {
-            if self.out_of_time() {
+            if self.shared.out_of_time() {
                 return Ok(());
             }
             let want = self.shared.take(u64::from(self.config.queue.batch_size));
@@ -229,18 +229,12 @@ impl<'a> Worker<'a> {
             }
             let now = now_ms();
             let lease_until = now + self.lease.as_millis() as i64;
-            let claim = self.claim.clone();
+            let (claim, started) = (self.claim.as_str(), self.shared.started);
             let batch = self
-                .store
+                .shared
+                .store()
                 .in_tx(|tx| {
-                    notifications::claim_due(
-                        tx,
-                        now,
-                        self.started,
-                        lease_until,
-                        &claim,
-                        want as u32,
-                    )
+                    notifications::claim_due(tx, now, started, lease_until, claim, want as u32)
                 })
                 .context("could not claim due email")?;
             self.shared.give_back(want - batch.len() as u64);
@@ -253,7 +247,7 @@ impl<'a> Worker<'a> {
                 lease_until,
             };
             for (i, email) in batch.iter().enumerate() {
-                if self.out_of_time() {
+                if self.shared.out_of_time() {
                     return self.release(&batch[i..]);
                 }
                 held.emails = &batch[i..];
@@ -284,12 +278,9 @@ impl<'a> Worker<'a> {
         let mut stopped: Option<anyhow::Error> = None;
         let mut lost = false;
         let outcome = {
-            let (recorder, store, claim) = (&self.recorder, &mut self.store, self.claim.as_str());
+            let (shared, claim) = (self.shared, self.claim.as_str());
             let (lease, margin) = (self.lease, self.config.send_margin());
-            let mut ready = || match recorder
-                .wait_all()
-                .and_then(|()| keep_claim(store, held, claim, lease, margin))
-            {
+            let mut ready = || match keep_claim(shared, held, claim, lease, margin) {
                 Ok(true) => true,
                 Ok(false) => {
                     lost = true;
@@ -354,8 +345,8 @@ impl<'a> Worker<'a> {
     }
 
     fn render(&self, event_id: i64) -> Result<EmailContent> {
-        let event =
-            events::by_id(self.store.conn(), event_id)?.context("its event record is missing")?;
+        let event = events::by_id(self.shared.store().conn(), event_id)?
+            .context("its event record is missing")?;
         let kind = EventKind::from_stored(&event.kind)
             .with_context(|| format!("unknown event kind `{}`", event.kind))?;
         let data = EventData::from_json(&event.data)?;
@@ -369,7 +360,8 @@ impl<'a> Worker<'a> {
         )
     }
 
-    /// Hands one outcome (sent, deferred with backoff, or failed) to the recorder.
+    /// Commits one outcome (sent, deferred with backoff, or failed) before
+    /// anything else is sent.
     fn record(&mut self, email: &Claimed, outcome: Result<String, SendError>) -> Result<()> {
         let at = now_ms();
         let attempts = email.attempts + 1;
@@ -395,6 +387,19 @@ impl<'a> Worker<'a> {
                 error.reason().to_string(),
             ),
         };
+        let record = AttemptRecord {
+            id: email.id,
+            claim: &self.claim,
+            at,
+            status,
+            next_attempt_at,
+            outcome: label,
+            reply: &reply,
+        };
+        self.shared
+            .store()
+            .in_tx(|tx| notifications::record_attempt(tx, &record))
+            .with_context(|| format!("could not record the outcome of email {}", email.id))?;
         self.add(|report| {
             match status {
                 NotificationStatus::Sent => report.sent += 1,
@@ -411,23 +416,15 @@ impl<'a> Worker<'a> {
                 ));
             }
         });
-        self.recorder.submit(Outcome {
-            id: email.id,
-            claim: self.claim.clone(),
-            at,
-            status,
-            next_attempt_at,
-            label,
-            reply,
-        })
+        Ok(())
     }
 
     /// Gives back what this run claimed but will not attempt.
     fn release(&mut self, rest: &[Claimed]) -> Result<()> {
-        let claim = self.claim.clone();
-        self.store.in_tx(|tx| {
+        let claim = self.claim.as_str();
+        self.shared.store().in_tx(|tx| {
             rest.iter()
-                .try_for_each(|email| notifications::release(tx, email.id, &claim))
+                .try_for_each(|email| notifications::release(tx, email.id, claim))
         })?;
         Ok(())
     }
@@ -443,7 +440,7 @@ impl<'a> Worker<'a> {
 /// (time for the server's final reply), renewing the lease when it runs
 /// short. False when another flush has taken the first email over.
 fn keep_claim(
-    store: &mut Store,
+    shared: &Shared,
     held: &mut Held<'_>,
     claim: &str,
     lease: Duration,
@@ -457,7 +454,7 @@ fn keep_claim(
     let until = now + lease.as_millis() as i64;
     let ids: Vec<i64> = held.emails.iter().map(|email| email.id).collect();
     let first = ids.first().copied();
-    let still_ours = store.in_tx(|tx| {
+    let still_ours = shared.store().in_tx(|tx| {
         notifications::extend_lease(tx, &ids, claim, until)?;
         match first {
             Some(id) => notifications::holds(tx, id, claim),
@@ -466,129 +463,4 @@ fn keep_claim(
     })?;
     held.lease_until = until;
     Ok(still_ours)
-}
-
-/// One outcome on its way to the database.
-struct Outcome {
-    id: i64,
-    claim: String,
-    at: i64,
-    status: NotificationStatus,
-    next_attempt_at: Option<i64>,
-    label: &'static str,
-    reply: String,
-}
-
-/// Commits outcomes on its own connection and thread, several at once when
-/// they queue up, so that a commit's disk flush overlaps the next message's
-/// network round trips. `wait_all` is the barrier a worker passes before it
-/// lets another message out.
-struct Recorder {
-    sender: Option<mpsc::Sender<Outcome>>,
-    progress: Arc<(Mutex<Committed>, Condvar)>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct Committed {
-    submitted: u64,
-    committed: u64,
-    error: Option<String>,
-}
-
-impl Recorder {
-    fn start(db: &Path) -> Result<Recorder> {
-        let mut store = Store::open(db)?;
-        let (sender, receiver) = mpsc::channel::<Outcome>();
-        let progress = Arc::new((Mutex::new(Committed::default()), Condvar::new()));
-        let shared = Arc::clone(&progress);
-        let thread = std::thread::spawn(move || {
-            while let Ok(first) = receiver.recv() {
-                let mut outcomes = vec![first];
-                outcomes.extend(receiver.try_iter());
-                let result = store.in_tx(|tx| {
-                    outcomes.iter().try_for_each(|o| {
-                        notifications::record_attempt(
-                            tx,
-                            &AttemptRecord {
-                                id: o.id,
-                                claim: &o.claim,
-                                at: o.at,
-                                status: o.status,
-                                next_attempt_at: o.next_attempt_at,
-                                outcome: o.label,
-                                reply: &o.reply,
-                            },
-                        )
-                    })
-                });
-                let (lock, changed) = &*shared;
-                let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
-                match result {
-                    Ok(()) => state.committed += outcomes.len() as u64,
-                    Err(e) => {
-                        let ids: Vec<String> = outcomes.iter().map(|o| o.id.to_string()).collect();
-                        state.error = Some(format!(
-                            "could not record the outcome of email {}: {e}",
-                            ids.join(", ")
-                        ));
-                    }
-                }
-                changed.notify_all();
-                if state.error.is_some() {
-                    return;
-                }
-            }
-        });
-        Ok(Recorder {
-            sender: Some(sender),
-            progress,
-            thread: Some(thread),
-        })
-    }
-
-    fn submit(&self, outcome: Outcome) -> Result<()> {
-        let (lock, _) = &*self.progress;
-        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(error) = &state.error {
-            anyhow::bail!("{error}");
-        }
-        state.submitted += 1;
-        drop(state);
-        let sender = self.sender.as_ref().context("the recorder has stopped")?;
-        sender
-            .send(outcome)
-            .map_err(|_| anyhow::anyhow!("the recorder has stopped"))
-    }
-
-    /// Waits until every outcome submitted so far is committed.
-    fn wait_all(&self) -> Result<()> {
-        let (lock, changed) = &*self.progress;
-        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(error) = &state.error {
-                anyhow::bail!("{error}");
-            }
-            if state.committed >= state.submitted {
-                return Ok(());
-            }
-            state = changed.wait(state).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    /// Commits what is left and stops the thread.
-    fn finish(&mut self) -> Result<()> {
-        let waited = self.wait_all();
-        self.sender = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        waited
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        let _ = self.finish();
-    }
 }

@@ -303,7 +303,7 @@ fn transmit(
     if !ready() {
         return Err(Refusal::NotReady);
     }
-    conn.command(DotStuffed(&message.raw))
+    conn.command(dot_stuffed(&message.raw))
         .map_err(Refusal::Smtp)
 }
 
@@ -321,23 +321,21 @@ fn offers_pipelining(conn: &mut SmtpConnection, hello: &ClientId) -> bool {
 }
 
 /// A message as DATA carries it: lines starting with `.` get another `.`,
-/// and it ends with `CRLF.CRLF`.
-struct DotStuffed<'a>(&'a [u8]);
-
-impl std::fmt::Display for DotStuffed<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Built messages are UTF-8 (their text comes from Rust strings).
-        let text = String::from_utf8_lossy(self.0);
-        let mut at_line_start = true;
-        for line in text.split_inclusive('\n') {
-            if at_line_start && line.starts_with('.') {
-                f.write_str(".")?;
-            }
-            f.write_str(line)?;
-            at_line_start = line.ends_with('\n');
-        }
-        f.write_str("\r\n.\r\n")
+/// and it ends with `CRLF.CRLF`. (A `String`, because lettre's `command`
+/// takes text; built messages are UTF-8, their text comes from Rust strings.)
+fn dot_stuffed(raw: &[u8]) -> String {
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
+    let mut out = String::with_capacity(text.len() + 8);
+    if text.starts_with('.') {
+        out.push('.');
     }
+    // Only a `.` right after a line break needs doubling; `replace` finds those fast.
+    out.push_str(&text.replace("\n.", "\n.."));
+    out.push_str("\r\n.\r\n");
+    out
 }
 
 /// The SMTP password, from the variable or the file the configuration names.
@@ -413,5 +411,19 @@ impl Transport for Files {
                 )
             })
             .map_err(|e| SendError::Transient(format!("{}: {e}", self.dir.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dot_stuffed;
+
+    #[test]
+    fn leading_dots_are_doubled_and_the_end_is_marked() {
+        assert_eq!(
+            dot_stuffed(b".a\r\nb\r\n.\r\n..c"),
+            "..a\r\nb\r\n..\r\n...c\r\n.\r\n"
+        );
+        assert_eq!(dot_stuffed(b"plain"), "plain\r\n.\r\n");
     }
 }
