@@ -260,15 +260,20 @@ fn create(app: &mut App, args: &CreateTicketArgs) -> Result<Status> {
         )?;
         Ok::<_, anyhow::Error>((ticket, recorded))
     })?;
-    for warning in &recorded.warnings {
-        app.out.warn(warning);
-    }
     let headline = format!(
         "ticket #{} created ({} priority, {})",
         ticket.id, ticket.priority, ticket.purpose
     );
+    report(app, &ticket, &recorded, headline)
+}
+
+/// Says what an event did: its warnings on stderr, the ticket and who was told on stdout.
+fn report(app: &App, ticket: &Ticket, recorded: &Recorded, headline: String) -> Result<Status> {
+    for warning in &recorded.warnings {
+        app.out.warn(warning);
+    }
     app.out
-        .show(&TicketView::after_event(&ticket, &recorded, headline))?;
+        .show(&TicketView::after_event(ticket, recorded, headline))?;
     Ok(Status::Done)
 }
 
@@ -311,16 +316,11 @@ fn update(app: &mut App, args: &UpdateTicketArgs) -> Result<Status> {
         let recorded = queue::record_event(tx, config, &ticket, EventKind::Update, &actor, &data)?;
         Ok((ticket, recorded))
     })?;
-    for warning in &recorded.warnings {
-        app.out.warn(warning);
-    }
     let headline = format!(
         "ticket #{} updated: status {}, priority {}",
         ticket.id, ticket.status, ticket.priority
     );
-    app.out
-        .show(&TicketView::after_event(&ticket, &recorded, headline))?;
-    Ok(Status::Done)
+    report(app, &ticket, &recorded, headline)
 }
 
 fn comment(app: &mut App, args: &CommentTicketArgs) -> Result<Status> {
@@ -336,13 +336,8 @@ fn comment(app: &mut App, args: &CommentTicketArgs) -> Result<Status> {
         let recorded = queue::record_event(tx, config, &ticket, EventKind::Comment, &actor, &data)?;
         Ok::<_, anyhow::Error>((ticket, recorded))
     })?;
-    for warning in &recorded.warnings {
-        app.out.warn(warning);
-    }
     let headline = format!("comment added to ticket #{}", ticket.id);
-    app.out
-        .show(&TicketView::after_event(&ticket, &recorded, headline))?;
-    Ok(Status::Done)
+    report(app, &ticket, &recorded, headline)
 }
 
 #[derive(Serialize)]

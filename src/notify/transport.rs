@@ -205,9 +205,7 @@ impl Transport for Smtp {
                     Refusal::Unsupported(why) => {
                         SendError::Permanent(format!("{}: {why}", self.server()))
                     }
-                    Refusal::NotReady => {
-                        SendError::Transient("not sent: the flush stopped before it".into())
-                    }
+                    Refusal::NotReady => not_let_out(),
                 })
             }
         }
@@ -362,6 +360,11 @@ fn read_password(config: &Config, env: &HashMap<String, String>) -> Result<Strin
     )
 }
 
+/// What `send` returns when its caller said not to let the message out.
+fn not_let_out() -> SendError {
+    SendError::Transient("not sent: the flush stopped before it".into())
+}
+
 // ---- sendmail and files --------------------------------------------------------------------
 
 struct Sendmail {
@@ -375,9 +378,7 @@ impl Transport for Sendmail {
         ready: &mut dyn FnMut() -> bool,
     ) -> Result<String, SendError> {
         if !ready() {
-            return Err(SendError::Transient(
-                "not sent: the flush stopped before it".into(),
-            ));
+            return Err(not_let_out());
         }
         self.inner
             .send_raw(&message.envelope, &message.raw)
@@ -398,9 +399,7 @@ impl Transport for Files {
         ready: &mut dyn FnMut() -> bool,
     ) -> Result<String, SendError> {
         if !ready() {
-            return Err(SendError::Transient(
-                "not sent: the flush stopped before it".into(),
-            ));
+            return Err(not_let_out());
         }
         self.inner
             .send_raw(&message.envelope, &message.raw)
