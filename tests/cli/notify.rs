@@ -1103,3 +1103,112 @@ fn concurrent_connections_send_each_email_exactly_once() {
     let ids: HashSet<String> = mail.iter().map(message_id_of).collect();
     assert_eq!(ids.len(), mail.len(), "every Message-ID distinct");
 }
+
+#[test]
+fn the_file_transport_writes_one_eml_per_email() {
+    let sb = Sandbox::new();
+    sb.write_config(&format!(
+        "{BASE_CONFIG}\n[email]\ntransport = \"file\"\n\n[email.file]\ndir = \"outbox\"\n"
+    ));
+    two_devs(&sb);
+    sb.ticket("dev", "high", "Printer <on> fire");
+    sb.run(["notify", "flush"]).success().stdout_is_empty();
+    let mut files: Vec<_> = std::fs::read_dir(sb.path("outbox"))
+        .expect("the outbox folder exists")
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "one file per developer");
+    for file in &files {
+        assert_eq!(file.extension().and_then(|e| e.to_str()), Some("eml"));
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.contains(&format!("Subject: {SUBJECT}")), "{text}");
+        assert!(text.contains("X-Helpdesk-Ticket: 1"), "{text}");
+        assert!(text.contains("multipart/alternative"), "{text}");
+    }
+    assert_eq!(status_counts(&sb, "sent"), 2);
+    assert!(sb.smtp.received().is_empty(), "nothing went over SMTP");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_sendmail_transport_pipes_each_email_to_the_command() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    // A stand-in for sendmail: keeps its arguments and the message it was given.
+    let script = sb.path("fake-sendmail");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nn=$(ls {dir}/got/*.eml 2>/dev/null | wc -l)\nmkdir -p {dir}/got\necho \"$@\" > {dir}/got/$n.args\ncat > {dir}/got/$n.eml\n",
+            dir = sb.dir.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sb.write_config(&format!(
+        "{BASE_CONFIG}\n[email]\ntransport = \"sendmail\"\n\n[email.sendmail]\ncommand = \"{}\"\n",
+        script.display()
+    ));
+    two_devs(&sb);
+    sb.ticket("dev", "low", "Slow page");
+    sb.run(["notify", "flush"]).success();
+    let got = sb.path("got");
+    let mut args: Vec<String> = (0..2)
+        .map(|n| std::fs::read_to_string(got.join(format!("{n}.args"))).unwrap())
+        .collect();
+    args.sort();
+    for to in ["dev@example.org", "dev2@example.org"] {
+        assert!(
+            args.iter().any(|a| a.split_whitespace().any(|w| w == to)),
+            "{to} in {args:?}"
+        );
+    }
+    let message = std::fs::read_to_string(got.join("0.eml")).unwrap();
+    assert!(
+        message.contains(&format!("Subject: {SUBJECT}")),
+        "{message}"
+    );
+    assert_eq!(status_counts(&sb, "sent"), 2);
+}
+
+#[test]
+fn max_time_stops_claiming_and_gives_the_rest_back() {
+    let options = ServerOptions {
+        latency: Some(Duration::from_millis(60)),
+        ..Default::default()
+    };
+    let sb = Sandbox::with(options, &with_queue("batch_size = 50"));
+    two_devs(&sb);
+    for t in 0..10 {
+        sb.ticket("dev", "high", &format!("ticket {t}"));
+    }
+    let total = count_emails(&sb);
+    assert_eq!(total, 20);
+    let started = Instant::now();
+    let report = sb
+        .run(["notify", "flush", "--max-time", "1s", "--format", "json"])
+        .success()
+        .json();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the run was bounded"
+    );
+    let sent = report["sent"].as_i64().unwrap();
+    assert!(
+        sent > 0 && sent < total,
+        "some but not all were sent: {report}"
+    );
+    assert_eq!(status_counts(&sb, "sent"), sent);
+    assert_eq!(
+        status_counts(&sb, "pending"),
+        total - sent,
+        "the rest is due again at once"
+    );
+    assert_eq!(
+        sb.sql_i64("SELECT count(*) FROM notifications WHERE status = 'processing'"),
+        0
+    );
+    sb.run(["notify", "flush"]).success();
+    assert_eq!(status_counts(&sb, "sent"), total);
+}
