@@ -89,10 +89,20 @@ pub fn run(args: &DemoArgs, out: &Output) -> Result<Status> {
     for step in steps {
         run_step(&config_arg, &step, out)?;
     }
+    // Under `cargo run` the binary is not on PATH yet: say the command that works.
+    let helpdesk = if std::env::var_os("CARGO_MANIFEST_DIR").is_some() {
+        "cargo run --release --"
+    } else {
+        "helpdesk"
+    };
+    let outbox = Path::new(dir).join("outbox");
+    println!("\nNext:");
     println!(
-        "\nNext:\n  helpdesk --config {config_arg} notify flush -v     # writes the queued email to {}\n  helpdesk --config {config_arg} inbox --user dana\n  helpdesk --config {config_arg} notify list",
-        Path::new(dir).join("outbox").display()
+        "  {helpdesk} --config {config_arg} notify flush -v   # writes the queued email to {}",
+        outbox.display()
     );
+    println!("  {helpdesk} --config {config_arg} inbox --user dana");
+    println!("  {helpdesk} --config {config_arg} notify list");
     Ok(Status::Done)
 }
 

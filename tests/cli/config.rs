@@ -429,3 +429,48 @@ fn completions_for_bash_are_a_script_naming_helpdesk() {
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     sb.run(["completions", "tcsh-not-a-shell"]).code(2);
 }
+
+#[test]
+fn the_demo_runs_the_whole_flow_on_built_in_defaults() {
+    let sb = Sandbox::new();
+    std::fs::remove_file(sb.path("helpdesk.toml")).unwrap();
+    let run = sb.run(["demo"]).success();
+    assert!(
+        run.stdout.contains("Priority: High - Purpose: App"),
+        "the manager's inbox is shown:\n{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("notify flush"),
+        "it says what to run next:\n{}",
+        run.stdout
+    );
+    sb.run(["--config", "helpdesk-demo/helpdesk.toml", "notify", "flush"])
+        .success();
+    let outbox: Vec<_> = std::fs::read_dir(sb.path("helpdesk-demo/outbox"))
+        .unwrap()
+        .collect();
+    assert_eq!(
+        outbox.len(),
+        1,
+        "the developer's email was written as a file"
+    );
+    // A second run reuses the folder and opens one more ticket.
+    sb.run(["demo"]).success();
+    let tickets = sb
+        .run([
+            "--config",
+            "helpdesk-demo/helpdesk.toml",
+            "ticket",
+            "list",
+            "--format",
+            "json",
+        ])
+        .success()
+        .json();
+    assert_eq!(tickets.as_array().unwrap().len(), 2);
+    assert!(
+        sb.smtp.received().is_empty(),
+        "the demo never needs an SMTP server"
+    );
+}
