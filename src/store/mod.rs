@@ -48,6 +48,14 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 impl StoreError {
+    /// Whether SQLite refused because another connection held the lock.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self.sqlite_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+
     /// SQLite's error code, when SQLite raised this.
     pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
         match self {
@@ -86,11 +94,26 @@ impl Store {
             .conn
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| store.classify(e))?;
-        // Check what the file is before changing anything in it (WAL mode
-        // rewrites the header): someone else's database is left as it was.
-        store.migrate()?;
-        store.configure().map_err(|e| store.classify(e))?;
-        Ok(store)
+        // SQLite answers "busy" at once, without waiting, when two connections
+        // would deadlock (both reading, both wanting to write), as commands
+        // creating the same new database do: try again until the busy timeout.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match store.prepare() {
+                Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5 + fastrand::u64(0..20)));
+                }
+                result => return result.map(|()| store),
+            }
+        }
+    }
+
+    /// Migrates, then sets the connection up. What the file is gets checked
+    /// before anything in it changes (WAL mode rewrites the header), so
+    /// someone else's database is left as it was.
+    fn prepare(&mut self) -> Result<()> {
+        self.migrate()?;
+        self.configure().map_err(|e| self.classify(e))
     }
 
     /// An in-memory database with the whole schema, for unit tests.
@@ -154,10 +177,7 @@ impl Store {
     fn migrate(&mut self) -> Result<()> {
         let migrations = migrations::all();
         let known = migrations::count();
-        let found: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(|e| self.classify(e))?;
+        let found = self.user_version()?;
         if found > known {
             return Err(StoreError::TooNew {
                 path: self.path.clone(),
@@ -169,10 +189,19 @@ impl Store {
             return Ok(());
         }
         if found == 0 {
-            let tables: i64 = self
+            // One statement, one snapshot: another command may be creating
+            // this database right now.
+            let (tables, version): (i64, i64) = self
                 .conn
-                .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+                .query_row(
+                    "SELECT (SELECT count(*) FROM sqlite_schema), (SELECT user_version FROM pragma_user_version)",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
                 .map_err(|e| self.classify(e))?;
+            if version == known {
+                return Ok(());
+            }
             if tables > 0 {
                 return Err(StoreError::NotADatabase {
                     path: self.path.clone(),
@@ -180,13 +209,23 @@ impl Store {
                 });
             }
         }
-        migrations.to_latest(&mut self.conn).map_err(|e| match e {
-            rusqlite_migration::Error::RusqliteError { err, .. } => self.classify(err),
-            other => StoreError::Open {
+        match migrations.to_latest(&mut self.conn) {
+            Ok(()) => Ok(()),
+            // Two commands creating the same new database at once: one of them
+            // migrates, the other's attempt fails and finds the work done.
+            Err(_) if self.user_version()? == known => Ok(()),
+            Err(rusqlite_migration::Error::RusqliteError { err, .. }) => Err(self.classify(err)),
+            Err(other) => Err(StoreError::Open {
                 path: self.path.clone(),
                 reason: other.to_string(),
-            },
-        })
+            }),
+        }
+    }
+
+    fn user_version(&self) -> Result<i64> {
+        self.conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|e| self.classify(e))
     }
 
     /// Turns SQLite's "not a database" into a message naming the file.

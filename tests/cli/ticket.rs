@@ -796,3 +796,73 @@ fn global_options_work_before_or_after_the_subcommand() {
         .json();
     assert_eq!(users.as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn concurrent_creates_all_succeed() {
+    let sb = Sandbox::new();
+    sb.user("dev", "dev@example.org");
+    sb.user("dev2", "dev2@example.org");
+    sb.manager("boss", "boss@example.org");
+    const RUNS: usize = 12;
+    let children: Vec<std::process::Child> = (0..RUNS)
+        .map(|i| {
+            sb.command()
+                .args([
+                    "ticket",
+                    "create",
+                    "--created-by",
+                    "dev",
+                    "--purpose",
+                    "app",
+                    "--priority",
+                    "high",
+                ])
+                .args(["--description", &format!("at the same time {i}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn ticket create")
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().expect("ticket create finishes");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "a concurrent create failed: {stderr}"
+        );
+        assert!(!stderr.contains("locked"), "{stderr}");
+    }
+    assert_eq!(sb.sql_i64("SELECT count(*) FROM tickets"), RUNS as i64);
+    // Each: dev and dev2 in-app + email, boss in-app.
+    assert_eq!(
+        sb.sql_i64("SELECT count(*) FROM notifications"),
+        (RUNS * 5) as i64
+    );
+}
+
+#[test]
+fn commands_that_create_the_database_at_the_same_time_all_succeed() {
+    for round in 0..4 {
+        let sb = Sandbox::new();
+        let children: Vec<std::process::Child> = (0..8)
+            .map(|_| {
+                sb.command()
+                    .args(["user", "list"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn user list")
+            })
+            .collect();
+        for child in children {
+            let output = child.wait_with_output().expect("user list finishes");
+            assert!(
+                output.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        sb.user("dev", "dev@example.org");
+    }
+}
