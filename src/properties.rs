@@ -564,6 +564,7 @@ fn header_names(raw: &str) -> Vec<String> {
 fn build(content: &EmailContent) -> String {
     let out = message::build(
         &Addressing {
+            key: 1,
             from: "Helpdesk <helpdesk@example.org>",
             to: "dev@example.org",
             message_id: Some("<1.2.3@example.com>"),

@@ -451,6 +451,7 @@ fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
     };
     let outgoing = message::build(
         &Addressing {
+            key: 0,
             from: &app.config.default_from_email,
             to: &to,
             message_id: None,
@@ -460,7 +461,7 @@ fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
     )?;
     let mut transport = transport::from_config(&app.config, &app.env)?;
     let reply = transport
-        .send(&outgoing, &mut || true)
+        .send(&outgoing, None, &mut || true)
         .map_err(|e| anyhow::anyhow!("the test email was not accepted: {}", e.reason()))?;
     transport.close();
     app.out.show(&TestView {

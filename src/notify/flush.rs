@@ -246,12 +246,23 @@ impl<'a> Worker<'a> {
                 emails: &batch,
                 lease_until,
             };
+            // Each message is built one step ahead, so the transport can
+            // announce it while the current one goes out.
+            let mut upcoming: Option<(i64, Result<message::Outgoing, String>)> = None;
             for (i, email) in batch.iter().enumerate() {
                 if self.shared.out_of_time() {
                     return self.release(&batch[i..]);
                 }
                 held.emails = &batch[i..];
-                if let Next::Stop(reason) = self.deliver(transport, email, &mut held)? {
+                let current = match upcoming.take() {
+                    Some((id, built)) if id == email.id => built,
+                    _ => self.build(email),
+                };
+                let next = batch.get(i + 1).map(|next| (next.id, self.build(next)));
+                let announce = next.as_ref().and_then(|(_, built)| built.as_ref().ok());
+                let step = self.deliver(transport, email, current, announce, &mut held)?;
+                upcoming = next;
+                if let Next::Stop(reason) = step {
                     for rest in &batch[i + 1..] {
                         self.record(rest, Err(SendError::Unreachable(reason.clone())))?;
                     }
@@ -261,14 +272,16 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Renders, sends and records one email.
+    /// Sends one built email (announcing `next` to the transport) and records the outcome.
     fn deliver(
         &mut self,
         transport: &mut dyn Transport,
         email: &Claimed,
+        built: Result<message::Outgoing, String>,
+        next: Option<&message::Outgoing>,
         held: &mut Held<'_>,
     ) -> Result<Next> {
-        let outgoing = match self.build(email) {
+        let outgoing = match built {
             Ok(outgoing) => outgoing,
             Err(reason) => {
                 self.record(email, Err(SendError::Permanent(reason)))?;
@@ -291,7 +304,7 @@ impl<'a> Worker<'a> {
                     false
                 }
             };
-            transport.send(&outgoing, &mut ready)
+            transport.send(&outgoing, next, &mut ready)
         };
         if let Some(e) = stopped {
             return Err(e);
@@ -317,6 +330,7 @@ impl<'a> Worker<'a> {
             _ => email.to_addr.as_str(),
         };
         let addressing = Addressing {
+            key: email.id,
             from: &self.config.default_from_email,
             to,
             message_id: Some(&email.message_id)

@@ -15,6 +15,8 @@ use crate::notify::content::EmailContent;
 
 /// A message ready for a transport.
 pub struct Outgoing {
+    /// Tells messages apart for a transport that prepares the next one early.
+    pub key: i64,
     pub envelope: Envelope,
     pub raw: Vec<u8>,
 }
@@ -53,6 +55,8 @@ impl Header for TicketHeader {
 
 /// What varies per message.
 pub struct Addressing<'a> {
+    /// The notification's ID (0 for a test email).
+    pub key: i64,
     pub from: &'a str,
     pub to: &'a str,
     pub message_id: Option<&'a str>,
@@ -108,6 +112,7 @@ pub fn build(addressing: &Addressing<'_>, prepared: &Prepared) -> Result<Outgoin
         .multipart(prepared.body.clone())
         .context("could not build the message")?;
     Ok(Outgoing {
+        key: addressing.key,
         envelope: message.envelope().clone(),
         raw: message.formatted(),
     })
@@ -126,6 +131,7 @@ mod tests {
         };
         let out = build(
             &Addressing {
+                key: 1,
                 from: "Helpdesk <help@example.org>",
                 to: "dev@example.org",
                 message_id: Some("<1.2.3@example.com>"),

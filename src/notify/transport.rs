@@ -41,10 +41,13 @@ pub trait Transport {
     /// Delivers one message; on success, the server's reply (or what stands
     /// for it). `ready` is asked just before the point of no return (SMTP's
     /// final `.`); when it says no, the message is not let out and the result
-    /// is a `Transient` error.
+    /// is a `Transient` error. `next`, when given, is the message the caller
+    /// means to send next: a transport may announce it early, but never lets
+    /// it out before its own `send`.
     fn send(
         &mut self,
         message: &Outgoing,
+        next: Option<&Outgoing>,
         ready: &mut dyn FnMut() -> bool,
     ) -> Result<String, SendError>;
     /// Ends the session politely, if there is one.
@@ -87,6 +90,9 @@ struct Smtp {
     connection: Option<SmtpConnection>,
     /// Whether the open connection's server offers PIPELINING.
     pipelining: bool,
+    /// The message whose MAIL, RCPT and DATA the open connection has already
+    /// sent and had accepted: the server is waiting for its content.
+    primed: Option<i64>,
 }
 
 impl Smtp {
@@ -122,11 +128,20 @@ impl Smtp {
             hello: ClientId::default(),
             connection: None,
             pipelining: false,
+            primed: None,
         })
     }
 
     fn server(&self) -> String {
         format!("{}:{}", self.host, self.port)
+    }
+
+    /// A new session, and whether its server offers PIPELINING.
+    fn fresh_connection(&mut self) -> Result<SmtpConnection, SendError> {
+        self.primed = None;
+        let mut conn = self.connect()?;
+        self.pipelining = offers_pipelining(&mut conn, &self.hello);
+        Ok(conn)
     }
 
     /// Opens a session: connect, TLS as configured, AUTH when configured.
@@ -174,29 +189,41 @@ impl Transport for Smtp {
     fn send(
         &mut self,
         message: &Outgoing,
+        next: Option<&Outgoing>,
         ready: &mut dyn FnMut() -> bool,
     ) -> Result<String, SendError> {
         let mut conn = match self.connection.take() {
-            Some(conn) if !conn.has_broken() => conn,
-            _ => {
-                let mut conn = self.connect()?;
-                self.pipelining = offers_pipelining(&mut conn, &self.hello);
-                conn
+            // A connection prepared for another message is waiting for that
+            // message's content: it cannot carry this one.
+            Some(conn) if self.primed.is_some_and(|key| key != message.key) => {
+                discard(conn);
+                self.fresh_connection()?
             }
+            Some(conn) if !conn.has_broken() => conn,
+            _ => self.fresh_connection()?,
         };
-        match transmit(&mut conn, message, self.pipelining, ready) {
-            Ok(response) => {
+        let primed = self.primed.take() == Some(message.key);
+        let next = next.filter(|_| self.pipelining);
+        match transmit(&mut conn, message, primed, next, self.pipelining, ready) {
+            Ok(done) => {
                 let reply = format!(
                     "{} {}",
-                    response.code(),
-                    response.message().collect::<Vec<_>>().join(" ")
+                    done.reply.code(),
+                    done.reply.message().collect::<Vec<_>>().join(" ")
                 );
-                self.connection = Some(conn);
+                if done.next_primed {
+                    self.primed = next.map(|n| n.key);
+                }
+                if done.keep_connection {
+                    self.connection = Some(conn);
+                } else {
+                    discard(conn);
+                }
                 Ok(reply)
             }
             Err(e) => {
                 // The session may be mid-transaction: close it; the next message reconnects.
-                conn.abort();
+                discard(conn);
                 Err(match e {
                     Refusal::Smtp(e) if e.is_permanent() => {
                         SendError::Permanent(format!("{}: {e}", self.server()))
@@ -213,9 +240,23 @@ impl Transport for Smtp {
 
     fn close(&mut self) {
         if let Some(mut conn) = self.connection.take() {
-            let _ = conn.quit();
+            if self.primed.take().is_some() {
+                // The server waits for content that will not come.
+                discard(conn);
+            } else {
+                let _ = conn.quit();
+            }
         }
     }
+}
+
+/// Closes a session at once, whatever state it is in. The server drops a
+/// message whose content was not ended with its final `.`. (lettre's `abort`
+/// says QUIT and waits for an answer, which never comes while the server
+/// reads content: so it gets a moment, not the whole command timeout.)
+fn discard(mut conn: SmtpConnection) {
+    let _ = conn.set_timeout(Some(Duration::from_millis(1)));
+    conn.abort();
 }
 
 impl Drop for Smtp {
@@ -233,22 +274,80 @@ enum Refusal {
     NotReady,
 }
 
-/// One SMTP transaction: MAIL, RCPT for each recipient, DATA, then the
-/// dot-stuffed message with its final `.` line in a single write.
+/// What `transmit` did.
+struct Transmitted {
+    /// The server's reply to the message's final `.`.
+    reply: lettre::transport::smtp::response::Response,
+    /// Whether the next message's MAIL, RCPT and DATA went out with it and
+    /// were accepted: the server now waits for that message's content.
+    next_primed: bool,
+    /// False when the session is out of step and must be closed.
+    keep_connection: bool,
+}
+
+/// One SMTP transaction: MAIL, RCPT for each recipient and DATA (unless an
+/// earlier call already sent them: `primed`), then the dot-stuffed message
+/// with its final `.` line in a single write.
 ///
-/// This is lettre's `SmtpConnection::send` with two changes, both for speed:
+/// This is lettre's `SmtpConnection::send` with three changes, all for speed:
 /// - lettre writes the message and the final `.` line separately; with
 ///   Nagle's algorithm on (lettre does not set TCP_NODELAY) the second small
 ///   write waits for the server's delayed ACK, about 40 ms per message.
 /// - When the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out
-///   in one write and their replies are read after it: two round trips per
-///   message instead of four.
+///   in one write and their replies are read after it.
+/// - With PIPELINING, the next message's MAIL, RCPT and DATA ride in the same
+///   write as this message's content (RFC 2920 allows commands after the
+///   content in one group). Its content waits for its own call, after the
+///   caller has recorded this message's outcome. One round trip per message.
 fn transmit(
     conn: &mut SmtpConnection,
     message: &Outgoing,
+    primed: bool,
+    next: Option<&Outgoing>,
     pipelining: bool,
     ready: &mut dyn FnMut() -> bool,
-) -> Result<lettre::transport::smtp::response::Response, Refusal> {
+) -> Result<Transmitted, Refusal> {
+    if !primed {
+        let commands = envelope_commands(conn, message)?;
+        if pipelining {
+            // One write; then MAIL's reply, each RCPT's, and DATA's, in order.
+            conn.command(commands.concat()).map_err(Refusal::Smtp)?;
+            for _ in 1..commands.len() {
+                conn.read_response().map_err(Refusal::Smtp)?;
+            }
+        } else {
+            for command in commands {
+                conn.command(command).map_err(Refusal::Smtp)?;
+            }
+        }
+    }
+    if !ready() {
+        return Err(Refusal::NotReady);
+    }
+    let mut data = dot_stuffed(&message.raw);
+    let announced = next.and_then(|next| envelope_commands(conn, next).ok());
+    if let Some(commands) = &announced {
+        data.push_str(&commands.concat());
+    }
+    let reply = conn.command(data).map_err(Refusal::Smtp)?;
+    let mut done = Transmitted {
+        reply,
+        next_primed: false,
+        keep_connection: true,
+    };
+    if let Some(commands) = announced {
+        // The next message's replies; any refusal leaves the rest unread, so
+        // the session is closed and the next message starts afresh (and meets
+        // the refusal again, in its own `send`).
+        let accepted = (0..commands.len()).all(|_| conn.read_response().is_ok());
+        done.next_primed = accepted;
+        done.keep_connection = accepted;
+    }
+    Ok(done)
+}
+
+/// MAIL, one RCPT per recipient, and DATA for a message, each a line.
+fn envelope_commands(conn: &SmtpConnection, message: &Outgoing) -> Result<Vec<String>, Refusal> {
     use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
     use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
     let envelope = &message.envelope;
@@ -274,35 +373,15 @@ fn transmit(
         }
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
-    let mail = Mail::new(envelope.from().cloned(), parameters);
-    let rcpts: Vec<Rcpt> = envelope
-        .to()
-        .iter()
-        .map(|to| Rcpt::new(to.clone(), Vec::new()))
-        .collect();
-    if pipelining {
-        let mut group = mail.to_string();
-        for rcpt in &rcpts {
-            group.push_str(&rcpt.to_string());
-        }
-        group.push_str(&Data.to_string());
-        // One write; then MAIL's reply, each RCPT's, and DATA's, in order.
-        conn.command(group).map_err(Refusal::Smtp)?;
-        for _ in 0..=rcpts.len() {
-            conn.read_response().map_err(Refusal::Smtp)?;
-        }
-    } else {
-        conn.command(mail).map_err(Refusal::Smtp)?;
-        for rcpt in rcpts {
-            conn.command(rcpt).map_err(Refusal::Smtp)?;
-        }
-        conn.command(Data).map_err(Refusal::Smtp)?;
-    }
-    if !ready() {
-        return Err(Refusal::NotReady);
-    }
-    conn.command(dot_stuffed(&message.raw))
-        .map_err(Refusal::Smtp)
+    let mut commands = vec![Mail::new(envelope.from().cloned(), parameters).to_string()];
+    commands.extend(
+        envelope
+            .to()
+            .iter()
+            .map(|to| Rcpt::new(to.clone(), Vec::new()).to_string()),
+    );
+    commands.push(Data.to_string());
+    Ok(commands)
 }
 
 /// Whether the server offers PIPELINING. lettre does not keep that from its
@@ -375,6 +454,7 @@ impl Transport for Sendmail {
     fn send(
         &mut self,
         message: &Outgoing,
+        _next: Option<&Outgoing>,
         ready: &mut dyn FnMut() -> bool,
     ) -> Result<String, SendError> {
         if !ready() {
@@ -396,6 +476,7 @@ impl Transport for Files {
     fn send(
         &mut self,
         message: &Outgoing,
+        _next: Option<&Outgoing>,
         ready: &mut dyn FnMut() -> bool,
     ) -> Result<String, SendError> {
         if !ready() {

@@ -1212,3 +1212,99 @@ fn max_time_stops_claiming_and_gives_the_rest_back() {
     sb.run(["notify", "flush"]).success();
     assert_eq!(status_counts(&sb, "sent"), total);
 }
+
+/// Message-ID → the address the email is for, read from the database.
+fn addressee_by_message_id(sb: &Sandbox) -> HashMap<String, String> {
+    let conn = rusqlite::Connection::open(sb.db()).expect("open the test database");
+    let mut stmt = conn
+        .prepare("SELECT message_id, to_addr FROM notifications WHERE channel = 'email'")
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .expect("query");
+    rows.map(|r| {
+        let (mid, to) = r.expect("a row");
+        (bare_id(&mid), to)
+    })
+    .collect()
+}
+
+#[test]
+fn every_message_reaches_its_own_addressee_with_and_without_pipelining() {
+    for no_pipelining in [false, true] {
+        // Refusals and dropped connections mid-stream, so sessions restart
+        // while a next message may already be announced.
+        let options = ServerOptions {
+            no_pipelining,
+            ..Default::default()
+        }
+        .with_verdict(|_, n| match n % 7 {
+            3 => Verdict::Reply(451, "4.3.0 try later".into()),
+            5 => Verdict::Drop,
+            _ => Verdict::Accept,
+        });
+        let sb = Sandbox::with(
+            options,
+            &with_queue("retry_backoff_secs = 0\nmax_attempts = 10"),
+        );
+        two_devs(&sb);
+        sb.manager("boss", "boss@example.org");
+        for t in 0..8 {
+            sb.ticket("dev", "high", &format!("ticket {t}"));
+            sb.run([
+                "ticket",
+                "comment",
+                &(t + 1).to_string(),
+                "--by",
+                "boss",
+                "--body",
+                "seen",
+            ])
+            .success();
+        }
+        let total = count_emails(&sb);
+        assert_eq!(
+            total,
+            8 * 2 + 8 * 2,
+            "two developers per new ticket and per comment"
+        );
+        for _ in 0..10 {
+            if status_counts(&sb, "sent") == total {
+                break;
+            }
+            let _ = sb.run(["notify", "flush"]);
+        }
+        assert_eq!(
+            status_counts(&sb, "sent"),
+            total,
+            "no_pipelining = {no_pipelining}"
+        );
+        let addressee = addressee_by_message_id(&sb);
+        let mail = sb.smtp.received();
+        assert_eq!(mail.len() as i64, total, "each email accepted once");
+        for m in &mail {
+            let id = message_id_of(m);
+            assert_eq!(m.rcpt_to, [addressee[&id].clone()], "envelope of {id}");
+            let to = m.header("To").expect("a To header");
+            assert!(to.contains(&addressee[&id]), "To header of {id}: {to}");
+        }
+    }
+}
+
+#[test]
+fn one_connection_carries_a_whole_batch() {
+    let sb = Sandbox::new();
+    two_devs(&sb);
+    for t in 0..10 {
+        sb.ticket("dev", "high", &format!("ticket {t}"));
+    }
+    sb.run(["notify", "flush"]).success();
+    assert_eq!(sb.smtp.received().len(), 20);
+    assert_eq!(
+        sb.smtp.connections(),
+        1,
+        "one SMTP session for the whole run"
+    );
+}

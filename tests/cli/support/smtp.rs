@@ -105,6 +105,8 @@ pub struct ServerOptions {
     /// Read and write timeout of every connection (default 30 s): a silent client is
     /// disconnected after this long.
     pub io_timeout: Duration,
+    /// Leave PIPELINING (RFC 2920) out of EHLO, for a client's one-command-at-a-time path.
+    pub no_pipelining: bool,
 }
 
 impl Default for ServerOptions {
@@ -115,6 +117,7 @@ impl Default for ServerOptions {
             verdict: None,
             latency: None,
             io_timeout: Duration::from_secs(30),
+            no_pipelining: false,
         }
     }
 }
@@ -723,6 +726,11 @@ impl<'a> Session<'a> {
             "ENHANCEDSTATUSCODES".to_string(),
             format!("SIZE {MAX_MESSAGE}"),
         ];
+        if !self.shared.opts.no_pipelining {
+            // Commands are read one line at a time from a buffer, so a group of
+            // them (and content followed by commands) is handled in order.
+            lines.push("PIPELINING".to_string());
+        }
         if self.shared.opts.tls == Tls::StartTls && !self.tls {
             lines.push("STARTTLS".to_string());
         }
