@@ -166,10 +166,16 @@ impl View for TicketView {
                     .filter(|n| n.channel == channel)
                     .map(|n| n.user.as_str())
                     .collect();
-                if names.is_empty() {
-                    "nobody".to_string()
-                } else {
-                    format!("{} ({})", names.len(), names.join(", "))
+                // A manager group can be hundreds strong: name the first few.
+                const NAMED: usize = 8;
+                match names.len() {
+                    0 => "nobody".to_string(),
+                    n if n <= NAMED => format!("{n} ({})", names.join(", ")),
+                    n => format!(
+                        "{n} ({}, and {} more)",
+                        names[..NAMED].join(", "),
+                        n - NAMED
+                    ),
                 }
             };
             out.push(format!("in-app:          {}", who(Channel::App)));
