@@ -109,7 +109,7 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
             concurrency: args.concurrency,
         };
         let report = flush::run(
-            &app.config.database,
+            &mut app.store,
             &app.config,
             &app.env,
             &options,

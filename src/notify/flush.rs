@@ -21,7 +21,6 @@
 //! only roll back the last outcomes, which makes those emails due again.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::rc::Rc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -66,14 +65,13 @@ pub type Progress<'a> = &'a (dyn Fn(&Report) + Sync);
 /// Runs a flush with `options.concurrency` workers, each with its own
 /// transport session and claimed batches.
 pub fn run(
-    db: &Path,
+    store: &mut Store,
     config: &Config,
     env: &HashMap<String, String>,
     options: &Options,
     progress: Progress<'_>,
 ) -> Result<Report> {
     let started = now_ms();
-    let mut store = Store::open(db)?;
     store.relax_durability()?;
     let shared = Shared {
         store: Mutex::new(store),
@@ -108,7 +106,7 @@ pub fn run(
         return Err(err);
     }
     if report.claimed > 0 {
-        let mut store = shared
+        let store = shared
             .store
             .into_inner()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -130,9 +128,9 @@ pub fn run(
 }
 
 /// What the workers of one run share.
-struct Shared {
+struct Shared<'s> {
     /// The run's connection; every write goes through it.
-    store: Mutex<Store>,
+    store: Mutex<&'s mut Store>,
     report: Mutex<Report>,
     /// How many more emails this run may claim (`--limit`); None: no limit.
     budget: Mutex<Option<u64>>,
@@ -141,8 +139,8 @@ struct Shared {
     deadline: Option<Instant>,
 }
 
-impl Shared {
-    fn store(&self) -> MutexGuard<'_, Store> {
+impl<'s> Shared<'s> {
+    fn store(&self) -> MutexGuard<'_, &'s mut Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -175,9 +173,9 @@ impl Shared {
     }
 }
 
-struct Worker<'a> {
+struct Worker<'a, 's> {
     config: &'a Config,
-    shared: &'a Shared,
+    shared: &'a Shared<'s>,
     progress: Progress<'a>,
     renderer: Renderer,
     claim: String,
@@ -199,8 +197,12 @@ struct Held<'b> {
     lease_until: i64,
 }
 
-impl<'a> Worker<'a> {
-    fn new(config: &'a Config, shared: &'a Shared, progress: Progress<'a>) -> Result<Worker<'a>> {
+impl<'a, 's> Worker<'a, 's> {
+    fn new(
+        config: &'a Config,
+        shared: &'a Shared<'s>,
+        progress: Progress<'a>,
+    ) -> Result<Worker<'a, 's>> {
         Ok(Worker {
             config,
             shared,
@@ -454,7 +456,7 @@ impl<'a> Worker<'a> {
 /// (time for the server's final reply), renewing the lease when it runs
 /// short. False when another flush has taken the first email over.
 fn keep_claim(
-    shared: &Shared,
+    shared: &Shared<'_>,
     held: &mut Held<'_>,
     claim: &str,
     lease: Duration,
