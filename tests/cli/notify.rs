@@ -772,6 +772,24 @@ fn notify_test_sends_one_message() {
 }
 
 #[test]
+fn notify_test_in_debug_mode_goes_to_the_development_address() {
+    let sb = Sandbox::new();
+    sb.write_config(&debug_config());
+    sb.run(["notify", "test", "--to", "someone@example.org"])
+        .success()
+        .stderr_has("devnull@example.org");
+    let mail = sb.smtp.received();
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].rcpt_to, ["devnull@example.org"]);
+    assert!(
+        mail[0]
+            .header("To")
+            .unwrap()
+            .contains("devnull@example.org")
+    );
+}
+
+#[test]
 fn notify_test_against_a_down_server_exits_1() {
     let config = BASE_CONFIG.replace("{port}", &closed_port().to_string());
     let sb = Sandbox::with(ServerOptions::default(), &config);
