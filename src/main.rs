@@ -3,6 +3,7 @@
 
 mod app;
 mod cli;
+mod clock;
 mod commands;
 mod config;
 mod error;

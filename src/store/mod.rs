@@ -293,10 +293,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         .map(|_| ())
 }
 
-/// The current time as the store keeps it: milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub use crate::clock::now_ms;
 
 /// Formats a stored time as RFC 3339 in UTC, to the second.
 pub fn rfc3339(ms: i64) -> String {
