@@ -3,6 +3,7 @@
 //! real binary there with a clean environment.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};
