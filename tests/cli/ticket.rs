@@ -96,7 +96,8 @@ fn assert_rfc3339_utc(value: &Value) {
         .as_str()
         .unwrap_or_else(|| panic!("not a string: {value}"));
     assert!(text.ends_with('Z'), "not UTC: {text}");
-    chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    text.parse::<jiff::Timestamp>()
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
 }
 
 #[track_caller]

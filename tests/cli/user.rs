@@ -60,7 +60,7 @@ fn added_users_show_and_list_as_json() {
     assert_eq!(dana["active"], true);
     let created = dana["created_at"].as_str().expect("created_at");
     assert!(created.ends_with('Z'), "{created}");
-    chrono::DateTime::parse_from_rfc3339(created).expect("RFC 3339");
+    created.parse::<jiff::Timestamp>().expect("RFC 3339");
     assert!(strings(&dana["groups"]).is_empty());
     assert!(strings(&dana["permissions"]).is_empty());
 
