@@ -9,6 +9,7 @@ mod hardening;
 mod inbox;
 mod lifecycle;
 mod notify;
+mod queue_views;
 mod soak;
 mod tables;
 mod ticket;
