@@ -1,6 +1,8 @@
 //! `helpdesk ticket …`: create, list, show, update, comment. Each event is
 //! written with its notifications in one transaction (`notify::queue`).
 
+use std::io::IsTerminal;
+
 use anyhow::{Result, bail};
 use serde::Serialize;
 
@@ -264,6 +266,7 @@ fn find(conn: &Conn, id: i64) -> Result<Ticket> {
 }
 
 fn create(app: &mut App, args: &CreateTicketArgs) -> Result<Status> {
+    prompt_for_stdin(app, "description", &args.description);
     let description = read_text("description", &args.description)?;
     let creator = active_user(app, &args.created_by)?;
     let config = &app.config;
@@ -293,6 +296,16 @@ fn create(app: &mut App, args: &CreateTicketArgs) -> Result<Status> {
         ticket.id, ticket.priority, ticket.purpose
     );
     report(app, &ticket, &recorded, headline)
+}
+
+/// Tells a person at a terminal that `-` is waiting for them to type the
+/// text (a pipe or a file needs no prompt).
+fn prompt_for_stdin(app: &App, what: &str, value: &std::ffi::OsStr) {
+    if value == "-" && std::io::stdin().is_terminal() {
+        app.out.note(&format!(
+            "reading the {what} from standard input; end with Ctrl-D"
+        ));
+    }
 }
 
 /// Says what an event did: its warnings on stderr, the ticket and who was told on stdout.
@@ -351,6 +364,7 @@ fn update(app: &mut App, args: &UpdateTicketArgs) -> Result<Status> {
 }
 
 fn comment(app: &mut App, args: &CommentTicketArgs) -> Result<Status> {
+    prompt_for_stdin(app, "comment", &args.body);
     let body = read_text("comment", &args.body)?;
     let actor = active_user(app, &args.by)?;
     let config = &app.config;

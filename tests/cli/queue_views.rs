@@ -161,3 +161,39 @@ fn status_after_a_purge_prints_no_empty_in_app_line() {
     );
     assert!(text.stdout.starts_with("email:"), "{}", text.stdout);
 }
+
+#[test]
+fn the_progress_bar_prints_whole_rates() {
+    let options = ServerOptions {
+        latency: Some(std::time::Duration::from_millis(40)),
+        ..ServerOptions::default()
+    };
+    let sb = Sandbox::with(options, BASE_CONFIG);
+    sb.user("dev", "dev@example.org");
+    sb.user("dev2", "dev2@example.org");
+    for i in 0..6 {
+        sb.ticket("dev", "high", &format!("Ticket {i}"));
+    }
+    let run = crate::tables::on_terminal(&sb, 100, &["notify", "flush"], &[]).success();
+    // The bar is redrawn in place: take every rate it showed.
+    let rates: Vec<&str> = run
+        .stdout
+        .split(['\r', '\n', ','])
+        .map(str::trim)
+        .filter(|part| part.ends_with("/s"))
+        .collect();
+    assert!(!rates.is_empty(), "no progress bar:\n{:?}", run.stdout);
+    for rate in rates {
+        let number = rate.trim_end_matches("/s");
+        assert!(
+            number.chars().all(|c| c.is_ascii_digit()),
+            "{rate:?} in {:?}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout.contains("sent 12, deferred 0, failed 0"),
+        "{}",
+        run.stdout
+    );
+}

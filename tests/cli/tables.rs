@@ -19,7 +19,7 @@ fn width(line: &str) -> usize {
 
 /// Runs the binary on a pseudo-terminal of `cols` columns (util-linux
 /// `script`), in the sandbox, with the sandbox's clean environment and `env`.
-fn on_terminal(sb: &Sandbox, cols: u16, args: &[&str], env: &[(&str, &str)]) -> Run {
+pub fn on_terminal(sb: &Sandbox, cols: u16, args: &[&str], env: &[(&str, &str)]) -> Run {
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     // The shell may reset COLUMNS after `stty`: `env` sets the variables last.
     let mut line = format!("stty cols {cols} rows 40 && exec env");

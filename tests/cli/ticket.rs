@@ -964,3 +964,35 @@ fn anything_else_as_an_id_is_wrong_usage() {
         );
     }
 }
+
+#[test]
+fn a_description_read_from_a_terminal_is_prompted_for_on_stderr() {
+    let sb = with_developers();
+    let args = [
+        "ticket",
+        "create",
+        "--created-by",
+        "bob",
+        "--purpose",
+        "app",
+        "--priority",
+        "high",
+        "--description",
+        "-",
+    ];
+    // On a terminal (here ended at once with Ctrl-D, so the text is blank).
+    let run = crate::tables::on_terminal(&sb, 80, &args, &[]).code(1);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "reading the description from standard input; end with Ctrl-D",
+            "error: the description is blank"
+        ],
+        "{}",
+        run.stdout
+    );
+    // From a pipe: no prompt.
+    let piped = create_stdin(&sb, b"Printer on fire\n").success();
+    assert!(!piped.stderr.contains("reading the"), "{}", piped.stderr);
+}
