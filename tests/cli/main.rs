@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod errors;
+mod full_stderr;
 mod hardening;
 mod inbox;
 mod lifecycle;
