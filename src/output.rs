@@ -424,7 +424,68 @@ fn visible(c: char) -> char {
 
 #[cfg(test)]
 mod tests {
-    use super::{block, cell};
+    use super::{Table, block, cell, layout, rfc3339};
+
+    fn sample() -> Table {
+        let mut table = Table::new(&["ID", "NOTE", "EMPTY", "TEXT"]).text_columns(&["TEXT"]);
+        table.row(vec![
+            "1".into(),
+            "a b".into(),
+            String::new(),
+            "x".repeat(100),
+        ]);
+        table.row(vec![
+            "22".into(),
+            "c\nd".into(),
+            " ".into(),
+            "short words here".into(),
+        ]);
+        table
+    }
+
+    #[test]
+    fn a_pipe_gets_aligned_lines_without_rules_or_empty_columns() {
+        let text = layout(&sample(), None);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("ID  NOTE  TEXT"), "{text}");
+        assert!(lines[1].starts_with("1   a b   xxx"), "{text}");
+        assert!(lines[2].starts_with("22  c d   short words here"), "{text}");
+        // Cut at 80 columns; every line as wide as the header.
+        assert!(lines[1].ends_with("x…"), "{text}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() == lines[0].chars().count())
+        );
+    }
+
+    #[test]
+    fn a_terminal_gets_a_fitted_table_with_a_rule() {
+        let text = layout(&sample(), Some(30));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines[1], format!("──  ────  {}", "─".repeat(20)));
+        assert!(lines.iter().all(|l| l.chars().count() <= 30), "{text}");
+        assert_eq!(lines[3], "22  c d   short words here");
+        assert_eq!(lines[2], format!("1   a b   {}…", "x".repeat(19)));
+    }
+
+    #[test]
+    fn short_columns_are_cut_only_when_text_columns_are_not_enough() {
+        let mut table = Table::new(&["WHEN", "TEXT"]).text_columns(&["TEXT"]);
+        table.row(vec!["2026-11-30 11:25".into(), "y".repeat(40)]);
+        let text = layout(&table, Some(24));
+        assert_eq!(text.lines().nth(2), Some("2026-11-30 11:25  yyyyy…"));
+        let text = layout(&table, Some(20));
+        assert!(text.lines().all(|l| l.chars().count() <= 20), "{text}");
+    }
+
+    #[test]
+    fn times_print_as_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20Z");
+    }
 
     #[test]
     fn cells_are_single_line_and_cut() {

@@ -279,6 +279,7 @@ fn create(app: &mut App, args: &CreateTicketArgs) -> Result<Status> {
                 priority: args.priority,
                 description: &description,
             },
+            crate::clock::now_ms(),
         )?;
         let ticket = find(tx, id)?;
         let recorded = queue::record_event(
@@ -347,7 +348,7 @@ fn update(app: &mut App, args: &UpdateTicketArgs) -> Result<Status> {
                 before.priority
             );
         }
-        tickets::update(tx, before.id, status, priority)?;
+        tickets::update(tx, before.id, status, priority, crate::clock::now_ms())?;
         let ticket = find(tx, before.id)?;
         let data = EventData {
             changes,

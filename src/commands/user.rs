@@ -223,6 +223,7 @@ fn add(app: &mut App, args: &AddUserArgs) -> Result<Status> {
                 email: &email,
                 name: &name,
             },
+            crate::clock::now_ms(),
         )
         .map_err(|e| match e {
             StoreError::Conflict(message) => anyhow::anyhow!(message),

@@ -613,6 +613,7 @@ mod tests {
                 email: "u@example.org",
                 name: "",
             },
+            1_000,
         )
         .unwrap();
         let ticket = tickets::insert(
@@ -623,6 +624,7 @@ mod tests {
                 priority: Priority::Low,
                 description: "d",
             },
+            1_000,
         )
         .unwrap();
         let wording = Wording {
