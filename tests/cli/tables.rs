@@ -44,6 +44,8 @@ pub fn on_terminal(sb: &Sandbox, cols: u16, args: &[&str], env: &[(&str, &str)])
         }
     }
     script.env("HOME", sb.dir.path());
+    // A terminal emulator names itself; CI may not (progress bars need it).
+    script.env("TERM", "xterm");
     script.stdin(std::process::Stdio::null());
     let output = script
         .output()
