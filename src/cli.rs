@@ -409,12 +409,13 @@ pub struct StatusArgs {
     pub max_age: Option<std::time::Duration>,
 }
 
-/// A ticket or notification ID as listings print it (`#12`) or bare (`12`):
-/// a whole number from 1 up.
+/// A ticket or notification ID as listings print it (`#12`) or bare (`12`).
+/// Any whole number is well-formed (one that names nothing is the command's
+/// error, status 1); anything else is wrong usage.
 pub fn parse_id(text: &str) -> Result<i64, String> {
-    let digits = text.strip_prefix('#').unwrap_or(text);
-    match digits.parse::<i64>() {
-        Ok(id) if id >= 1 && digits.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
+    let number = text.strip_prefix('#').unwrap_or(text);
+    match number.parse::<i64>() {
+        Ok(id) if !number.starts_with('+') => Ok(id),
         _ => Err(format!(
             "`{}` is not an ID: write a number such as 12 or #12",
             text.escape_debug()
@@ -458,16 +459,16 @@ mod tests {
     fn ids_take_an_optional_hash() {
         assert_eq!(parse_id("12"), Ok(12));
         assert_eq!(parse_id("#12"), Ok(12));
+        // Well-formed, though nothing has it: the command says so (status 1).
+        assert_eq!(parse_id("-5"), Ok(-5));
         for bad in [
             "",
             "#",
             "##12",
-            "0",
-            "-3",
             "+3",
             "12a",
             " 12",
-            "#-1",
+            "1.5",
             "99999999999999999999",
         ] {
             assert!(parse_id(bad).is_err(), "{bad:?} should be refused");

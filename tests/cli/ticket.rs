@@ -948,7 +948,7 @@ fn anything_else_as_an_id_is_wrong_usage() {
     for args in [
         vec!["ticket", "show", "one"],
         vec!["ticket", "show", "##1"],
-        vec!["notify", "show", "0"],
+        vec!["notify", "show", "#x"],
         vec!["notify", "retry", "1.5"],
         vec!["inbox", "read", "--user", "dev", "1x"],
     ] {
