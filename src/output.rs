@@ -108,7 +108,7 @@ impl Output {
     }
 
     /// A view's form for people: its table laid out for stdout, then its text.
-    pub fn human(&self, view: &impl View) -> String {
+    fn human(&self, view: &impl View) -> String {
         let table = view
             .table()
             .filter(|t| !t.is_empty())
