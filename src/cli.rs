@@ -246,14 +246,16 @@ pub struct ListTicketsArgs {
 
 #[derive(Debug, Args)]
 pub struct TicketIdArg {
-    /// Ticket number
+    /// Ticket number (`12` or `#12`)
+    #[arg(value_parser = parse_id)]
     pub id: i64,
 }
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["status", "priority"])))]
 pub struct UpdateTicketArgs {
-    /// Ticket number
+    /// Ticket number (`12` or `#12`)
+    #[arg(value_parser = parse_id)]
     pub id: i64,
     /// The user making the change
     #[arg(long, value_name = "USER")]
@@ -268,7 +270,8 @@ pub struct UpdateTicketArgs {
 
 #[derive(Debug, Args)]
 pub struct CommentTicketArgs {
-    /// Ticket number
+    /// Ticket number (`12` or `#12`)
+    #[arg(value_parser = parse_id)]
     pub id: i64,
     /// The user commenting
     #[arg(long, value_name = "USER")]
@@ -309,7 +312,8 @@ pub struct InboxReadArgs {
     /// Whose notifications
     #[arg(long)]
     pub user: String,
-    /// Notification IDs
+    /// Notification IDs (`12` or `#12`)
+    #[arg(value_parser = parse_id)]
     pub ids: Vec<i64>,
     /// Every unread notification of the user
     #[arg(long)]
@@ -365,14 +369,16 @@ pub struct ListNotificationsArgs {
 
 #[derive(Debug, Args)]
 pub struct NotificationIdArg {
-    /// Notification ID
+    /// Notification ID (`12` or `#12`)
+    #[arg(value_parser = parse_id)]
     pub id: i64,
 }
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "failed"])))]
 pub struct RetryArgs {
-    /// Notification IDs
+    /// Notification IDs (`12` or `#12`)
+    #[arg(value_parser = parse_id)]
     pub ids: Vec<i64>,
     /// Every failed email notification
     #[arg(long)]
@@ -401,6 +407,20 @@ pub struct StatusArgs {
     /// How long ago the last completed flush may be, like 10m
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub max_age: Option<std::time::Duration>,
+}
+
+/// A ticket or notification ID as listings print it (`#12`) or bare (`12`).
+/// Any whole number is well-formed (one that names nothing is the command's
+/// error, status 1); anything else is wrong usage.
+pub fn parse_id(text: &str) -> Result<i64, String> {
+    let number = text.strip_prefix('#').unwrap_or(text);
+    match number.parse::<i64>() {
+        Ok(id) if !number.starts_with('+') => Ok(id),
+        _ => Err(format!(
+            "`{}` is not an ID: write a number such as 12 or #12",
+            text.escape_debug()
+        )),
+    }
 }
 
 /// Durations as the SPEC writes them: a whole number and one unit of s, m, h or d.
@@ -433,6 +453,26 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ids_take_an_optional_hash() {
+        assert_eq!(parse_id("12"), Ok(12));
+        assert_eq!(parse_id("#12"), Ok(12));
+        // Well-formed, though nothing has it: the command says so (status 1).
+        assert_eq!(parse_id("-5"), Ok(-5));
+        for bad in [
+            "",
+            "#",
+            "##12",
+            "+3",
+            "12a",
+            " 12",
+            "1.5",
+            "99999999999999999999",
+        ] {
+            assert!(parse_id(bad).is_err(), "{bad:?} should be refused");
+        }
     }
 
     #[test]

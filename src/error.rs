@@ -28,17 +28,19 @@ pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Er
     .into()
 }
 
-/// Prints an error the way the user reads it.
+/// Prints an error the way the user reads it (a stderr that cannot be
+/// written loses it, but never panics).
 pub fn report(err: &anyhow::Error) {
-    eprintln!("error: {err}");
+    use crate::output::print_stderr;
+    print_stderr(&format!("error: {err}"));
     let causes: Vec<String> = err.chain().skip(1).map(|c| c.to_string()).collect();
     if !causes.is_empty() {
-        eprintln!("caused by:");
+        print_stderr("caused by:");
         for cause in causes {
-            eprintln!("  {cause}");
+            print_stderr(&format!("  {cause}"));
         }
     }
     for hint in err.chain().filter_map(|c| c.downcast_ref::<Hint>()) {
-        eprintln!("hint: {}", hint.hint);
+        print_stderr(&format!("hint: {}", hint.hint));
     }
 }

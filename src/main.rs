@@ -22,8 +22,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     // A bug must still read as one line, not a stack trace.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("error: internal error: {info}");
-        eprintln!("hint: this is a bug in helpdesk; nothing after this point was written");
+        output::print_stderr(&format!("error: internal error: {info}"));
+        output::print_stderr(
+            "hint: this is a bug in helpdesk; nothing after this point was written",
+        );
     }));
     let cli = cli::Cli::parse();
     match commands::run(cli) {

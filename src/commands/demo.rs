@@ -11,7 +11,7 @@ use clap::Parser;
 use super::Status;
 use crate::cli::{Cli, DemoArgs};
 use crate::config::FILE_NAME;
-use crate::output::Output;
+use crate::output::{Output, print_stdout};
 
 const DEMO_CONFIG: &str = r#"# helpdesk demo configuration: email is written to .eml files in ./outbox
 # instead of being sent. See helpdesk.toml.example for every key.
@@ -40,10 +40,19 @@ pub fn run(args: &DemoArgs, out: &Output) -> Result<Status> {
     }
     let config_arg = config.display().to_string();
     let fresh = !dir.join("helpdesk.db").exists();
-    out.note(&format!(
-        "demo folder `{}` (configuration: {config_arg})\n",
-        dir.display()
-    ));
+    if fresh {
+        out.note(&format!(
+            "demo folder `{}` (configuration: {config_arg})\n",
+            dir.display()
+        ));
+    } else {
+        // A second run must not pass for a fresh start: say what it does.
+        out.note(&format!(
+            "demo folder `{}` already holds a demo: adding one more ticket to it \
+             (remove the folder to start over)\n",
+            dir.display()
+        ));
+    }
     let mut steps: Vec<Vec<&str>> = Vec::new();
     if fresh {
         steps.push(vec![
@@ -96,28 +105,34 @@ pub fn run(args: &DemoArgs, out: &Output) -> Result<Status> {
         "helpdesk"
     };
     let outbox = Path::new(dir).join("outbox");
-    println!("\nNext:");
-    println!(
-        "  {helpdesk} --config {config_arg} notify flush -v   # writes the queued email to {}",
-        outbox.display()
-    );
-    println!("  {helpdesk} --config {config_arg} inbox --user dana");
-    println!("  {helpdesk} --config {config_arg} notify list");
+    let config_word = shell_word(&config_arg);
+    print_stdout(&format!(
+        "\nNext:\n  \
+         {helpdesk} --config {config_word} notify flush -v   # writes the queued email to {}\n  \
+         {helpdesk} --config {config_word} inbox --user dana\n  \
+         {helpdesk} --config {config_word} notify list",
+        shell_word(&outbox.display().to_string())
+    ))?;
     Ok(Status::Done)
 }
 
+/// An argument as a POSIX shell reads it back when pasted: as it is when
+/// plain, else in single quotes, so a line break in it stays a line break.
+fn shell_word(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
 fn run_step(config: &str, step: &[&str], out: &Output) -> Result<()> {
-    let shown: Vec<String> = step
-        .iter()
-        .map(|a| {
-            if a.contains([' ', '\n']) {
-                format!("{a:?}")
-            } else {
-                a.to_string()
-            }
-        })
-        .collect();
-    println!("$ helpdesk {}", shown.join(" "));
+    let shown: Vec<String> = step.iter().map(|a| shell_word(a)).collect();
+    print_stdout(&format!("$ helpdesk {}", shown.join(" ")))?;
     let mut argv = vec!["helpdesk", "--config", config];
     if out.json() {
         argv.extend(["--format", "json"]);
@@ -125,6 +140,6 @@ fn run_step(config: &str, step: &[&str], out: &Output) -> Result<()> {
     argv.extend_from_slice(step);
     let cli = Cli::try_parse_from(argv).context("the demo's own command line is invalid")?;
     super::run(cli)?;
-    println!();
+    print_stdout("")?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{Status, no_such_user};
 use crate::app::App;
 use crate::cli::{GroupCommand, GroupMemberArgs, GroupPermArgs};
-use crate::output::{View, cell};
+use crate::output::{Table, View, cell};
 use crate::store::groups::{self, Group};
 use crate::store::{Conn, StoreError, users};
 
@@ -36,23 +36,7 @@ pub fn run(app: &mut App, command: GroupCommand) -> Result<Status> {
                 .iter()
                 .map(|g| GroupView::of(conn, g, String::new()))
                 .collect::<Result<Vec<_>>>()?;
-            let mut table = app.out.table(&["GROUP", "PERMISSIONS", "MEMBERS"]);
-            for g in &views {
-                table.add_row(vec![
-                    cell(&g.name, 40),
-                    g.permissions.join(", "),
-                    cell(&g.members.join(", "), 60),
-                ]);
-            }
-            let table = if views.is_empty() {
-                "no groups yet: add one with `helpdesk group add`".into()
-            } else {
-                table.to_string()
-            };
-            app.out.show(&GroupList {
-                groups: views,
-                table,
-            })?;
+            app.out.show(&GroupList { groups: views })?;
             Ok(Status::Done)
         }
         GroupCommand::Grant(args) => permission(app, &args, true),
@@ -93,13 +77,31 @@ impl View for GroupView {
 #[serde(transparent)]
 struct GroupList {
     groups: Vec<GroupView>,
-    #[serde(skip)]
-    table: String,
 }
 
 impl View for GroupList {
+    fn table(&self) -> Option<Table> {
+        let mut table = Table::new(&["GROUP", "PERMISSIONS", "MEMBERS"]).text_columns(&[
+            "GROUP",
+            "PERMISSIONS",
+            "MEMBERS",
+        ]);
+        for g in &self.groups {
+            table.row(vec![
+                g.name.clone(),
+                g.permissions.join(", "),
+                g.members.join(", "),
+            ]);
+        }
+        Some(table)
+    }
+
     fn human(&self) -> String {
-        self.table.clone()
+        if self.groups.is_empty() {
+            "no groups yet: add one with `helpdesk group add`".into()
+        } else {
+            String::new()
+        }
     }
 }
 

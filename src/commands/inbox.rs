@@ -7,9 +7,9 @@ use super::{Status, no_such_user};
 use crate::app::App;
 use crate::cli::{InboxArgs, InboxCommand, InboxReadArgs};
 use crate::model::NotificationPriority;
-use crate::output::{View, cell, short_time};
+use crate::output::{Table, Time, View, cell};
 use crate::store::users::{self, User};
-use crate::store::{notifications, now_ms, rfc3339};
+use crate::store::{notifications, now_ms};
 
 pub fn run(app: &mut App, args: InboxArgs) -> Result<Status> {
     match args.command {
@@ -27,7 +27,7 @@ struct InboxItem {
     url: String,
     priority: NotificationPriority,
     read: bool,
-    delivered_at: Option<String>,
+    delivered_at: Option<Time>,
 }
 
 #[derive(Serialize)]
@@ -35,13 +35,35 @@ struct InboxView {
     user: String,
     unread: i64,
     notifications: Vec<InboxItem>,
-    #[serde(skip)]
-    table: String,
 }
 
 impl View for InboxView {
+    fn table(&self) -> Option<Table> {
+        let mut table = Table::new(&["ID", "", "TICKET", "TITLE", "BODY", "DELIVERED"])
+            .text_columns(&["TITLE", "BODY"]);
+        for n in &self.notifications {
+            table.row(vec![
+                n.id.to_string(),
+                (if n.read { "" } else { "●" }).to_string(),
+                format!("#{}", n.ticket_id),
+                n.title.clone(),
+                n.body.clone(),
+                n.delivered_at.map(|t| t.to_string()).unwrap_or_default(),
+            ]);
+        }
+        Some(table)
+    }
+
     fn human(&self) -> String {
-        format!("{}\n{} unread", self.table, self.unread)
+        if self.notifications.is_empty() {
+            format!(
+                "no notifications for `{}`\n{} unread",
+                cell(&self.user, 200),
+                self.unread
+            )
+        } else {
+            format!("{} unread", self.unread)
+        }
     }
 }
 
@@ -68,24 +90,6 @@ fn show(app: &mut App, args: &InboxArgs) -> Result<Status> {
         }
     }
     let unread = notifications::unread_count(app.store.conn(), user.id)?;
-    let mut table = app
-        .out
-        .table(&["ID", "", "TICKET", "TITLE", "BODY", "DELIVERED"]);
-    for n in &items {
-        table.add_row(vec![
-            n.id.to_string(),
-            (if n.read_at.is_none() { "●" } else { " " }).to_string(),
-            format!("#{}", n.ticket_id),
-            cell(&n.title, 45),
-            cell(&n.body, 45),
-            n.delivered_at.map(short_time).unwrap_or_default(),
-        ]);
-    }
-    let table = if items.is_empty() {
-        format!("no notifications for `{}`", user.username)
-    } else {
-        table.to_string()
-    };
     let view = InboxView {
         user: user.username,
         unread,
@@ -99,10 +103,9 @@ fn show(app: &mut App, args: &InboxArgs) -> Result<Status> {
                 url: n.url,
                 priority: n.priority,
                 read: n.read_at.is_some(),
-                delivered_at: n.delivered_at.map(rfc3339),
+                delivered_at: n.delivered_at.map(Time),
             })
             .collect(),
-        table,
     };
     app.out.show(&view)?;
     Ok(Status::Done)

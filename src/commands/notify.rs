@@ -17,10 +17,10 @@ use crate::notify::content::EmailContent;
 use crate::notify::flush::{self, Report};
 use crate::notify::message::{self, Addressing};
 use crate::notify::transport;
-use crate::output::{View, cell};
+use crate::output::{Table, Time, View, cell, print_stderr};
 use crate::render::Renderer;
 use crate::store::notifications::{self, QueueRow};
-use crate::store::{now_ms, rfc3339};
+use crate::store::now_ms;
 
 pub fn run(app: &mut App, command: NotifyCommand) -> Result<Status> {
     match command {
@@ -62,9 +62,10 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
             .unwrap_or(u64::from(u32::MAX))
             .min(u64::from(u32::MAX)) as u32;
         let due = notifications::due_preview(app.store.conn(), now, limit)?;
-        let mut table = app.out.table(&["ID", "TO", "TICKET", "SUBJECT"]);
+        let mut table =
+            Table::new(&["ID", "TO", "TICKET", "SUBJECT"]).text_columns(&["TO", "SUBJECT"]);
         for row in &due {
-            table.add_row(vec![
+            table.row(vec![
                 row.id.to_string(),
                 cell(
                     &redirected(app, row.to_addr.as_deref().unwrap_or_default()),
@@ -78,7 +79,8 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
             "dry run: nothing is due".to_string()
         } else {
             format!(
-                "{table}\ndry run: {} would be sent; nothing was changed",
+                "{}\ndry run: {} would be sent; nothing was changed",
+                app.out.render(&table),
                 due.len()
             )
         };
@@ -123,7 +125,7 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
         Report::default()
     };
     for problem in &report.problems {
-        eprintln!("{problem}");
+        print_stderr(problem);
     }
     let summary = format!(
         "sent {}, deferred {}, failed {} in {:.2} s",
@@ -159,10 +161,15 @@ fn progress_bar(app: &App, now: i64) -> Result<Option<indicatif::ProgressBar>> {
     let total = notifications::due_count(app.store.conn(), now)?;
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} emails, {per_sec}, {eta} left",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} emails, {rate}, {eta} left")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            // Whole emails per second: `719/s`, not indicatif's `719.0836/s`.
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0}/s", state.per_sec());
+                },
+            ),
     );
     Ok(Some(bar))
 }
@@ -186,7 +193,7 @@ struct QueueItem {
     ticket_id: i64,
     status: NotificationStatus,
     attempts: i64,
-    next_attempt_at: Option<String>,
+    next_attempt_at: Option<Time>,
     last_error: Option<String>,
 }
 
@@ -203,7 +210,7 @@ impl QueueItem {
             next_attempt_at: row
                 .next_attempt_at
                 .filter(|_| row.status == NotificationStatus::Errored)
-                .map(rfc3339),
+                .map(Time),
             last_error: row.last_error.clone(),
         }
     }
@@ -213,58 +220,60 @@ impl QueueItem {
 #[serde(transparent)]
 struct QueueList {
     items: Vec<QueueItem>,
-    #[serde(skip)]
-    table: String,
 }
 
 impl View for QueueList {
+    fn table(&self) -> Option<Table> {
+        let mut table = Table::new(&[
+            "ID",
+            "CHANNEL",
+            "USER",
+            "TO",
+            "TICKET",
+            "STATUS",
+            "TRIES",
+            "NEXT TRY",
+            "LAST ERROR",
+        ])
+        .text_columns(&["USER", "TO", "LAST ERROR"]);
+        for item in &self.items {
+            table.row(vec![
+                item.id.to_string(),
+                item.channel.to_string(),
+                item.user.clone(),
+                item.to.clone().unwrap_or_default(),
+                format!("#{}", item.ticket_id),
+                item.status.as_str().to_string(),
+                item.attempts.to_string(),
+                item.next_attempt_at
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+                item.last_error.clone().unwrap_or_default(),
+            ]);
+        }
+        Some(table)
+    }
+
     fn human(&self) -> String {
-        self.table.clone()
+        if self.items.is_empty() {
+            "no notifications".into()
+        } else {
+            String::new()
+        }
     }
 }
 
 fn list(app: &mut App, args: &ListNotificationsArgs) -> Result<Status> {
     let rows = notifications::list(app.store.conn(), args.status, args.channel, args.limit)?;
-    let mut table = app.out.table(&[
-        "ID",
-        "CHANNEL",
-        "USER",
-        "TO",
-        "TICKET",
-        "STATUS",
-        "TRIES",
-        "NEXT TRY",
-        "LAST ERROR",
-    ]);
-    for row in &rows {
-        let item = QueueItem::of(row);
-        table.add_row(vec![
-            item.id.to_string(),
-            item.channel.to_string(),
-            cell(&item.user, 20),
-            cell(item.to.as_deref().unwrap_or("-"), 40),
-            format!("#{}", item.ticket_id),
-            item.status.as_str().to_string(),
-            item.attempts.to_string(),
-            item.next_attempt_at.clone().unwrap_or_default(),
-            cell(item.last_error.as_deref().unwrap_or_default(), 50),
-        ]);
-    }
-    let table = if rows.is_empty() {
-        "no notifications".to_string()
-    } else {
-        table.to_string()
-    };
     app.out.show(&QueueList {
         items: rows.iter().map(QueueItem::of).collect(),
-        table,
     })?;
     Ok(Status::Done)
 }
 
 #[derive(Serialize)]
 struct AttemptView {
-    at: String,
+    at: Time,
     outcome: String,
     reply: String,
 }
@@ -275,8 +284,12 @@ struct NotificationView {
     item: QueueItem,
     title: String,
     message_id: Option<String>,
-    created_at: String,
-    delivered_at: Option<String>,
+    created_at: Time,
+    delivered_at: Option<Time>,
+    /// While a flush holds the email (`processing`): when its claim expires
+    /// and another flush may take it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claim_expires_at: Option<Time>,
     attempt_log: Vec<AttemptView>,
 }
 
@@ -285,37 +298,41 @@ impl View for NotificationView {
         let i = &self.item;
         let mut out = vec![
             format!("notification {}", i.id),
-            format!("channel:     {}", i.channel),
-            format!("user:        {}", i.user),
-            format!("to:          {}", i.to.as_deref().unwrap_or("-")),
-            format!("ticket:      #{}", i.ticket_id),
-            format!("title:       {}", cell(&self.title, 200)),
-            format!("status:      {}", i.status.as_str()),
-            format!("attempts:    {}", i.attempts),
-            format!("created:     {}", self.created_at),
+            format!("channel:       {}", i.channel),
+            format!("user:          {}", cell(&i.user, 200)),
+            format!(
+                "to:            {}",
+                cell(i.to.as_deref().unwrap_or("-"), 200)
+            ),
+            format!("ticket:        #{}", i.ticket_id),
+            format!("title:         {}", cell(&self.title, 200)),
+            format!("status:        {}", i.status.as_str()),
         ];
+        if let Some(at) = &self.claim_expires_at {
+            out.push(format!("claim expires: {at}"));
+        }
+        out.push(format!("created:       {}", self.created_at));
         if let Some(at) = &self.delivered_at {
-            out.push(format!("delivered:   {at}"));
+            out.push(format!("delivered:     {at}"));
         }
         if let Some(next) = &i.next_attempt_at {
-            out.push(format!("next try:    {next}"));
+            out.push(format!("next try:      {next}"));
         }
         if let Some(id) = &self.message_id {
-            out.push(format!("message-id:  {id}"));
+            out.push(format!("message-id:    {}", cell(id, 200)));
         }
         if let Some(error) = &i.last_error {
-            out.push(format!("last error:  {}", cell(error, 500)));
+            out.push(format!("last error:    {}", cell(error, 500)));
         }
-        if !self.attempt_log.is_empty() {
-            out.push("attempts:".into());
-            for a in &self.attempt_log {
-                out.push(format!(
-                    "  {}  {:<13}  {}",
-                    a.at,
-                    a.outcome,
-                    cell(&a.reply, 500)
-                ));
-            }
+        // The count, then the log of every attempt under it.
+        out.push(format!("attempts:      {}", i.attempts));
+        for a in &self.attempt_log {
+            out.push(format!(
+                "  {}  {:<13}  {}",
+                a.at,
+                a.outcome,
+                cell(&a.reply, 500)
+            ));
         }
         out.join("\n")
     }
@@ -332,7 +349,7 @@ fn show(app: &mut App, id: i64) -> Result<Status> {
     let attempt_log = notifications::attempts_of(conn, id)?
         .into_iter()
         .map(|a| AttemptView {
-            at: rfc3339(a.at),
+            at: Time(a.at),
             outcome: a.outcome,
             reply: a.reply,
         })
@@ -341,8 +358,9 @@ fn show(app: &mut App, id: i64) -> Result<Status> {
         item: QueueItem::of(&row),
         title: row.title.clone(),
         message_id: row.message_id.clone(),
-        created_at: rfc3339(row.created_at),
-        delivered_at: row.delivered_at.map(rfc3339),
+        created_at: Time(row.created_at),
+        delivered_at: row.delivered_at.map(Time),
+        claim_expires_at: notifications::lease_until(conn, id)?.map(Time),
         attempt_log,
     };
     app.out.show(&view)?;
@@ -476,7 +494,7 @@ fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
 
 #[derive(Serialize)]
 struct LastFlush {
-    finished_at: String,
+    finished_at: Time,
     claimed: u64,
     sent: u64,
     deferred: u64,
@@ -488,7 +506,9 @@ struct StatusView {
     email: BTreeMap<&'static str, i64>,
     in_app: BTreeMap<&'static str, i64>,
     due: u64,
-    oldest_due_at: Option<String>,
+    oldest_due_at: Option<Time>,
+    /// When the next deferred email that is not due yet becomes due.
+    next_due_at: Option<Time>,
     last_flush: Option<LastFlush>,
 }
 
@@ -500,13 +520,17 @@ impl View for StatusView {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut out = vec![
-            format!("email:      {}", line(&self.email)),
-            format!("in-app:     {}", line(&self.in_app)),
-        ];
+        let mut out = vec![format!("email:      {}", line(&self.email))];
+        // After a purge there may be no in-app notification left to count.
+        if !self.in_app.is_empty() {
+            out.push(format!("in-app:     {}", line(&self.in_app)));
+        }
         out.push(format!("due now:    {}", self.due));
         if let Some(at) = &self.oldest_due_at {
             out.push(format!("oldest due: {at}"));
+        }
+        if let Some(at) = &self.next_due_at {
+            out.push(format!("next due:   {at}"));
         }
         match &self.last_flush {
             Some(f) => out.push(format!(
@@ -539,9 +563,10 @@ fn status(app: &mut App, args: &StatusArgs) -> Result<Status> {
         email,
         in_app,
         due: notifications::due_count(conn, now)?,
-        oldest_due_at: oldest.map(rfc3339),
+        oldest_due_at: oldest.map(Time),
+        next_due_at: notifications::next_due_after(conn, now)?.map(Time),
         last_flush: last.as_ref().map(|f| LastFlush {
-            finished_at: rfc3339(f.finished_at),
+            finished_at: Time(f.finished_at),
             claimed: f.claimed,
             sent: f.sent,
             deferred: f.deferred,
@@ -559,8 +584,8 @@ fn status(app: &mut App, args: &StatusArgs) -> Result<Status> {
             return Err(crate::error::hinted(
                 format!(
                     "email has been due since {} and no flush has completed in the last {}",
-                    rfc3339(oldest),
-                    humantime::format_duration(max_age)
+                    Time(oldest),
+                    friendly_duration(max_age)
                 ),
                 "check the crontab line for `helpdesk notify flush` and its mail",
             ))
@@ -568,4 +593,11 @@ fn status(app: &mut App, args: &StatusArgs) -> Result<Status> {
         }
     }
     Ok(Status::Done)
+}
+
+/// A duration as people write it: `10m`, `1h 30m`.
+fn friendly_duration(duration: Duration) -> String {
+    jiff::SignedDuration::try_from(duration)
+        .map(|d| format!("{d:#}"))
+        .unwrap_or_else(|_| format!("{} s", duration.as_secs()))
 }

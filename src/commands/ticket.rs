@@ -1,6 +1,8 @@
 //! `helpdesk ticket …`: create, list, show, update, comment. Each event is
 //! written with its notifications in one transaction (`notify::queue`).
 
+use std::io::IsTerminal;
+
 use anyhow::{Result, bail};
 use serde::Serialize;
 
@@ -9,12 +11,12 @@ use crate::app::App;
 use crate::cli::{
     CommentTicketArgs, CreateTicketArgs, ListTicketsArgs, TicketCommand, UpdateTicketArgs,
 };
-use crate::model::{Channel, NotificationStatus};
+use crate::model::{Channel, NotificationStatus, Priority, Purpose, Status as TicketStatus};
 use crate::notify::event::{Change, EventData, EventKind};
 use crate::notify::queue::{self, Recorded};
-use crate::output::{View, block, cell};
+use crate::output::{Table, Time, View, block, cell};
 use crate::store::tickets::{self, NewTicket, Ticket};
-use crate::store::{Conn, events, notifications, rfc3339};
+use crate::store::{Conn, events, notifications};
 
 pub fn run(app: &mut App, command: TicketCommand) -> Result<Status> {
     match command {
@@ -22,7 +24,7 @@ pub fn run(app: &mut App, command: TicketCommand) -> Result<Status> {
         TicketCommand::List(args) => list(app, &args),
         TicketCommand::Show(args) => {
             let ticket = find(app.store.conn(), args.id)?;
-            let view = TicketView::full(app.store.conn(), &ticket)?;
+            let view = TicketView::of(app.store.conn(), &ticket)?;
             app.out.show(&view)?;
             Ok(Status::Done)
         }
@@ -44,55 +46,56 @@ struct CommentView {
     id: i64,
     author: String,
     body: String,
-    created_at: String,
+    created_at: Time,
 }
 
 #[derive(Serialize)]
 struct HistoryEntry {
-    at: String,
+    at: Time,
     by: String,
     action: &'static str,
     changes: Vec<Change>,
 }
 
+/// A ticket's own fields, as every ticket view shows them.
 #[derive(Serialize)]
-struct TicketView {
+struct TicketFields {
     id: i64,
     created_by: String,
-    purpose: crate::model::Purpose,
-    priority: crate::model::Priority,
-    status: crate::model::Status,
+    purpose: Purpose,
+    priority: Priority,
+    status: TicketStatus,
     description: String,
-    created_at: String,
-    notifications: Vec<NotificationRef>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    comments: Option<Vec<CommentView>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    history: Option<Vec<HistoryEntry>>,
-    /// What the command did, for people (create, update, comment).
-    #[serde(skip)]
-    headline: Option<String>,
+    created_at: Time,
 }
 
-impl TicketView {
-    fn base(ticket: &Ticket, notifications: Vec<NotificationRef>) -> TicketView {
-        TicketView {
+impl TicketFields {
+    fn of(ticket: &Ticket) -> TicketFields {
+        TicketFields {
             id: ticket.id,
             created_by: ticket.created_by_name.clone(),
             purpose: ticket.purpose,
             priority: ticket.priority,
             status: ticket.status,
             description: ticket.description.clone(),
-            created_at: rfc3339(ticket.created_at),
-            notifications,
-            comments: None,
-            history: None,
-            headline: None,
+            created_at: Time(ticket.created_at),
         }
     }
+}
 
-    /// The result of an event: the ticket and the notifications that event wrote.
-    fn after_event(ticket: &Ticket, recorded: &Recorded, headline: String) -> TicketView {
+/// What an event (create, update, comment) did: the ticket, the
+/// notifications that event wrote, and for people a headline and who was told.
+#[derive(Serialize)]
+struct EventView {
+    #[serde(flatten)]
+    ticket: TicketFields,
+    notifications: Vec<NotificationRef>,
+    #[serde(skip)]
+    headline: String,
+}
+
+impl EventView {
+    fn of(ticket: &Ticket, recorded: &Recorded, headline: String) -> EventView {
         let notifications = recorded
             .notifications
             .iter()
@@ -103,14 +106,58 @@ impl TicketView {
                 status: n.status,
             })
             .collect();
-        TicketView {
-            headline: Some(headline),
-            ..TicketView::base(ticket, notifications)
+        EventView {
+            ticket: TicketFields::of(ticket),
+            notifications,
+            headline,
         }
     }
 
-    /// Everything about a ticket: all its notifications, comments and history.
-    fn full(conn: &Conn, ticket: &Ticket) -> Result<TicketView> {
+    /// Who was told on a channel: a count and the first few names.
+    fn told(&self, channel: Channel) -> String {
+        let names: Vec<String> = self
+            .notifications
+            .iter()
+            .filter(|n| n.channel == channel)
+            .map(|n| cell(&n.user, 60))
+            .collect();
+        // A manager group can be hundreds strong: name the first few.
+        const NAMED: usize = 8;
+        match names.len() {
+            0 => "nobody".to_string(),
+            n if n <= NAMED => format!("{n} ({})", names.join(", ")),
+            n => format!(
+                "{n} ({}, and {} more)",
+                names[..NAMED].join(", "),
+                n - NAMED
+            ),
+        }
+    }
+}
+
+impl View for EventView {
+    fn human(&self) -> String {
+        [
+            self.headline.clone(),
+            format!("in-app:          {}", self.told(Channel::App)),
+            format!("email (queued):  {}", self.told(Channel::Email)),
+        ]
+        .join("\n")
+    }
+}
+
+/// Everything about a ticket: all its notifications, comments and history.
+#[derive(Serialize)]
+struct TicketView {
+    #[serde(flatten)]
+    ticket: TicketFields,
+    notifications: Vec<NotificationRef>,
+    comments: Vec<CommentView>,
+    history: Vec<HistoryEntry>,
+}
+
+impl TicketView {
+    fn of(conn: &Conn, ticket: &Ticket) -> Result<TicketView> {
         let notifications = notifications::of_ticket(conn, ticket.id)?
             .into_iter()
             .map(|n| NotificationRef {
@@ -124,21 +171,22 @@ impl TicketView {
         let mut history = Vec::new();
         for event in events::of_ticket(conn, ticket.id)? {
             let data = EventData::from_json(&event.data)?;
+            let at = Time(event.created_at);
             match EventKind::from_stored(&event.kind) {
                 Some(EventKind::Comment) => comments.push(CommentView {
                     id: event.id,
                     author: event.actor,
                     body: data.comment.unwrap_or_default(),
-                    created_at: rfc3339(event.created_at),
+                    created_at: at,
                 }),
                 Some(EventKind::New) => history.push(HistoryEntry {
-                    at: rfc3339(event.created_at),
+                    at,
                     by: event.actor,
                     action: "created",
                     changes: Vec::new(),
                 }),
                 Some(EventKind::Update) => history.push(HistoryEntry {
-                    at: rfc3339(event.created_at),
+                    at,
                     by: event.actor,
                     action: "updated",
                     changes: data.changes,
@@ -147,71 +195,47 @@ impl TicketView {
             }
         }
         Ok(TicketView {
-            comments: Some(comments),
-            history: Some(history),
-            ..TicketView::base(ticket, notifications)
+            ticket: TicketFields::of(ticket),
+            notifications,
+            comments,
+            history,
         })
     }
 }
 
 impl View for TicketView {
     fn human(&self) -> String {
-        let mut out = Vec::new();
-        if let Some(headline) = &self.headline {
-            out.push(headline.clone());
-            let who = |channel: Channel| {
-                let names: Vec<&str> = self
-                    .notifications
-                    .iter()
-                    .filter(|n| n.channel == channel)
-                    .map(|n| n.user.as_str())
-                    .collect();
-                // A manager group can be hundreds strong: name the first few.
-                const NAMED: usize = 8;
-                match names.len() {
-                    0 => "nobody".to_string(),
-                    n if n <= NAMED => format!("{n} ({})", names.join(", ")),
-                    n => format!(
-                        "{n} ({}, and {} more)",
-                        names[..NAMED].join(", "),
-                        n - NAMED
-                    ),
-                }
-            };
-            out.push(format!("in-app:          {}", who(Channel::App)));
-            out.push(format!("email (queued):  {}", who(Channel::Email)));
-            return out.join("\n");
-        }
-        out.push(format!("ticket #{}", self.id));
-        out.push(format!("status:      {}", self.status));
-        out.push(format!("priority:    {}", self.priority));
-        out.push(format!("purpose:     {}", self.purpose));
-        out.push(format!("created by:  {}", self.created_by));
-        out.push(format!("created:     {}", self.created_at));
+        let t = &self.ticket;
+        let mut out = vec![
+            format!("ticket #{}", t.id),
+            format!("status:      {}", t.status),
+            format!("priority:    {}", t.priority),
+            format!("purpose:     {}", t.purpose),
+            format!("created by:  {}", cell(&t.created_by, 200)),
+            format!("created:     {}", t.created_at),
+            String::new(),
+            block(&t.description),
+        ];
         out.push(String::new());
-        out.push(block(&self.description));
-        if let Some(history) = &self.history {
-            out.push(String::new());
-            out.push("history:".into());
-            for h in history {
-                let changes: Vec<String> = h
-                    .changes
-                    .iter()
-                    .map(|c| format!("{}: {} → {}", c.field, c.from, c.to))
-                    .collect();
-                let what = if changes.is_empty() {
-                    h.action.to_string()
-                } else {
-                    changes.join(", ")
-                };
-                out.push(format!("  {}  {}  {}", h.at, h.by, what));
-            }
+        out.push("history:".into());
+        for h in &self.history {
+            let changes: Vec<String> = h
+                .changes
+                .iter()
+                .map(|c| format!("{}: {} → {}", c.field, c.from, c.to))
+                .collect();
+            let what = if changes.is_empty() {
+                h.action.to_string()
+            } else {
+                changes.join(", ")
+            };
+            out.push(format!("  {}  {}  {}", h.at, cell(&h.by, 200), what));
         }
-        if let Some(comments) = self.comments.as_ref().filter(|c| !c.is_empty()) {
+        if !self.comments.is_empty() {
             out.push(String::new());
             out.push("comments:".into());
-            for c in comments {
-                out.push(format!("  {}  {}:", c.created_at, c.author));
+            for c in &self.comments {
+                out.push(format!("  {}  {}:", c.created_at, cell(&c.author, 200)));
                 for line in block(&c.body).lines() {
                     out.push(format!("    {line}"));
                 }
@@ -242,6 +266,7 @@ fn find(conn: &Conn, id: i64) -> Result<Ticket> {
 }
 
 fn create(app: &mut App, args: &CreateTicketArgs) -> Result<Status> {
+    prompt_for_stdin(app, "description", &args.description);
     let description = read_text("description", &args.description)?;
     let creator = active_user(app, &args.created_by)?;
     let config = &app.config;
@@ -254,6 +279,7 @@ fn create(app: &mut App, args: &CreateTicketArgs) -> Result<Status> {
                 priority: args.priority,
                 description: &description,
             },
+            crate::clock::now_ms(),
         )?;
         let ticket = find(tx, id)?;
         let recorded = queue::record_event(
@@ -273,13 +299,22 @@ fn create(app: &mut App, args: &CreateTicketArgs) -> Result<Status> {
     report(app, &ticket, &recorded, headline)
 }
 
+/// Tells a person at a terminal that `-` is waiting for them to type the
+/// text (a pipe or a file needs no prompt).
+fn prompt_for_stdin(app: &App, what: &str, value: &std::ffi::OsStr) {
+    if value == "-" && std::io::stdin().is_terminal() {
+        app.out.note(&format!(
+            "reading the {what} from standard input; end with Ctrl-D"
+        ));
+    }
+}
+
 /// Says what an event did: its warnings on stderr, the ticket and who was told on stdout.
 fn report(app: &App, ticket: &Ticket, recorded: &Recorded, headline: String) -> Result<Status> {
     for warning in &recorded.warnings {
         app.out.warn(warning);
     }
-    app.out
-        .show(&TicketView::after_event(ticket, recorded, headline))?;
+    app.out.show(&EventView::of(ticket, recorded, headline))?;
     Ok(Status::Done)
 }
 
@@ -313,7 +348,7 @@ fn update(app: &mut App, args: &UpdateTicketArgs) -> Result<Status> {
                 before.priority
             );
         }
-        tickets::update(tx, before.id, status, priority)?;
+        tickets::update(tx, before.id, status, priority, crate::clock::now_ms())?;
         let ticket = find(tx, before.id)?;
         let data = EventData {
             changes,
@@ -330,6 +365,7 @@ fn update(app: &mut App, args: &UpdateTicketArgs) -> Result<Status> {
 }
 
 fn comment(app: &mut App, args: &CommentTicketArgs) -> Result<Status> {
+    prompt_for_stdin(app, "comment", &args.body);
     let body = read_text("comment", &args.body)?;
     let actor = active_user(app, &args.by)?;
     let config = &app.config;
@@ -346,54 +382,68 @@ fn comment(app: &mut App, args: &CommentTicketArgs) -> Result<Status> {
     report(app, &ticket, &recorded, headline)
 }
 
+/// One ticket in a listing (SPEC §5): no notifications, and who it is
+/// assigned to (`null` until tickets can be assigned).
+#[derive(Serialize)]
+struct TicketListItem {
+    #[serde(flatten)]
+    ticket: TicketFields,
+    assignee: Option<String>,
+}
+
 #[derive(Serialize)]
 #[serde(transparent)]
 struct TicketList {
-    tickets: Vec<TicketView>,
-    #[serde(skip)]
-    table: String,
+    tickets: Vec<TicketListItem>,
 }
 
 impl View for TicketList {
+    fn table(&self) -> Option<Table> {
+        let mut table = Table::new(&[
+            "ID",
+            "STATUS",
+            "PRIORITY",
+            "PURPOSE",
+            "BY",
+            "ASSIGNEE",
+            "CREATED",
+            "DESCRIPTION",
+        ])
+        .text_columns(&["BY", "ASSIGNEE", "DESCRIPTION"]);
+        for item in &self.tickets {
+            let t = &item.ticket;
+            table.row(vec![
+                format!("#{}", t.id),
+                t.status.to_string(),
+                t.priority.to_string(),
+                t.purpose.to_string(),
+                t.created_by.clone(),
+                item.assignee.clone().unwrap_or_default(),
+                t.created_at.to_string(),
+                t.description.clone(),
+            ]);
+        }
+        Some(table)
+    }
+
     fn human(&self) -> String {
-        self.table.clone()
+        if self.tickets.is_empty() {
+            "no tickets".into()
+        } else {
+            String::new()
+        }
     }
 }
 
 fn list(app: &mut App, args: &ListTicketsArgs) -> Result<Status> {
     let tickets = tickets::list(app.store.conn(), args.status, args.priority)?;
-    let mut table = app.out.table(&[
-        "ID",
-        "STATUS",
-        "PRIORITY",
-        "PURPOSE",
-        "BY",
-        "CREATED",
-        "DESCRIPTION",
-    ]);
-    for t in &tickets {
-        table.add_row(vec![
-            format!("#{}", t.id),
-            t.status.to_string(),
-            t.priority.to_string(),
-            t.purpose.to_string(),
-            cell(&t.created_by_name, 20),
-            rfc3339(t.created_at)[..10].to_string(),
-            cell(&t.description, 40),
-        ]);
-    }
-    let table = if tickets.is_empty() {
-        "no tickets".to_string()
-    } else {
-        table.to_string()
-    };
-    let views = tickets
+    let tickets = tickets
         .iter()
-        .map(|t| TicketView::base(t, Vec::new()))
+        .map(|t| TicketListItem {
+            ticket: TicketFields::of(t),
+            assignee: None,
+        })
         .collect();
-    app.out.show(&TicketList {
-        tickets: views,
-        table,
-    })?;
+    app.out.show(&TicketList { tickets })?;
     Ok(Status::Done)
 }

@@ -8,9 +8,10 @@ use serde::Serialize;
 use super::{Status, no_such_user};
 use crate::app::App;
 use crate::cli::{AddUserArgs, UserCommand, UserPermArgs};
-use crate::output::{View, cell};
+use crate::notify::MANAGER_PERMISSION;
+use crate::output::{Table, Time, View, cell};
 use crate::store::users::{self, NewUser, User};
-use crate::store::{Conn, StoreError, groups, rfc3339};
+use crate::store::{Conn, StoreError, groups};
 
 pub fn run(app: &mut App, command: UserCommand) -> Result<Status> {
     match command {
@@ -18,7 +19,7 @@ pub fn run(app: &mut App, command: UserCommand) -> Result<Status> {
         UserCommand::List => list(app),
         UserCommand::Show(args) => {
             let user = find(app, &args.username)?;
-            let view = UserView::of(app.store.conn(), &user, String::new())?;
+            let view = UserView::of(app, &user)?;
             app.out.show(&view)?;
             Ok(Status::Done)
         }
@@ -29,41 +30,89 @@ pub fn run(app: &mut App, command: UserCommand) -> Result<Status> {
     }
 }
 
+/// A user as JSON shows them everywhere.
 #[derive(Serialize)]
-struct UserView {
+struct UserFields {
     username: String,
     email: String,
     name: String,
     active: bool,
-    created_at: String,
+    created_at: Time,
     groups: Vec<String>,
     /// Permissions granted to the user directly (not through groups).
     permissions: Vec<String>,
-    #[serde(skip)]
-    message: String,
 }
 
-impl UserView {
-    fn of(conn: &Conn, user: &User, message: String) -> Result<UserView> {
-        Ok(UserView {
+impl UserFields {
+    fn of(conn: &Conn, user: &User) -> Result<UserFields> {
+        Ok(UserFields {
             username: user.username.clone(),
             email: user.email.clone(),
             name: user.name.clone(),
             active: user.active,
-            created_at: rfc3339(user.created_at),
+            created_at: Time(user.created_at),
             groups: groups::names_of_user(conn, user.id)?,
             permissions: users::direct_permissions(conn, user.id)?,
-            message,
+        })
+    }
+}
+
+/// Why a user is a developer or a manager (SPEC §1), for `user show`.
+#[derive(Serialize)]
+struct Roles {
+    /// The `admins` entry that makes the user a developer.
+    developer: Option<String>,
+    /// What makes the user a manager: the permission held directly, and the
+    /// groups that give it.
+    manager: Vec<String>,
+}
+
+impl Roles {
+    fn of(app: &App, user: &User) -> Result<Roles> {
+        let developer = app
+            .config
+            .admins
+            .iter()
+            .find(|admin| admin.email.eq_ignore_ascii_case(&user.email))
+            .map(|admin| format!("{} <{}>", admin.name, admin.email));
+        let conn = app.store.conn();
+        let mut manager = Vec::new();
+        if users::direct_permissions(conn, user.id)?
+            .iter()
+            .any(|p| p == MANAGER_PERMISSION)
+        {
+            manager.push(format!("holds `{MANAGER_PERMISSION}` directly"));
+        }
+        for group in groups::names_of_user_with_permission(conn, user.id, MANAGER_PERMISSION)? {
+            manager.push(format!(
+                "holds `{MANAGER_PERMISSION}` through group `{}`",
+                cell(&group, 200)
+            ));
+        }
+        Ok(Roles { developer, manager })
+    }
+}
+
+/// Everything about one user, with what makes them a developer or a manager.
+#[derive(Serialize)]
+struct UserView {
+    #[serde(flatten)]
+    user: UserFields,
+    roles: Roles,
+}
+
+impl UserView {
+    fn of(app: &App, user: &User) -> Result<UserView> {
+        Ok(UserView {
+            user: UserFields::of(app.store.conn(), user)?,
+            roles: Roles::of(app, user)?,
         })
     }
 }
 
 impl View for UserView {
     fn human(&self) -> String {
-        if !self.message.is_empty() {
-            // Messages quote names, which are user input.
-            return cell(&self.message, 1000);
-        }
+        let u = &self.user;
         let none = |v: &[String]| {
             if v.is_empty() {
                 "-".to_string()
@@ -71,30 +120,88 @@ impl View for UserView {
                 cell(&v.join(", "), 1000)
             }
         };
-        format!(
-            "username:     {}\nemail:        {}\nname:         {}\nactive:       {}\ngroups:       {}\npermissions:  {}\ncreated:      {}",
-            cell(&self.username, 200),
-            cell(&self.email, 200),
-            cell(&self.name, 200),
-            if self.active { "yes" } else { "no" },
-            none(&self.groups),
-            none(&self.permissions),
-            self.created_at
-        )
+        let inactive = if u.active {
+            ""
+        } else {
+            " (deactivated: not notified)"
+        };
+        let developer = match &self.roles.developer {
+            Some(admin) => format!("yes{inactive}: `admins` lists {}", cell(admin, 300)),
+            None => "no: no `admins` entry has this address".to_string(),
+        };
+        let manager = if self.roles.manager.is_empty() {
+            format!("no: does not hold `{MANAGER_PERMISSION}`, directly or through a group")
+        } else {
+            format!("yes{inactive}: {}", self.roles.manager.join("; "))
+        };
+        [
+            format!("username:     {}", cell(&u.username, 200)),
+            format!("email:        {}", cell(&u.email, 200)),
+            format!("name:         {}", cell(&u.name, 200)),
+            format!("active:       {}", if u.active { "yes" } else { "no" }),
+            format!("developer:    {developer}"),
+            format!("manager:      {manager}"),
+            format!("groups:       {}", none(&u.groups)),
+            format!("permissions:  {}", none(&u.permissions)),
+            format!("created:      {}", u.created_at),
+        ]
+        .join("\n")
+    }
+}
+
+/// A change to a user: the user as JSON, what changed for people.
+#[derive(Serialize)]
+struct UserChange {
+    #[serde(flatten)]
+    user: UserFields,
+    #[serde(skip)]
+    message: String,
+}
+
+impl UserChange {
+    fn of(conn: &Conn, user: &User, message: String) -> Result<UserChange> {
+        Ok(UserChange {
+            user: UserFields::of(conn, user)?,
+            message,
+        })
+    }
+}
+
+impl View for UserChange {
+    fn human(&self) -> String {
+        // Messages quote names, which are user input.
+        cell(&self.message, 1000)
     }
 }
 
 #[derive(Serialize)]
 #[serde(transparent)]
 struct UserList {
-    users: Vec<UserView>,
-    #[serde(skip)]
-    table: String,
+    users: Vec<UserFields>,
 }
 
 impl View for UserList {
+    fn table(&self) -> Option<Table> {
+        let mut table = Table::new(&["USERNAME", "EMAIL", "NAME", "ACTIVE", "GROUPS"])
+            .text_columns(&["USERNAME", "EMAIL", "NAME", "GROUPS"]);
+        for u in &self.users {
+            table.row(vec![
+                u.username.clone(),
+                u.email.clone(),
+                u.name.clone(),
+                (if u.active { "yes" } else { "no" }).to_string(),
+                u.groups.join(", "),
+            ]);
+        }
+        Some(table)
+    }
+
     fn human(&self) -> String {
-        self.table.clone()
+        if self.users.is_empty() {
+            "no users yet: add one with `helpdesk user add`".into()
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -116,13 +223,14 @@ fn add(app: &mut App, args: &AddUserArgs) -> Result<Status> {
                 email: &email,
                 name: &name,
             },
+            crate::clock::now_ms(),
         )
         .map_err(|e| match e {
             StoreError::Conflict(message) => anyhow::anyhow!(message),
             other => other.into(),
         })
     })?;
-    let view = UserView::of(
+    let view = UserChange::of(
         app.store.conn(),
         &user,
         format!("added user `{}` <{}>", user.username, user.email),
@@ -135,26 +243,9 @@ fn list(app: &mut App) -> Result<Status> {
     let conn = app.store.conn();
     let users = users::all(conn)?
         .iter()
-        .map(|u| UserView::of(conn, u, String::new()))
+        .map(|u| UserFields::of(conn, u))
         .collect::<Result<Vec<_>>>()?;
-    let mut table = app
-        .out
-        .table(&["USERNAME", "EMAIL", "NAME", "ACTIVE", "GROUPS"]);
-    for u in &users {
-        table.add_row(vec![
-            cell(&u.username, 40),
-            cell(&u.email, 60),
-            cell(&u.name, 40),
-            (if u.active { "yes" } else { "no" }).to_string(),
-            cell(&u.groups.join(", "), 40),
-        ]);
-    }
-    let table = if users.is_empty() {
-        "no users yet: add one with `helpdesk user add`".into()
-    } else {
-        table.to_string()
-    };
-    app.out.show(&UserList { users, table })?;
+    app.out.show(&UserList { users })?;
     Ok(Status::Done)
 }
 
@@ -171,7 +262,7 @@ fn set_active(app: &mut App, username: &str, active: bool) -> Result<Status> {
     };
     let user = find(app, username)?;
     app.out
-        .show(&UserView::of(app.store.conn(), &user, message)?)?;
+        .show(&UserChange::of(app.store.conn(), &user, message)?)?;
     Ok(Status::Done)
 }
 
@@ -192,7 +283,7 @@ fn permission(app: &mut App, args: &UserPermArgs, grant: bool) -> Result<Status>
         (false, false) => format!("`{}` did not hold `{permission}` directly", user.username),
     };
     app.out
-        .show(&UserView::of(app.store.conn(), &user, message)?)?;
+        .show(&UserChange::of(app.store.conn(), &user, message)?)?;
     Ok(Status::Done)
 }
 

@@ -111,3 +111,19 @@ pub fn names_of_user(conn: &Connection, user_id: i64) -> Result<Vec<String>> {
     let rows = stmt.query_map([user_id], |row| row.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// The names of the groups a user belongs to that hold `permission`, sorted.
+pub fn names_of_user_with_permission(
+    conn: &Connection,
+    user_id: i64,
+    permission: &str,
+) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT g.name FROM group_members m
+           JOIN groups g ON g.id = m.group_id
+           JOIN group_permissions p ON p.group_id = g.id
+          WHERE m.user_id = ?1 AND p.permission = ?2 ORDER BY g.name",
+    )?;
+    let rows = stmt.query_map(params![user_id, permission], |row| row.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -298,13 +298,6 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 
 pub use crate::clock::now_ms;
 
-/// Formats a stored time as RFC 3339 in UTC, to the second.
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,11 +341,5 @@ mod tests {
         drop(Store::open(&path).unwrap());
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-    }
-
-    #[test]
-    fn times_print_as_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20Z");
     }
 }

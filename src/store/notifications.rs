@@ -572,6 +572,28 @@ pub fn last_flush_run(conn: &Connection) -> Result<Option<FlushRun>> {
         .optional()?)
 }
 
+/// When the next deferred (`errored`) email that is not due at `now` becomes
+/// due, if any.
+pub fn next_due_after(conn: &Connection, now: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT min(next_attempt_at) FROM notifications
+              WHERE channel = 'email' AND status = 'errored' AND next_attempt_at > ?1",
+        )?
+        .query_row([now], |row| row.get(0))?)
+}
+
+/// When the claim on a `processing` email expires (`None` for any other state).
+pub fn lease_until(conn: &Connection, id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT lease_until FROM notifications WHERE id = ?1 AND status = 'processing'",
+        )?
+        .query_row([id], |row| row.get(0))
+        .optional()?
+        .flatten())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,6 +613,7 @@ mod tests {
                 email: "u@example.org",
                 name: "",
             },
+            1_000,
         )
         .unwrap();
         let ticket = tickets::insert(
@@ -601,6 +624,7 @@ mod tests {
                 priority: Priority::Low,
                 description: "d",
             },
+            1_000,
         )
         .unwrap();
         let wording = Wording {

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Result, now_ms};
+use super::Result;
 use crate::model::{Priority, Purpose, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +57,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Ticket> {
     })
 }
 
-/// Inserts a ticket with status `ready`; the caller decides the transaction.
-pub fn insert(conn: &Connection, new: &NewTicket<'_>) -> Result<i64> {
-    let now = now_ms();
+/// Inserts a ticket with status `ready`, created at `now`; the caller
+/// decides the transaction.
+pub fn insert(conn: &Connection, new: &NewTicket<'_>, now: i64) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO tickets (created_by, purpose, priority, status, description, created_at, updated_at)
          VALUES (?1, ?2, ?3, 'ready', ?4, ?5, ?5)",
@@ -91,11 +91,61 @@ pub fn list(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Sets a ticket's status and priority.
-pub fn update(conn: &Connection, id: i64, status: Status, priority: Priority) -> Result<()> {
+/// Sets a ticket's status and priority, updated at `now`.
+pub fn update(
+    conn: &Connection,
+    id: i64,
+    status: Status,
+    priority: Priority,
+    now: i64,
+) -> Result<()> {
     conn.prepare_cached(
         "UPDATE tickets SET status = ?2, priority = ?3, updated_at = ?4 WHERE id = ?1",
     )?
-    .execute(params![id, status.as_str(), priority.as_str(), now_ms()])?;
+    .execute(params![id, status.as_str(), priority.as_str(), now])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::store::users::{self, NewUser};
+
+    #[test]
+    fn a_ticket_keeps_the_times_it_is_given() {
+        let store = Store::open_in_memory();
+        let conn = store.conn();
+        let user = users::insert(
+            conn,
+            &NewUser {
+                username: "u",
+                email: "u@example.org",
+                name: "",
+            },
+            1_000,
+        )
+        .unwrap();
+        assert_eq!(user.created_at, 1_000);
+        assert_eq!(
+            users::by_id(conn, user.id).unwrap().unwrap().created_at,
+            1_000
+        );
+        let new = NewTicket {
+            created_by: user.id,
+            purpose: Purpose::App,
+            priority: Priority::Low,
+            description: "d",
+        };
+        let id = insert(conn, &new, 2_000).unwrap();
+        let ticket = by_id(conn, id).unwrap().unwrap();
+        assert_eq!((ticket.created_at, ticket.updated_at), (2_000, 2_000));
+        update(conn, id, Status::Done, Priority::High, 3_000).unwrap();
+        let ticket = by_id(conn, id).unwrap().unwrap();
+        assert_eq!((ticket.created_at, ticket.updated_at), (2_000, 3_000));
+        assert_eq!(
+            (ticket.status, ticket.priority),
+            (Status::Done, Priority::High)
+        );
+    }
 }

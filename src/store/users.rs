@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Result, StoreError, now_ms};
+use super::{Result, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -35,8 +35,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-/// Inserts a user; `Conflict` when the username or the address is taken.
-pub fn insert(conn: &Connection, new: &NewUser<'_>) -> Result<User> {
+/// Inserts a user created at `now`; `Conflict` when the username or the
+/// address is taken.
+pub fn insert(conn: &Connection, new: &NewUser<'_>, now: i64) -> Result<User> {
     if let Some(other) = by_username(conn, new.username)? {
         return Err(StoreError::Conflict(format!(
             "a user named `{}` already exists",
@@ -49,7 +50,6 @@ pub fn insert(conn: &Connection, new: &NewUser<'_>) -> Result<User> {
             new.email, other.username
         )));
     }
-    let now = now_ms();
     conn.prepare_cached(
         "INSERT INTO users (username, email, name, active, created_at) VALUES (?1, ?2, ?3, 1, ?4)",
     )?

@@ -115,7 +115,8 @@ fn the_inbox_is_newest_first_in_the_documented_json_shape() {
         assert_eq!(n["priority"], "low");
         let at = n["delivered_at"].as_str().expect("delivered_at is set");
         assert!(at.ends_with('Z'), "{at}");
-        chrono::DateTime::parse_from_rfc3339(at).unwrap_or_else(|e| panic!("{at}: {e}"));
+        at.parse::<jiff::Timestamp>()
+            .unwrap_or_else(|e| panic!("{at}: {e}"));
     }
 }
 

@@ -396,3 +396,61 @@ fn event_templates_can_be_overridden_file_by_file() {
         "the HTML part keeps the built-in template"
     );
 }
+
+#[test]
+fn the_demo_prints_commands_that_paste_with_real_line_breaks() {
+    let sb = Sandbox::new();
+    std::fs::remove_file(sb.path("helpdesk.toml")).unwrap();
+    let run = sb.run(["demo"]).success();
+    assert!(
+        !run.stdout.contains("\\n"),
+        "a literal \\n:\n{}",
+        run.stdout
+    );
+    let start = run
+        .stdout
+        .find("$ helpdesk ticket create")
+        .expect("the ticket command is shown");
+    let shown = &run.stdout[start + "$ helpdesk ".len()..];
+    let end = shown
+        .find("sign in.'")
+        .expect("the quoted description ends")
+        + "sign in.'".len();
+    let command = &shown[..end];
+    assert!(command.contains('\n'), "{command}");
+    // Pasted into a shell, it stores the description with its line break.
+    let pasted = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec \"$0\" --config helpdesk-demo/helpdesk.toml {command} --format json"
+        ))
+        .arg(env!("CARGO_BIN_EXE_helpdesk"))
+        .current_dir(sb.dir.path())
+        .env("HOME", sb.dir.path())
+        .output()
+        .expect("sh runs");
+    assert!(pasted.status.success(), "{pasted:?}");
+    let ticket: Value = serde_json::from_slice(&pasted.stdout).expect("JSON");
+    assert_eq!(
+        ticket["description"],
+        "The login page shows an error after the update.\nSteps: open /login, sign in."
+    );
+}
+
+#[test]
+fn a_second_demo_in_the_same_folder_says_so() {
+    let sb = Sandbox::new();
+    std::fs::remove_file(sb.path("helpdesk.toml")).unwrap();
+    let first = sb.run(["demo"]).success();
+    assert!(!first.stderr.contains("already holds"), "{}", first.stderr);
+    let second = sb.run(["demo"]).success();
+    assert_eq!(
+        second.stderr.lines().next(),
+        Some(
+            "demo folder `helpdesk-demo` already holds a demo: adding one more ticket to it \
+             (remove the folder to start over)"
+        ),
+        "{}",
+        second.stderr
+    );
+}

@@ -5,11 +5,14 @@ mod support;
 
 mod config;
 mod errors;
+mod full_stderr;
 mod hardening;
 mod inbox;
 mod interop;
 mod lifecycle;
 mod notify;
+mod queue_views;
 mod soak;
+mod tables;
 mod ticket;
 mod user;

@@ -96,7 +96,8 @@ fn assert_rfc3339_utc(value: &Value) {
         .as_str()
         .unwrap_or_else(|| panic!("not a string: {value}"));
     assert!(text.ends_with('Z'), "not UTC: {text}");
-    chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    text.parse::<jiff::Timestamp>()
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
 }
 
 #[track_caller]
@@ -865,4 +866,133 @@ fn commands_that_create_the_database_at_the_same_time_all_succeed() {
         }
         sb.user("dev", "dev@example.org");
     }
+}
+
+#[test]
+fn ticket_list_json_is_the_spec_shape_without_notifications() {
+    let sb = with_developers();
+    sb.ticket("bob", "high", "one");
+    let list = sb
+        .run(["ticket", "list", "--format", "json"])
+        .success()
+        .json();
+    let tickets = list.as_array().expect("an array");
+    assert_eq!(tickets.len(), 1);
+    let ticket = tickets[0].as_object().expect("an object");
+    let mut keys: Vec<&str> = ticket.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "assignee",
+            "created_at",
+            "created_by",
+            "description",
+            "id",
+            "priority",
+            "purpose",
+            "status"
+        ]
+    );
+    assert_eq!(ticket["assignee"], Value::Null);
+    assert_eq!(ticket["created_by"], "bob");
+    assert_rfc3339_utc(&ticket["created_at"]);
+}
+
+#[test]
+fn an_id_may_be_written_with_a_hash_wherever_one_is_taken() {
+    let sb = with_developers();
+    sb.ticket("bob", "high", "one");
+    let shown = sb
+        .run(["ticket", "show", "#1", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(shown["id"], 1);
+    sb.run(["ticket", "update", "#1", "--by", "dev", "--status", "done"])
+        .success();
+    sb.run(["ticket", "comment", "#1", "--by", "dev", "--body", "fixed"])
+        .success();
+    let email = sb.sql_i64("SELECT min(id) FROM notifications WHERE channel = 'email'");
+    let shown = sb
+        .run(["notify", "show", &format!("#{email}"), "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(shown["id"], email);
+    // Only failed email is retried: the refusal shows the ID was understood.
+    sb.run(["notify", "retry", &format!("#{email}")])
+        .code(1)
+        .stderr_has(&format!("notification {email} is pending"));
+    let app = sb.sql_i64(
+        "SELECT min(n.id) FROM notifications n JOIN users u ON u.id = n.user_id
+          WHERE n.channel = 'app' AND u.username = 'dev'",
+    );
+    let read = sb
+        .run([
+            "inbox",
+            "read",
+            "--user",
+            "dev",
+            &format!("#{app}"),
+            "--format",
+            "json",
+        ])
+        .success()
+        .json();
+    assert_eq!(read["marked"], 1);
+}
+
+#[test]
+fn anything_else_as_an_id_is_wrong_usage() {
+    let sb = with_developers();
+    sb.ticket("bob", "high", "one");
+    for args in [
+        vec!["ticket", "show", "one"],
+        vec!["ticket", "show", "##1"],
+        vec!["notify", "show", "#x"],
+        vec!["notify", "retry", "1.5"],
+        vec!["inbox", "read", "--user", "dev", "1x"],
+    ] {
+        let value = args.last().unwrap();
+        let run = sb.run(&args).code(2);
+        let first = run.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.ends_with(&format!(
+                "`{value}` is not an ID: write a number such as 12 or #12"
+            )),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn a_description_read_from_a_terminal_is_prompted_for_on_stderr() {
+    let sb = with_developers();
+    let args = [
+        "ticket",
+        "create",
+        "--created-by",
+        "bob",
+        "--purpose",
+        "app",
+        "--priority",
+        "high",
+        "--description",
+        "-",
+    ];
+    // On a terminal (here ended at once with Ctrl-D, so the text is blank).
+    let run = crate::tables::on_terminal(&sb, 80, &args, &[]).code(1);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "reading the description from standard input; end with Ctrl-D",
+            "error: the description is blank"
+        ],
+        "{}",
+        run.stdout
+    );
+    // From a pipe: no prompt.
+    let piped = create_stdin(&sb, b"Printer on fire\n").success();
+    assert!(!piped.stderr.contains("reading the"), "{}", piped.stderr);
 }

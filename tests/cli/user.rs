@@ -60,7 +60,7 @@ fn added_users_show_and_list_as_json() {
     assert_eq!(dana["active"], true);
     let created = dana["created_at"].as_str().expect("created_at");
     assert!(created.ends_with('Z'), "{created}");
-    chrono::DateTime::parse_from_rfc3339(created).expect("RFC 3339");
+    created.parse::<jiff::Timestamp>().expect("RFC 3339");
     assert!(strings(&dana["groups"]).is_empty());
     assert!(strings(&dana["permissions"]).is_empty());
 
@@ -363,4 +363,78 @@ fn every_user_and_group_command_prints_one_json_document() {
         });
     }
     assert_eq!(show(&sb, "zed")["active"], true);
+}
+
+/// The `developer:` and `manager:` lines of `user show`.
+fn roles(sb: &Sandbox, user: &str) -> (String, String) {
+    let run = sb.run(["user", "show", user]).success();
+    let line = |key: &str| {
+        run.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} line:\n{}", run.stdout))
+            .trim()
+            .to_string()
+    };
+    (line("developer:"), line("manager:"))
+}
+
+#[test]
+fn show_says_whether_the_user_is_a_developer_or_a_manager_and_why() {
+    let sb = Sandbox::new();
+    sb.user("dev", "DEV@example.org");
+    sb.user("plain", "plain@example.org");
+    sb.user("direct", "direct@example.org");
+    sb.run(["user", "grant", "direct", "delete_helpdeskticket"])
+        .success();
+    sb.manager("boss", "boss@example.org");
+    // dev2 is a developer and a manager, twice over.
+    sb.user("dev2", "dev2@example.org");
+    sb.run(["group", "add-user", "managers", "dev2"]).success();
+    sb.run(["user", "grant", "dev2", "delete_helpdeskticket"])
+        .success();
+
+    assert_eq!(
+        roles(&sb, "dev"),
+        (
+            "yes: `admins` lists Dev One <dev@example.org>".into(),
+            "no: does not hold `delete_helpdeskticket`, directly or through a group".into()
+        )
+    );
+    assert_eq!(
+        roles(&sb, "plain"),
+        (
+            "no: no `admins` entry has this address".into(),
+            "no: does not hold `delete_helpdeskticket`, directly or through a group".into()
+        )
+    );
+    assert_eq!(
+        roles(&sb, "direct").1,
+        "yes: holds `delete_helpdeskticket` directly"
+    );
+    assert_eq!(
+        roles(&sb, "boss").1,
+        "yes: holds `delete_helpdeskticket` through group `managers`"
+    );
+    assert_eq!(
+        roles(&sb, "dev2"),
+        (
+            "yes: `admins` lists Dev Two <DEV2@Example.org>".into(),
+            "yes: holds `delete_helpdeskticket` directly; holds `delete_helpdeskticket` through group `managers`".into()
+        )
+    );
+    // A deactivated user keeps the role but is told apart: nobody notifies them.
+    sb.run(["user", "deactivate", "boss"]).success();
+    assert!(
+        roles(&sb, "boss")
+            .1
+            .starts_with("yes (deactivated: not notified): ")
+    );
+    // JSON says the same.
+    let json = sb
+        .run(["user", "show", "dev2", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(json["roles"]["developer"], "Dev Two <DEV2@Example.org>");
+    assert_eq!(json["roles"]["manager"].as_array().map(Vec::len), Some(2));
 }
