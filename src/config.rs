@@ -14,6 +14,8 @@ use lettre::Address;
 use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize};
 
+use crate::trust::{self, Use};
+
 pub const FILE_NAME: &str = "helpdesk.toml";
 
 /// The example configuration, written by `helpdesk init`; it documents every key.
@@ -286,12 +288,37 @@ impl Config {
         cwd: &Path,
     ) -> Result<Config> {
         let file = find_file(overrides, env, cwd)?;
-        let (parsed, base) = match &file {
+        let text = match &file {
             Some(path) => {
+                if let Some(reason) = trust::check(path, Use::Steering) {
+                    bail!(
+                        "configuration file `{}` is not trusted: {reason}",
+                        path.display()
+                    );
+                }
                 let text = std::fs::read_to_string(path).with_context(|| {
                     format!("could not read configuration file `{}`", path.display())
                 })?;
-                let parsed = parse_file(&text, path)?;
+                Some(text)
+            }
+            None => None,
+        };
+        let source = file.as_deref().zip(text.as_deref());
+        Config::from_text(source, overrides, env, cwd)
+    }
+
+    /// The configuration `text` would give if it were the file at `path`
+    /// (`None`: no file, built-in defaults), without reading or writing any
+    /// file: `init` checks what it is about to write this way.
+    pub fn from_text(
+        source: Option<(&Path, &str)>,
+        overrides: &Overrides,
+        env: &HashMap<String, String>,
+        cwd: &Path,
+    ) -> Result<Config> {
+        let (parsed, base) = match source {
+            Some((path, text)) => {
+                let parsed = parse_file(text, path)?;
                 let base = path
                     .parent()
                     .map(Path::to_path_buf)
@@ -300,13 +327,16 @@ impl Config {
             }
             None => (FileConfig::default(), cwd.to_path_buf()),
         };
-        let mut config = resolve(parsed, file, &base)?;
-        if let Some(value) = env.get("HELPDESK_DEBUG") {
+        let mut config = resolve(parsed, source.map(|(p, _)| p.to_path_buf()), &base)?;
+        if let Some(value) = env.get("HELPDESK_DEBUG").filter(|v| !v.is_empty()) {
             config.debug = parse_bool(value).with_context(|| {
-                format!("HELPDESK_DEBUG must be `true`, `false`, `1` or `0`, not `{value}`")
+                format!(
+                    "HELPDESK_DEBUG must be `true`, `false`, `1` or `0`, not `{}`",
+                    clean(value)
+                )
             })?;
         }
-        if let Some(db) = &overrides.db {
+        if let Some(db) = overrides.db.as_ref().filter(|p| !p.as_os_str().is_empty()) {
             config.database = cwd.join(db);
         }
         config.validate(env)?;
@@ -572,6 +602,12 @@ fn resolve(file: FileConfig, source: Option<PathBuf>, base: &Path) -> Result<Con
         queue: file.queue.unwrap_or_default(),
         warnings: Vec::new(),
     })
+}
+
+/// A value from the file or the environment made safe to print: control
+/// characters (ESC, BEL, CR, LF…) cannot reach the terminal.
+fn clean(value: &str) -> String {
+    crate::output::cell(value, 200)
 }
 
 fn parse_bool(value: &str) -> Result<bool> {

@@ -14,6 +14,7 @@ mod output;
 mod properties;
 mod render;
 mod store;
+mod trust;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,13 @@ fn main() -> ExitCode {
         eprintln!("error: internal error: {info}");
         eprintln!("hint: this is a bug in helpdesk; nothing after this point was written");
     }));
+    // An empty HELPDESK_DB or HELPDESK_CONFIG means unset, not "no value".
+    for key in ["HELPDESK_DB", "HELPDESK_CONFIG"] {
+        if std::env::var_os(key).is_some_and(|v| v.is_empty()) {
+            // SAFETY: no other thread runs yet, so none reads the environment.
+            unsafe { std::env::remove_var(key) };
+        }
+    }
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(status) => status.into(),

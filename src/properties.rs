@@ -203,6 +203,7 @@ proptest! {
         let env = HashMap::from([("HELPDESK_DEBUG".to_string(), value.clone())]);
         let text = "development_email = \"dev@example.org\"\n";
         let expected = match value.trim().to_ascii_lowercase().as_str() {
+            _ if value.is_empty() => Some(false),
             "true" | "1" => Some(true),
             "false" | "0" => Some(false),
             _ => None,

@@ -41,11 +41,13 @@ pub fn run(cli: Cli) -> Result<Status> {
     let out = Output::new(&cli.global);
     match cli.command {
         Command::Completions(args) => completions(&args),
-        Command::Init => init::run(&cli.global, &out),
+        Command::Init => init::run(&cli.global, &out).map_err(|e| explain_store_error(e, None)),
         Command::Demo(args) => demo::run(&args, &out),
-        Command::Config(cmd) => config::run(&cli.global, out, cmd),
+        Command::Config(cmd) => {
+            config::run(&cli.global, out, cmd).map_err(|e| explain_store_error(e, None))
+        }
         command => {
-            let mut app = App::load(&cli.global, out)?;
+            let mut app = App::load(&cli.global, out).map_err(|e| explain_store_error(e, None))?;
             let database = app.config.database.clone();
             let result = match command {
                 Command::User(cmd) => user::run(&mut app, cmd),
@@ -57,43 +59,60 @@ pub fn run(cli: Cli) -> Result<Status> {
                     unreachable!("handled before the database is opened")
                 }
             };
-            result.map_err(|err| explain_store_error(err, &database))
+            result.map_err(|err| explain_store_error(err, Some(&database)))
         }
     }
 }
 
-/// Names the database in errors SQLite raised while a command ran, and says
-/// what to do about them.
-fn explain_store_error(err: anyhow::Error, database: &std::path::Path) -> anyhow::Error {
-    use rusqlite::ErrorCode;
-    let code = err.chain().find_map(|cause| {
-        cause
-            .downcast_ref::<crate::store::StoreError>()
-            .and_then(|e| e.sqlite_code())
-    });
-    let path = database.display();
-    let (message, hint) = match code {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => (
+/// Says what to do about the store's errors, naming the database (`database`
+/// is the open one, when a command ran on it).
+fn explain_store_error(err: anyhow::Error, database: Option<&std::path::Path>) -> anyhow::Error {
+    use crate::store::StoreError;
+    let Some(store_error) = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<StoreError>())
+    else {
+        return err;
+    };
+    let named = |what: &str| match database {
+        Some(path) => format!(
+            "{}{}",
+            store_error.naming(path),
+            what.strip_prefix(&store_error.to_string()).unwrap_or("")
+        ),
+        None => what.to_string(),
+    };
+    let (message, hint) = match store_error {
+        StoreError::Missing { path } => (
+            store_error.to_string(),
             format!(
-                "database `{path}` is locked: another process held it longer than helpdesk waits (30 s)"
+                "create it with `helpdesk init`, or name an existing database with `--config` or `--db` (looked for `{}`)",
+                path.display()
             ),
-            "run the command again; if the lock stays, look for a stuck process using the file (`fuser`)",
         ),
-        Some(ErrorCode::ReadOnly) => (
-            format!("database `{path}` is read-only"),
-            "check the permissions of the file and of its folder (SQLite writes `-wal` and `-shm` files beside it)",
+        StoreError::Folder { .. } => (
+            store_error.to_string(),
+            "name the database file itself with `--db` or `database` in the configuration".into(),
         ),
-        Some(ErrorCode::DiskFull) => (
-            format!("database `{path}`: the disk is full"),
-            "free some space and run the command again",
+        StoreError::Busy { .. } => (
+            named(&store_error.to_string()),
+            "run the command again; if the lock stays, look for a stuck process using the file (`fuser`)".into(),
         ),
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => (
-            format!("database `{path}` is damaged ({err}); it was left as it is"),
-            "restore it from a backup: helpdesk never repairs a database",
+        StoreError::ReadOnly => (
+            named(&store_error.to_string()),
+            "check the permissions of the file and of its folder (SQLite writes `-wal` and `-shm` files beside it)".into(),
         ),
-        Some(ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => (
-            format!("database `{path}` could not be read or written ({err})"),
-            "check the disk and the file's permissions",
+        StoreError::Full => (
+            named(&store_error.to_string()),
+            "free some space and run the command again".into(),
+        ),
+        StoreError::Corrupt(_) => (
+            named(&format!("{store_error}; it was left as it is")),
+            "restore it from a backup: helpdesk never repairs a database".into(),
+        ),
+        StoreError::Io(_) => (
+            named(&store_error.to_string()),
+            "check the disk and the file's permissions".into(),
         ),
         _ => return err,
     };

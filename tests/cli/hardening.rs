@@ -808,7 +808,7 @@ fn a_line_break_in_an_address_is_refused_where_it_enters_and_never_reaches_smtp(
 
 #[test]
 fn a_cr_or_lf_in_a_header_value_in_the_configuration_stops_every_command() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     let smtp = "[email.smtp]\nhost = \"127.0.0.1\"\nport = {port}\n";
     let cases = [
         (
@@ -1031,15 +1031,7 @@ fn the_database_is_created_0600_whatever_the_umask() {
     ] {
         let status = like_sandbox(&sb, "sh")
             .args(["-c", &format!("umask {umask}; exec \"$0\" \"$@\""), bin()])
-            .args([
-                "--db",
-                db,
-                "user",
-                "add",
-                "dev",
-                "--email",
-                "dev@example.org",
-            ])
+            .args(["--db", db, "init"])
             .stdout(Stdio::null())
             .status()
             .expect("sh runs");
@@ -1167,7 +1159,7 @@ fn a_read_only_folder_gives_a_clear_error_and_nothing_is_created() {
         }
     };
     let run = sb
-        .run(["--db", "ro/helpdesk.db", "user", "list"])
+        .run(["--db", "ro/helpdesk.db", "init"])
         .code(1)
         .stderr_has("ro/helpdesk.db");
     assert_one_clean_error("database in a read-only folder", &run);
@@ -1185,6 +1177,7 @@ fn a_database_in_a_read_only_folder_gives_a_clear_error_and_is_left_untouched() 
     // SQLite needs to create `helpdesk.db-wal` and `-shm` beside the file.
     let sb = Sandbox::new();
     std::fs::create_dir(sb.path("ro")).unwrap();
+    sb.run(["--db", "ro/helpdesk.db", "init"]).success();
     sb.run([
         "--db",
         "ro/helpdesk.db",
@@ -1567,7 +1560,7 @@ fn a_file_that_is_not_sqlite_gives_a_clear_error_and_is_left_untouched() {
 
 #[test]
 fn another_programs_sqlite_database_is_refused_and_left_untouched() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     let conn = rusqlite::Connection::open(sb.db()).unwrap();
     conn.execute_batch(
         "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
@@ -1575,6 +1568,8 @@ fn another_programs_sqlite_database_is_refused_and_left_untouched() {
     )
     .unwrap();
     drop(conn);
+    // Private, as helpdesk wants its own: refused for what it holds.
+    std::fs::set_permissions(sb.db(), std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_refused_untouched(&sb, "foreign database", &["not a helpdesk database"]);
     // Also when one of its tables has a name helpdesk uses.
     std::fs::remove_file(sb.db()).unwrap();
@@ -1582,6 +1577,8 @@ fn another_programs_sqlite_database_is_refused_and_left_untouched() {
     conn.execute_batch("CREATE TABLE users (login TEXT)")
         .unwrap();
     drop(conn);
+    // Private, as helpdesk wants its own: refused for what it holds.
+    std::fs::set_permissions(sb.db(), std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_refused_untouched(
         &sb,
         "foreign database with `users`",
@@ -1605,7 +1602,7 @@ fn a_database_from_a_newer_helpdesk_is_refused_and_left_untouched() {
 
 #[test]
 fn unknown_keys_anywhere_are_reported_with_path_line_column_and_key() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     // (file, the unknown key as reported, its line, the text it starts with on that line)
     let cases: &[(&str, &str, usize, &str)] = &[
         (
