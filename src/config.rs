@@ -416,6 +416,7 @@ impl Config {
         {
             bail!("{origin}: a password is configured but `email.smtp.username` is not");
         }
+        self.check_steering_files(env)?;
         if self.email.transport == TransportKind::Smtp {
             if let Some(var) = &smtp.password_env
                 && !env.contains_key(var)
@@ -435,6 +436,80 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Refuses the files that steer helpdesk when another local user could
+    /// have written them (SPEC §4): `templates_dir`, `password_file`, and the
+    /// sendmail command (which must also exist). The configuration file
+    /// itself is judged before it is read.
+    fn check_steering_files(&self, env: &HashMap<String, String>) -> Result<()> {
+        let origin = self.origin();
+        let judge = |key: &str, path: &Path| -> Result<()> {
+            match trust::check(path, Use::Steering) {
+                Some(reason) => bail!(
+                    "{origin}: `{key}` `{}` is not trusted: {reason}",
+                    path.display()
+                ),
+                None => Ok(()),
+            }
+        };
+        if let Some(dir) = &self.templates_dir {
+            judge("templates_dir", dir)?;
+        }
+        if let Some(path) = &self.email.smtp.password_file {
+            judge("email.smtp.password_file", path)?;
+        }
+        if self.email.transport == TransportKind::Sendmail {
+            let command =
+                self.email.sendmail.resolve(env).map_err(|reason| {
+                    anyhow::anyhow!("{origin}: `email.sendmail.command` {reason}")
+                })?;
+            judge("email.sendmail.command", &command)?;
+        }
+        Ok(())
+    }
+}
+
+impl Sendmail {
+    /// The file the sendmail command runs: the path as written, or a bare
+    /// name found on `PATH`; an error says what is missing and where.
+    pub fn resolve(&self, env: &HashMap<String, String>) -> std::result::Result<PathBuf, String> {
+        let command = &self.command;
+        let shown = clean(&command.display().to_string());
+        let runnable = |path: &Path| {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::metadata(path)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            }
+            #[cfg(not(unix))]
+            {
+                path.is_file()
+            }
+        };
+        if command.components().count() > 1 || command.is_absolute() {
+            if !command.exists() {
+                return Err(format!(
+                    "`{shown}` does not exist: install a mail server that provides it, or set `email.transport` to `smtp`"
+                ));
+            }
+            if !runnable(command) {
+                return Err(format!("`{shown}` is not an executable file"));
+            }
+            return Ok(command.clone());
+        }
+        let path = env.get("PATH").map(String::as_str).unwrap_or("");
+        std::env::split_paths(path)
+            .map(|dir| dir.join(command))
+            .find(|candidate| runnable(candidate))
+            .ok_or_else(|| {
+                format!(
+                    "`{shown}` was not found on PATH: give its full path, or set `email.transport` to `smtp`"
+                )
+            })
     }
 }
 

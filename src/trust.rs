@@ -28,8 +28,7 @@ pub fn distrust(meta: &Metadata, usage: Use, path: &Path) -> Option<String> {
     let shown = path.display();
     if owner != me && owner != 0 {
         return Some(format!(
-            "it is owned by another user (uid {owner}); only files owned by you or by root are trusted: run `chown {} {shown}` if you wrote it",
-            me
+            "it is owned by another user (uid {owner}), and only files owned by you or by root are trusted: check it, then run `chown {me} {shown}`"
         ));
     }
     let mode = meta.mode() & 0o7777;

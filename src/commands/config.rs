@@ -10,6 +10,7 @@ use crate::cli::{ConfigCommand, GlobalArgs};
 use crate::config::Config;
 use crate::notify::queue;
 use crate::output::{Output, View};
+use crate::render::Renderer;
 use crate::store::Store;
 
 #[derive(Serialize)]
@@ -96,6 +97,8 @@ pub fn run(global: &GlobalArgs, out: Output, command: ConfigCommand) -> Result<S
     match command {
         ConfigCommand::Check => {
             let config = load_config(global, &std::env::vars().collect())?;
+            // Every template compiles now, not at the first flush.
+            Renderer::new(config.templates_dir.as_deref())?;
             let store = Store::open(&config.database)?;
             let (_, missing) = queue::developers(store.conn(), &config)?;
             let mut warnings = config.warnings.clone();

@@ -150,13 +150,26 @@ impl Store {
                 reason: "it is a symbolic link to a file that does not exist; remove the link or point it at a database".into(),
             });
         }
-        if !path.exists() {
-            create_private_file(path).map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                reason: io_words(&e),
-            })?;
+        if path.exists() {
+            return Store::open_existing(path);
         }
-        Store::open_existing(path)
+        if path.is_dir() {
+            return Err(StoreError::Folder {
+                path: path.to_path_buf(),
+            });
+        }
+        // Another user's `-wal` or `-shm` waiting beside it is refused first.
+        check_files(path)?;
+        let created = create_private_file(path).map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: io_words(&e),
+        })?;
+        Store::open_existing(path).inspect_err(|_| {
+            if created {
+                // What could not become a database is not left behind.
+                let _ = std::fs::remove_file(path);
+            }
+        })
     }
 
     fn open_existing(path: &Path) -> Result<Store> {
@@ -380,8 +393,10 @@ fn describe(err: &rusqlite::Error) -> String {
     }
 }
 
+/// Creates an empty file readable by its owner only; false when another
+/// process created it first.
 #[cfg(unix)]
-fn create_private_file(path: &Path) -> std::io::Result<()> {
+fn create_private_file(path: &Path) -> std::io::Result<bool> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -392,15 +407,15 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)
     {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // Another process created it between our check and now: theirs stands.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e),
     }
 }
 
 #[cfg(not(unix))]
-fn create_private_file(path: &Path) -> std::io::Result<()> {
+fn create_private_file(path: &Path) -> std::io::Result<bool> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -408,7 +423,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         .write(true)
         .create(true)
         .open(path)
-        .map(|_| ())
+        .map(|_| true)
 }
 
 pub use crate::clock::now_ms;
