@@ -558,10 +558,10 @@ fn parse_file(text: &str, path: &Path) -> Result<FileConfig> {
             None => format!("`{}`", path.display()),
         };
         let key = place.as_ref().and_then(|p| p.key.clone());
-        if let Some(key) = key
-            .as_deref()
-            .filter(|k| k.rsplit('.').next() == Some("password"))
-        {
+        if let Some(key) = key.as_deref().filter(|k| {
+            k.split('.')
+                .any(|part| part.split('[').next() == Some("password"))
+        }) {
             // The value is a secret: never repeat it, not even in a snippet.
             return anyhow::anyhow!(
                 "{located}: key `{key}` is not allowed: the password is never stored in the file; \
@@ -583,38 +583,56 @@ struct Place {
 }
 
 impl Place {
+    /// The line and column of `offset`, and the key (`email.smtp.port`,
+    /// `admins[0].name`) whose name or value covers it, found through the
+    /// spans the TOML parser records (so keys in inline tables, dotted keys
+    /// and array entries are named as written).
     fn of(text: &str, offset: usize) -> Place {
         let offset = offset.min(text.len());
         let before = &text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = text[line_start..offset].chars().count() + 1;
-        let line_text = text[line_start..].lines().next().unwrap_or("");
-        let mut table = None;
-        for earlier in before.lines() {
-            let t = earlier.trim();
-            if t.starts_with('[') && !t.starts_with("[[") {
-                table = Some(t.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-            }
-        }
-        let trimmed = line_text.trim();
-        let key = if trimmed.starts_with('[') {
-            Some(
-                trimmed
-                    .trim_matches(|c| c == '[' || c == ']')
-                    .trim()
-                    .to_string(),
-            )
-        } else {
-            line_text.split_once('=').map(|(k, _)| {
-                let k = k.trim().trim_matches('"');
-                match &table {
-                    Some(table) => format!("{table}.{k}"),
-                    None => k.to_string(),
-                }
-            })
-        };
+        let key = toml::de::DeTable::parse(text)
+            .ok()
+            .and_then(|doc| key_at(doc.get_ref(), offset, ""));
         Place { line, column, key }
+    }
+}
+
+/// The dotted name of the innermost key in `table` whose name or value
+/// covers `offset`.
+fn key_at(table: &toml::de::DeTable<'_>, offset: usize, prefix: &str) -> Option<String> {
+    for (key, value) in table.iter() {
+        let name = if prefix.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", key.get_ref())
+        };
+        if key.span().contains(&offset) {
+            return Some(name);
+        }
+        // Tables from `[headers]` may not span their keys: look inside them
+        // whatever their span says.
+        if let Some(found) = value_key_at(value.get_ref(), offset, &name) {
+            return Some(found);
+        }
+        if value.span().contains(&offset) {
+            return Some(name);
+        }
+    }
+    None
+}
+
+fn value_key_at(value: &toml::de::DeValue<'_>, offset: usize, name: &str) -> Option<String> {
+    match value {
+        toml::de::DeValue::Table(table) => key_at(table, offset, name),
+        toml::de::DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let name = format!("{name}[{i}]");
+            value_key_at(item.get_ref(), offset, &name)
+                .or_else(|| item.span().contains(&offset).then_some(name))
+        }),
+        _ => None,
     }
 }
 
@@ -741,6 +759,9 @@ fn password_file_warning(_path: &Path) -> Option<String> {
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -800,6 +821,53 @@ mod tests {
         assert!(err.contains("line 3, column 1"), "{err}");
         assert!(err.contains("key `email.smtp.hots`"), "{err}");
         assert!(err.contains("unknown field `hots`"), "{err}");
+    }
+
+    /// The message for `text` as the file, with the folder's path removed.
+    fn error_of(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, text).unwrap();
+        let err = Config::load(
+            &Overrides {
+                config: Some(path.clone()),
+                db: None,
+            },
+            &HashMap::new(),
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        err.replace(&path.display().to_string(), FILE_NAME)
+    }
+
+    #[test]
+    fn the_key_at_fault_is_named_from_the_parser_spans() {
+        // A key inside an inline table is named with its table, not as the table.
+        assert_eq!(
+            error_of("[email]\nsmtp = { host = \"127.0.0.1\", prot = 25 }\n"),
+            "`helpdesk.toml` line 2, column 30, key `email.smtp.prot`: unknown field `prot`, expected one of `host`, `port`, `security`, `username`, `password_env`, `password_file`, `timeout_secs`, `ca_file`"
+        );
+        // Dotted keys, and a key in an array of tables.
+        assert_eq!(
+            error_of("email.smtp.hots = \"x\"\n"),
+            "`helpdesk.toml` line 1, column 12, key `email.smtp.hots`: unknown field `hots`, expected one of `host`, `port`, `security`, `username`, `password_env`, `password_file`, `timeout_secs`, `ca_file`"
+        );
+        assert_eq!(
+            error_of(
+                "admins = [[\"A\", \"a@example.org\"], { name = \"B\", emial = \"b@example.org\" }]\n"
+            ),
+            "`helpdesk.toml` line 1, column 49, key `admins[1].emial`: unknown field `emial`, expected `name` or `email`"
+        );
+        // A header table's key, and a value of the wrong type.
+        assert_eq!(
+            error_of("[queue]\nbatch_size = 10\nlease = 5\n"),
+            "`helpdesk.toml` line 3, column 1, key `queue.lease`: unknown field `lease`, expected one of `batch_size`, `max_attempts`, `retry_backoff_secs`, `lease_secs`"
+        );
+        assert_eq!(
+            error_of("[site]\ndomain = 7\n"),
+            "`helpdesk.toml` line 2, column 10, key `site.domain`: invalid type: integer `7`, expected a string"
+        );
     }
 
     #[test]

@@ -10,8 +10,6 @@ mod error;
 mod model;
 mod notify;
 mod output;
-#[cfg(test)]
-mod properties;
 mod render;
 mod store;
 mod trust;

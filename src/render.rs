@@ -182,6 +182,9 @@ fn linebreaksbr(text: &str) -> Value {
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
