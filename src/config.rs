@@ -593,11 +593,28 @@ impl Place {
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = text[line_start..offset].chars().count() + 1;
-        let key = toml::de::DeTable::parse(text)
-            .ok()
-            .and_then(|doc| key_at(doc.get_ref(), offset, ""));
+        // Recoverable: a syntax error still names the key it is in.
+        let (doc, _) = toml::de::DeTable::parse_recoverable(text);
+        let key = key_at(doc.get_ref(), offset, "").or_else(|| key_on_line(text, line_start));
         Place { line, column, key }
     }
+}
+
+/// For a syntax error the parser dropped (a duplicate key): the key written
+/// at the start of the line, under the last `[table]` header before it.
+fn key_on_line(text: &str, line_start: usize) -> Option<String> {
+    let line_text = text[line_start..].lines().next().unwrap_or("");
+    let (key, _) = line_text.split_once('=')?;
+    let key = key.trim().trim_matches(['"', '\'']);
+    let table = text[..line_start]
+        .lines()
+        .map(str::trim)
+        .rfind(|t| t.starts_with('[') && !t.starts_with("[["))
+        .map(|t| t.trim_matches(['[', ']']).trim().to_string());
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 /// The dotted name of the innermost key in `table` whose name or value
