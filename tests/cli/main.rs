@@ -10,6 +10,7 @@ mod inbox;
 mod lifecycle;
 mod notify;
 mod soak;
+mod templates;
 mod ticket;
 mod trust;
 mod user;
