@@ -389,6 +389,15 @@ fn io_words(err: &std::io::Error) -> String {
 fn describe(err: &rusqlite::Error) -> String {
     match err {
         rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        // SQLite's text for the code, as a phrase: not "Error code 11: …".
+        rusqlite::Error::SqliteFailure(e, None) => {
+            let text = rusqlite::ffi::code_to_str(e.extended_code);
+            let mut chars = text.chars();
+            chars
+                .next()
+                .map(|first| first.to_lowercase().chain(chars).collect())
+                .unwrap_or_default()
+        }
         other => other.to_string(),
     }
 }
@@ -526,6 +535,48 @@ mod tests {
         std::fs::hard_link(&path, dir.path().join("copy.db")).unwrap();
         let err = Store::open(&path).err().expect("must be refused");
         assert!(err.to_string().contains("it has 2 hard links"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_errors_become_the_cases_callers_act_on() {
+        let sqlite = |code: i32| {
+            StoreError::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        let db = Path::new("/srv/hd.db");
+        let cases = [
+            (
+                sqlite(rusqlite::ffi::SQLITE_BUSY),
+                "database `/srv/hd.db` is locked: another process held it longer than helpdesk waits (30 s)",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_LOCKED),
+                "database `/srv/hd.db` is locked: another process held it longer than helpdesk waits (30 s)",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_READONLY),
+                "database `/srv/hd.db` is read-only",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_FULL),
+                "database `/srv/hd.db`: the disk is full",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_CORRUPT),
+                "database `/srv/hd.db` is damaged (the database disk image is malformed)",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_IOERR),
+                "database `/srv/hd.db` could not be read or written (some kind of disk I/O error occurred)",
+            ),
+        ];
+        for (err, expected) in cases {
+            assert_eq!(err.naming(db), expected);
+        }
+        assert!(sqlite(rusqlite::ffi::SQLITE_BUSY).is_busy());
+        assert!(!sqlite(rusqlite::ffi::SQLITE_FULL).is_busy());
     }
 
     #[test]
