@@ -7,13 +7,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
 use lettre::Address;
-use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize};
 
+use crate::address;
 use crate::trust::{self, Use};
 
 pub const FILE_NAME: &str = "helpdesk.toml";
@@ -138,9 +137,13 @@ pub struct FileTransport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Queue {
+    #[serde(deserialize_with = "batch_size")]
     pub batch_size: u32,
+    #[serde(deserialize_with = "max_attempts")]
     pub max_attempts: u32,
+    #[serde(deserialize_with = "retry_backoff_secs")]
     pub retry_backoff_secs: u64,
+    #[serde(deserialize_with = "lease_secs")]
     pub lease_secs: u64,
 }
 
@@ -250,11 +253,13 @@ struct FileEmail {
 #[serde(deny_unknown_fields)]
 struct FileSmtp {
     host: Option<String>,
+    #[serde(default, deserialize_with = "port")]
     port: Option<u16>,
     security: Option<Security>,
     username: Option<String>,
     password_env: Option<String>,
     password_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "timeout_secs")]
     timeout_secs: Option<u64>,
     ca_file: Option<PathBuf>,
 }
@@ -270,6 +275,42 @@ struct FileSendmail {
 struct FileFile {
     dir: Option<PathBuf>,
 }
+
+/// Numbers say what they must be, not a Rust type (`expected u16`): each
+/// key gets a reader that takes a TOML integer within its range, and says
+/// `port must be a number from 1 to 65535` otherwise.
+fn number_in<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    key: &str,
+    min: i64,
+    max: i64,
+) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    match toml::Value::deserialize(deserializer)? {
+        toml::Value::Integer(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(D::Error::custom(format!(
+            "{key} must be a number from {min} to {max}"
+        ))),
+    }
+}
+
+macro_rules! number_key {
+    ($name:ident, $t:ty, $min:expr, $max:expr) => {
+        fn $name<'de, D: serde::Deserializer<'de>, T: From<$t>>(
+            deserializer: D,
+        ) -> Result<T, D::Error> {
+            // The range fits the type, so the conversion cannot fail.
+            number_in(deserializer, stringify!($name), $min, $max).map(|n| T::from(n as $t))
+        }
+    };
+}
+
+number_key!(port, u16, 1, 65_535);
+number_key!(timeout_secs, u64, 1, 86_400);
+number_key!(batch_size, u32, 1, 1_000_000);
+number_key!(max_attempts, u32, 1, 10_000);
+number_key!(retry_backoff_secs, u64, 0, 86_400);
+number_key!(lease_secs, u64, 1, 604_800);
 
 /// What the command line contributes to the configuration.
 #[derive(Debug, Default, Clone)]
@@ -360,30 +401,33 @@ impl Config {
     fn validate(&mut self, env: &HashMap<String, String>) -> Result<()> {
         let origin = self.origin();
         check_header_value("default_from_email", &self.default_from_email, &origin)?;
-        Mailbox::from_str(&self.default_from_email).map_err(|e| {
+        let from = address::parse_mailbox(&self.default_from_email).map_err(|reason| {
             anyhow::anyhow!(
-                "{origin}: `default_from_email` is not a valid address: `{}` ({e})",
-                self.default_from_email
+                "{origin}: `default_from_email` has an invalid email address `{}`: {reason}",
+                clean(&self.default_from_email)
             )
         })?;
+        self.warn_smtputf8("default_from_email", &from.email);
         if let Some(dev) = &self.development_email {
             check_header_value("development_email", dev, &origin)?;
-            check_address("development_email", dev, &origin)?;
+            let dev = check_address("development_email", dev, &origin)?;
+            self.warn_smtputf8("development_email", &dev);
         }
         if self.debug && self.development_email.is_none() {
             bail!(
                 "{origin}: `debug = true` needs `development_email`, the address every email goes to in debug mode"
             );
         }
-        for admin in &self.admins {
+        for admin in self.admins.clone() {
             check_header_value("admins", &admin.name, &origin)?;
             check_header_value("admins", &admin.email, &origin)?;
-            check_address("admins", &admin.email, &origin)?;
+            let email = check_address("admins", &admin.email, &origin)?;
+            self.warn_smtputf8("admins", &email);
         }
         if !matches!(self.site.scheme.as_str(), "http" | "https") {
             bail!(
                 "{origin}: `site.scheme` must be `http` or `https`, not `{}`",
-                self.site.scheme
+                clean(&self.site.scheme)
             );
         }
         // Links are built from it and printed unescaped, so only host-name characters.
@@ -391,7 +435,7 @@ impl Config {
         if self.site.domain.is_empty() || !self.site.domain.chars().all(host_char) {
             bail!(
                 "{origin}: `site.domain` must be a host name like `example.com`, not `{}`",
-                self.site.domain
+                clean(&self.site.domain)
             );
         }
         let queue = &self.queue;
@@ -521,6 +565,13 @@ fn find_file(
     // --config and HELPDESK_CONFIG arrive together through clap's `env`.
     if let Some(path) = &overrides.config {
         let path = cwd.join(path);
+        if path.is_dir() {
+            bail!(
+                "configuration file `{0}` is a folder: name the file itself, such as `{1}`",
+                path.display(),
+                path.join(FILE_NAME).display()
+            );
+        }
         if !path.is_file() {
             bail!("configuration file `{}` does not exist", path.display());
         }
@@ -547,7 +598,9 @@ fn find_file(
 fn parse_file(text: &str, path: &Path) -> Result<FileConfig> {
     toml::from_str(text).map_err(|err| {
         let place = err.span().map(|span| Place::of(text, span.start));
-        let message = err.message().trim_end_matches('\n');
+        // toml repeats parts of the file (an unknown variant, a key): made
+        // safe to print, as any value from the file is.
+        let message = crate::output::cell(err.message().trim_end_matches('\n'), 2000);
         let located = match &place {
             Some(place) => format!(
                 "`{}` line {}, column {}",
@@ -557,7 +610,7 @@ fn parse_file(text: &str, path: &Path) -> Result<FileConfig> {
             ),
             None => format!("`{}`", path.display()),
         };
-        let key = place.as_ref().and_then(|p| p.key.clone());
+        let key = place.as_ref().and_then(|p| p.key.as_deref().map(clean));
         if let Some(key) = key.as_deref().filter(|k| {
             k.split('.')
                 .any(|part| part.split('[').next() == Some("password"))
@@ -729,17 +782,31 @@ fn parse_bool(value: &str) -> Result<bool> {
 }
 
 /// A value that ends up in a mail header must not be able to start a new header.
-pub fn check_header_value(key: &str, value: &str, origin: &str) -> Result<()> {
-    if value.contains(['\r', '\n']) {
-        bail!("{origin}: `{key}` contains a line break, which would break a mail header");
-    }
-    Ok(())
+fn check_header_value(key: &str, value: &str, origin: &str) -> Result<()> {
+    address::check_no_line_break(&format!("`{key}`"), value)
+        .map_err(|reason| anyhow::anyhow!("{origin}: {reason}"))
 }
 
-fn check_address(key: &str, value: &str, origin: &str) -> Result<()> {
-    Address::from_str(value).map(|_| ()).map_err(|e| {
-        anyhow::anyhow!("{origin}: `{key}` has an invalid email address `{value}` ({e})")
+fn check_address(key: &str, value: &str, origin: &str) -> Result<Address> {
+    address::parse(value).map_err(|reason| {
+        anyhow::anyhow!(
+            "{origin}: `{key}` has an invalid email address `{}`: {reason}",
+            clean(value)
+        )
     })
+}
+
+impl Config {
+    /// An address whose local part is not ASCII reaches only servers that
+    /// speak SMTPUTF8: worth a warning, not a refusal.
+    fn warn_smtputf8(&mut self, key: &str, address: &Address) {
+        if address::needs_smtputf8(address) {
+            self.warnings.push(format!(
+                "`{key}` has the address `{}`, whose part before the `@` is not ASCII: only mail servers that support SMTPUTF8 accept it",
+                clean(address.as_ref())
+            ));
+        }
+    }
 }
 
 pub fn is_loopback(host: &str) -> bool {

@@ -1,6 +1,7 @@
 //! `helpdesk`: parse the command line, run the command, print the error,
 //! exit with the SPEC's status (0 done, 1 error, 2 usage, 3 flush incomplete).
 
+mod address;
 mod app;
 mod cli;
 mod clock;

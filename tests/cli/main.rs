@@ -14,3 +14,4 @@ mod templates;
 mod ticket;
 mod trust;
 mod user;
+mod words;
