@@ -89,9 +89,13 @@ fn write_new(path: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("could not create `{}`", dir.display()))?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // Writable by its owner only whatever the umask: helpdesk refuses a
+    // configuration that others can change.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
+    let mut file = options
         .open(path)
         .with_context(|| format!("could not write `{}`", path.display()))?;
     file.write_all(EXAMPLE.as_bytes())

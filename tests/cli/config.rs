@@ -547,3 +547,39 @@ fn the_demo_runs_the_whole_flow_on_built_in_defaults() {
         "the demo never needs an SMTP server"
     );
 }
+
+#[test]
+fn init_under_a_permissive_umask_writes_files_it_then_trusts() {
+    let sb = Sandbox::empty();
+    std::fs::remove_file(sb.path("helpdesk.toml")).unwrap();
+    let status = std::process::Command::new("sh")
+        .current_dir(sb.dir.path())
+        .env("HOME", sb.dir.path())
+        .args([
+            "-c",
+            "umask 000; exec \"$0\" init",
+            env!("CARGO_BIN_EXE_helpdesk"),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(mode(&sb, "helpdesk.toml"), 0o644);
+    assert_eq!(mode(&sb, "helpdesk.db"), 0o600);
+    sb.run(["config", "check"]).success();
+}
+
+#[test]
+fn any_command_upgrades_an_existing_database() {
+    // An existing, empty, private SQLite file (schema version 0) is upgraded
+    // by the first command that opens it, not refused as missing.
+    let sb = Sandbox::empty();
+    std::fs::write(sb.path("helpdesk.db"), "").unwrap();
+    std::fs::set_permissions(
+        sb.path("helpdesk.db"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    sb.run(["user", "list"]).success();
+    assert_eq!(sb.sql_i64("SELECT count(*) FROM users"), 0);
+    assert!(sb.sql_i64("PRAGMA user_version") >= 1);
+}
