@@ -24,7 +24,8 @@ impl App {
     pub fn load(global: &GlobalArgs, out: Output) -> Result<App> {
         let env: HashMap<String, String> = std::env::vars().collect();
         let config = load_config(global, &env)?;
-        let store = Store::open(&config.database)?;
+        let store = Store::open(&config.database)
+            .map_err(|e| crate::error::explain_store_error(e.into(), Some(&config.database)))?;
         Ok(App {
             config,
             store,

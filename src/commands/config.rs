@@ -8,6 +8,7 @@ use super::Status;
 use crate::app::load_config;
 use crate::cli::{ConfigCommand, GlobalArgs};
 use crate::config::Config;
+use crate::error::explain_store_error;
 use crate::notify::queue;
 use crate::output::{Output, View};
 use crate::render::Renderer;
@@ -99,7 +100,8 @@ pub fn run(global: &GlobalArgs, out: Output, command: ConfigCommand) -> Result<S
             let config = load_config(global, &std::env::vars().collect())?;
             // Every template compiles now, not at the first flush.
             Renderer::new(config.templates_dir.as_deref())?;
-            let store = Store::open(&config.database)?;
+            let store = Store::open(&config.database)
+                .map_err(|e| explain_store_error(e.into(), Some(&config.database)))?;
             let (_, missing) = queue::developers(store.conn(), &config)?;
             let mut warnings = config.warnings.clone();
             warnings.extend(missing);

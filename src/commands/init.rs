@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::Status;
 use crate::cli::GlobalArgs;
 use crate::config::{Config, EXAMPLE, FILE_NAME, Overrides};
+use crate::error::explain_store_error;
 use crate::output::{Output, View};
 use crate::store::Store;
 
@@ -49,7 +50,8 @@ pub fn run(global: &GlobalArgs, out: &Output) -> Result<Status> {
         Config::from_text(Some((&path, EXAMPLE)), &overrides, &env, &cwd)?
     };
     let database_existed = config.database.exists();
-    Store::create(&config.database)?;
+    Store::create(&config.database)
+        .map_err(|e| explain_store_error(e.into(), Some(&config.database)))?;
     if existed {
         out.note(&format!(
             "`{}` already exists; left it alone",
