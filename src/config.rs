@@ -500,6 +500,17 @@ impl Config {
             }
         };
         if let Some(dir) = &self.templates_dir {
+            if !dir.is_dir() {
+                let what = if dir.exists() {
+                    "is not a folder"
+                } else {
+                    "does not exist"
+                };
+                bail!(
+                    "{origin}: `templates_dir` `{}` {what}: create it, or remove the key to use the built-in templates",
+                    dir.display()
+                );
+            }
             judge("templates_dir", dir)?;
         }
         if let Some(path) = &self.email.smtp.password_file {

@@ -68,3 +68,21 @@ fn a_template_that_runs_for_ever_fails_its_emails_and_the_flush_ends() {
     }
     assert!(sb.smtp.received().is_empty());
 }
+
+#[test]
+fn a_templates_dir_that_is_not_there_is_a_configuration_error() {
+    let sb = Sandbox::new();
+    sb.write_config(&format!("templates_dir = \"nowhere\"\n{BASE_CONFIG}"));
+    let config = sb.path("helpdesk.toml");
+    sb.run(["config", "check"]).code(1).stderr_is(&format!(
+        "error: `{}`: `templates_dir` `{}` does not exist: create it, or remove the key to use the built-in templates",
+        config.display(),
+        sb.path("nowhere").display()
+    ));
+    std::fs::write(sb.path("nowhere"), "").unwrap();
+    sb.run(["notify", "flush"]).code(1).stderr_is(&format!(
+        "error: `{}`: `templates_dir` `{}` is not a folder: create it, or remove the key to use the built-in templates",
+        config.display(),
+        sb.path("nowhere").display()
+    ));
+}
