@@ -3,6 +3,9 @@
 //! anyhow error so the place that knows the fix can name it.
 
 use std::fmt;
+use std::path::Path;
+
+use crate::store::StoreError;
 
 /// An error message with the fix attached.
 #[derive(Debug)]
@@ -43,60 +46,49 @@ pub fn report(err: &anyhow::Error) {
     }
 }
 
-/// Says what to do about the store's errors, naming the database (`database`
-/// is the open one, when a command ran on it).
-pub fn explain_store_error(
-    err: anyhow::Error,
-    database: Option<&std::path::Path>,
-) -> anyhow::Error {
-    use crate::store::StoreError;
+/// Says what to do about the store's errors, naming the database (`database`,
+/// when the caller knows which one it opened).
+pub fn explain_store_error(err: anyhow::Error, database: Option<&Path>) -> anyhow::Error {
     let Some(store_error) = err
         .chain()
         .find_map(|cause| cause.downcast_ref::<StoreError>())
     else {
         return err;
     };
-    let named = |what: &str| match database {
-        Some(path) => format!(
-            "{}{}",
-            store_error.naming(path),
-            what.strip_prefix(&store_error.to_string()).unwrap_or("")
-        ),
-        None => what.to_string(),
+    let message = match database {
+        Some(path) => store_error.naming(path),
+        None => store_error.to_string(),
     };
     let (message, hint) = match store_error {
         StoreError::Missing { path } => (
-            store_error.to_string(),
+            message,
             format!(
                 "create it with `helpdesk init`, or name an existing database with `--config` or `--db` (looked for `{}`)",
                 path.display()
             ),
         ),
         StoreError::Folder { .. } => (
-            store_error.to_string(),
+            message,
             "name the database file itself with `--db` or `database` in the configuration".into(),
         ),
         StoreError::Busy { .. } => (
-            named(&store_error.to_string()),
+            message,
             "run the command again; if the lock stays, look for a stuck process using the file (`fuser`)".into(),
         ),
         StoreError::ReadOnly => (
-            named(&store_error.to_string()),
+            message,
             "check the permissions of the file and of its folder (SQLite writes `-wal` and `-shm` files beside it)".into(),
         ),
         StoreError::Full => (
-            named(&store_error.to_string()),
+            message,
             "free some space and run the command again".into(),
         ),
         StoreError::Corrupt(_) => (
-            named(&format!("{store_error}; it was left as it is")),
+            format!("{message}; it was left as it is"),
             "restore it from a backup: helpdesk never repairs a database".into(),
         ),
-        StoreError::Io(_) => (
-            named(&store_error.to_string()),
-            "check the disk and the file's permissions".into(),
-        ),
+        StoreError::Io(_) => (message, "check the disk and the file's permissions".into()),
         _ => return err,
     };
-    crate::error::hinted(message, hint)
+    hinted(message, hint)
 }

@@ -2,6 +2,10 @@
 //! connection; the query functions in the submodules are free functions over
 //! `&Connection`, so the same function runs inside or outside a transaction
 //! (a `Transaction` derefs to `Connection`). Callers decide the transaction.
+//! `Store::open` opens an existing database only; `Store::create` is the one
+//! entry point that makes one (`init`, `demo`, a copy's target). Errors come
+//! out as `StoreError` cases that callers act on, in words that do not
+//! depend on SQLite, so another backend can give the same ones.
 
 pub mod events;
 pub mod groups;
