@@ -7,8 +7,8 @@
 
 use std::str::FromStr;
 
-use lettre::Address;
 use lettre::message::Mailbox;
+use lettre::{Address, Message};
 
 /// The longest line a message may have (RFC 5322 §2.1.1), without CRLF.
 const MAX_LINE: usize = 998;
@@ -29,9 +29,28 @@ pub fn check_no_line_break(what: &str, value: &str) -> Result<(), String> {
 /// envelope and a `To` header; the reason says what is wrong otherwise, in
 /// words (the caller names the value and where it came from).
 pub fn parse(value: &str) -> Result<Address, String> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err("it is empty: write it as name@example.org".into());
+    sendable(value).ok_or_else(|| why_not(value))
+}
+
+/// The sender's rule: lettre parses the address, and a message to it can
+/// be built (lettre reads the envelope back from the `To` header it wrote,
+/// which is where `"a b"@…` and `@[…]` fail).
+fn sendable(value: &str) -> Option<Address> {
+    let address = Address::from_str(value).ok()?;
+    let from = Address::new("helpdesk", "localhost").ok()?;
+    Message::builder()
+        .from(Mailbox::new(None, from))
+        .to(Mailbox::new(None, address.clone()))
+        .body(String::new())
+        .ok()?;
+    Some(address)
+}
+
+/// Why the sender cannot use `value`, in words, for the usual mistakes.
+fn why_not(value: &str) -> String {
+    let general = "it is not an email address that can be sent to: write it as name@example.org";
+    if value.trim().is_empty() {
+        return "it is empty: write it as name@example.org".into();
     }
     let parts: Vec<&str> = value
         .split([',', ';'])
@@ -39,49 +58,43 @@ pub fn parse(value: &str) -> Result<Address, String> {
         .filter(|p| !p.is_empty())
         .collect();
     if parts.len() > 1 && parts.iter().all(|p| p.contains('@')) {
-        return Err("it is a list of addresses, not one address: give one".into());
+        return "it is a list of addresses, not one address: give one".into();
     }
-    if value.contains('<') || value.contains('>') {
-        return Err("give the address alone, without a name or `<…>`".into());
+    if value.contains(['<', '>']) {
+        return "give the address alone, without a name or `<…>`".into();
+    }
+    if value != value.trim() {
+        return "it has spaces around it".into();
     }
     let Some((local, domain)) = value.rsplit_once('@') else {
-        return Err("it has no `@`: write it as name@example.org".into());
+        return "it has no `@`: write it as name@example.org".into();
     };
     if local.starts_with('"') {
-        return Err("a quoted local part (`\"…\"@`) cannot be sent to".into());
+        return "a quoted local part (`\"…\"@`) cannot be sent to".into();
     }
     if domain.starts_with('[') {
-        return Err("an address literal (`@[…]`) cannot be sent to: use a domain name".into());
+        return "an address literal (`@[…]`) cannot be sent to: use a domain name".into();
     }
-    let address = Address::from_str(value)
-        .map_err(|_| "it is not an email address: write it as name@example.org".to_string())?;
-    // The sender writes the address into a header and reads it back from
-    // there: what does not survive that cannot be sent.
-    let shown = Mailbox::new(None, address.clone()).to_string();
-    match Mailbox::from_str(&shown) {
-        Ok(back) if back.email == address => Ok(address),
-        _ => Err(
-            "it is not an email address that can be sent to: write it as name@example.org".into(),
-        ),
-    }
+    general.into()
 }
 
 /// A `From` value: an address with an optional display name
 /// (`Helpdesk <help@example.org>`), under the same rule as `parse`, whose
 /// header line fits in a message (998 characters).
 pub fn parse_mailbox(value: &str) -> Result<Mailbox, String> {
-    let value = value.trim();
-    let (name, address) = match value.rsplit_once('<') {
-        Some((name, rest)) => {
-            let Some(address) = rest.strip_suffix('>') else {
-                return Err("a `<` without its `>`: write it as Name <name@example.org>".into());
-            };
-            (Some(name.trim().trim_matches('"').to_string()), address)
-        }
-        None => (None, value),
+    // The address part under the address rule first, for its reasons.
+    let address = match value.rsplit_once('<') {
+        Some((_, rest)) => rest.strip_suffix('>').ok_or_else(|| {
+            "a `<` without its `>`: write it as Name <name@example.org>".to_string()
+        })?,
+        None => value,
     };
-    let address = parse(address)?;
-    let mailbox = Mailbox::new(name.filter(|n| !n.is_empty()), address);
+    parse(address.trim())?;
+    // Then the whole value as the sender reads it.
+    let mailbox = Mailbox::from_str(value.trim()).map_err(|_| {
+        "the name cannot be read: put it in double quotes, as \"Name, Team\" <name@example.org>"
+            .to_string()
+    })?;
     let line = format!("From: {mailbox}");
     if line.chars().count() > MAX_LINE {
         return Err(format!(
@@ -89,6 +102,11 @@ pub fn parse_mailbox(value: &str) -> Result<Mailbox, String> {
             line.chars().count()
         ));
     }
+    Message::builder()
+        .from(mailbox.clone())
+        .to(mailbox.clone())
+        .body(String::new())
+        .map_err(|_| "it is not an address that mail can be sent from".to_string())?;
     Ok(mailbox)
 }
 
@@ -105,7 +123,7 @@ mod tests {
     use crate::notify::message::{self, Addressing, Prepared};
 
     /// Whether the sender can build a message to `to`.
-    fn sendable(to: &str) -> bool {
+    fn builds(to: &str) -> bool {
         let content = EmailContent {
             subject: "s".into(),
             html: "h".into(),
@@ -144,10 +162,29 @@ mod tests {
         ] {
             assert_eq!(
                 parse(address).is_ok(),
-                sendable(address),
+                builds(address),
                 "{address}: {:?}",
                 parse(address)
             );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Whatever is typed, input and sender agree: accepted here exactly
+        /// when a message to it can be built.
+        #[test]
+        fn input_and_sender_agree(
+            local in "[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~\\-\" ()<>,;:\\[\\]@äü]{0,12}",
+            domain in "[a-zA-Z0-9.\\-\\[\\]:ä ]{0,14}",
+        ) {
+            let address = format!("{local}@{domain}");
+            proptest::prop_assert_eq!(parse(&address).is_ok(), builds(&address), "{:?}: {:?}", address, parse(&address));
         }
     }
 
@@ -184,6 +221,11 @@ mod tests {
         assert!(parse_mailbox(&format!("{} <help@example.org>", "N".repeat(900))).is_ok());
         assert!(parse_mailbox("Helpdesk <help@example.org>").is_ok());
         assert!(parse_mailbox("help@example.org").is_ok());
+        assert!(parse_mailbox("\"Help, Desk\" <help@example.org>").is_ok());
+        assert_eq!(
+            parse_mailbox("Help, Desk <help@example.org>").unwrap_err(),
+            "the name cannot be read: put it in double quotes, as \"Name, Team\" <name@example.org>"
+        );
     }
 
     #[test]

@@ -216,7 +216,7 @@ fn check_username(username: &str) -> Result<()> {
 /// the sender's rule (`address::parse`).
 fn check_email(email: &str) -> Result<String> {
     crate::address::check_no_line_break("the email address", email).map_err(anyhow::Error::msg)?;
-    let address = crate::address::parse(email).map_err(|reason| {
+    let address = crate::address::parse(email.trim()).map_err(|reason| {
         anyhow::anyhow!(
             "invalid email address `{}`: {reason}",
             cell(email.trim(), 100)
