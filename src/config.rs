@@ -330,18 +330,18 @@ impl Config {
     ) -> Result<Config> {
         let file = find_file(overrides, env, cwd)?;
         let text = match &file {
-            Some(path) => {
-                if let Some(reason) = trust::check(path, Use::Steering) {
-                    bail!(
-                        "configuration file `{}` is not trusted: {reason}",
-                        path.display()
-                    );
+            Some(path) => match trust::read_steering(path) {
+                Ok(text) => Some(text),
+                Err(trust::Refusal::Untrusted(reason)) => bail!(
+                    "configuration file `{}` is not trusted: {reason}",
+                    path.display()
+                ),
+                Err(trust::Refusal::Unreadable(err)) => {
+                    return Err(err).with_context(|| {
+                        format!("could not read configuration file `{}`", path.display())
+                    });
                 }
-                let text = std::fs::read_to_string(path).with_context(|| {
-                    format!("could not read configuration file `{}`", path.display())
-                })?;
-                Some(text)
-            }
+            },
             None => None,
         };
         let source = file.as_deref().zip(text.as_deref());

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 use serde::Serialize;
 
-use crate::trust::{self, Use};
+use crate::trust;
 
 /// The built-in templates, by name.
 const BUILT_IN: &[(&str, &str)] = &[
@@ -88,9 +88,18 @@ impl Renderer {
             let (source, shown) = match &folder {
                 Some(dir) => match override_file(dir, name)? {
                     Some(path) => {
-                        let source = std::fs::read_to_string(&path).with_context(|| {
-                            format!("could not read template `{}`", path.display())
-                        })?;
+                        let source = match trust::read_steering(&path) {
+                            Ok(source) => source,
+                            Err(trust::Refusal::Untrusted(reason)) => bail!(
+                                "template `{}` is not trusted: {reason}",
+                                dir.join(name).display()
+                            ),
+                            Err(trust::Refusal::Unreadable(err)) => {
+                                return Err(err).with_context(|| {
+                                    format!("could not read template `{}`", path.display())
+                                });
+                            }
+                        };
                         (source, path.display().to_string())
                     }
                     None => ((*built_in).to_string(), format!("built-in {name}")),
@@ -143,9 +152,6 @@ fn override_file(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
     }
     if !real.is_file() {
         return Ok(None);
-    }
-    if let Some(reason) = trust::check(&real, Use::Steering) {
-        bail!("template `{}` is not trusted: {reason}", path.display());
     }
     Ok(Some(real))
 }

@@ -70,6 +70,30 @@ pub fn current_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Reads the file at `path` as text if it can be trusted for steering:
+/// judged on the open file itself, so it cannot be swapped between the
+/// check and the read. `Err` holds why not (or the read error, in words).
+pub fn read_steering(path: &Path) -> Result<String, Refusal> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(Refusal::Unreadable)?;
+    let meta = file.metadata().map_err(Refusal::Unreadable)?;
+    if let Some(reason) = distrust(&meta, Use::Steering, path) {
+        return Err(Refusal::Untrusted(reason));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(Refusal::Unreadable)?;
+    Ok(text)
+}
+
+/// Why a steering file was not read.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Another user could have written it: the reason, with the fix.
+    Untrusted(String),
+    Unreadable(std::io::Error),
+}
+
 /// Judges the file at `path` (symlinks followed); a file that does not exist
 /// is not judged here.
 pub fn check(path: &Path, usage: Use) -> Option<String> {
