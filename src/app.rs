@@ -19,11 +19,13 @@ pub struct App {
 
 impl App {
     /// Loads the configuration (stopping on any error in it), says its
-    /// warnings, and opens (creating or upgrading) the database.
+    /// warnings, and opens (upgrading) the existing database: a missing one
+    /// is an error, never created here (`create_database` makes one).
     pub fn load(global: &GlobalArgs, out: Output) -> Result<App> {
         let env: HashMap<String, String> = std::env::vars().collect();
         let config = load_config(global, &env)?;
-        let store = Store::open(&config.database)?;
+        let store = Store::open(&config.database)
+            .map_err(|e| crate::error::explain_store_error(e.into(), Some(&config.database)))?;
         Ok(App {
             config,
             store,
@@ -41,4 +43,22 @@ pub fn load_config(global: &GlobalArgs, env: &HashMap<String, String>) -> Result
         db: global.db.clone(),
     };
     Config::load(&overrides, env, &cwd)
+}
+
+/// Creates the database the configuration file at `config_path` names (with
+/// the environment's overrides), if it does not exist yet: for the commands
+/// that make a database (`demo`; `init` does its own checks first).
+pub fn create_database(config_path: &std::path::Path) -> Result<std::path::PathBuf> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let cwd = std::env::current_dir()?;
+    let overrides = Overrides {
+        config: Some(config_path.to_path_buf()),
+        db: env
+            .get("HELPDESK_DB")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from),
+    };
+    let config = Config::load(&overrides, &env, &cwd)?;
+    Store::create(&config.database)?;
+    Ok(config.database)
 }

@@ -431,9 +431,12 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         )
     };
     let unit = text.chars().last().ok_or_else(bad)?;
-    let number: u64 = text[..text.len() - unit.len_utf8()]
-        .parse()
-        .map_err(|_| bad())?;
+    let digits = &text[..text.len() - unit.len_utf8()];
+    // Digits only: `parse` alone would also take a leading `+`.
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let number: u64 = digits.parse().map_err(|_| bad())?;
     let seconds = match unit {
         's' => Some(number),
         'm' => number.checked_mul(60),
@@ -444,6 +447,9 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     .ok_or_else(bad)?;
     Ok(std::time::Duration::from_secs(seconds))
 }
+
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 mod tests {

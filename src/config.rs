@@ -7,12 +7,13 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
 use lettre::Address;
-use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize};
+
+use crate::address;
+use crate::trust::{self, Use};
 
 pub const FILE_NAME: &str = "helpdesk.toml";
 
@@ -136,9 +137,13 @@ pub struct FileTransport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Queue {
+    #[serde(deserialize_with = "batch_size")]
     pub batch_size: u32,
+    #[serde(deserialize_with = "max_attempts")]
     pub max_attempts: u32,
+    #[serde(deserialize_with = "retry_backoff_secs")]
     pub retry_backoff_secs: u64,
+    #[serde(deserialize_with = "lease_secs")]
     pub lease_secs: u64,
 }
 
@@ -248,11 +253,13 @@ struct FileEmail {
 #[serde(deny_unknown_fields)]
 struct FileSmtp {
     host: Option<String>,
+    #[serde(default, deserialize_with = "port")]
     port: Option<u16>,
     security: Option<Security>,
     username: Option<String>,
     password_env: Option<String>,
     password_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "timeout_secs")]
     timeout_secs: Option<u64>,
     ca_file: Option<PathBuf>,
 }
@@ -268,6 +275,42 @@ struct FileSendmail {
 struct FileFile {
     dir: Option<PathBuf>,
 }
+
+/// Numbers say what they must be, not a Rust type (`expected u16`): each
+/// key gets a reader that takes a TOML integer within its range, and says
+/// `port must be a number from 1 to 65535` otherwise.
+fn number_in<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    key: &str,
+    min: i64,
+    max: i64,
+) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    match toml::Value::deserialize(deserializer)? {
+        toml::Value::Integer(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(D::Error::custom(format!(
+            "{key} must be a number from {min} to {max}"
+        ))),
+    }
+}
+
+macro_rules! number_key {
+    ($name:ident, $t:ty, $min:expr, $max:expr) => {
+        fn $name<'de, D: serde::Deserializer<'de>, T: From<$t>>(
+            deserializer: D,
+        ) -> Result<T, D::Error> {
+            // The range fits the type, so the conversion cannot fail.
+            number_in(deserializer, stringify!($name), $min, $max).map(|n| T::from(n as $t))
+        }
+    };
+}
+
+number_key!(port, u16, 1, 65_535);
+number_key!(timeout_secs, u64, 1, 86_400);
+number_key!(batch_size, u32, 1, 1_000_000);
+number_key!(max_attempts, u32, 1, 10_000);
+number_key!(retry_backoff_secs, u64, 0, 86_400);
+number_key!(lease_secs, u64, 1, 604_800);
 
 /// What the command line contributes to the configuration.
 #[derive(Debug, Default, Clone)]
@@ -286,12 +329,37 @@ impl Config {
         cwd: &Path,
     ) -> Result<Config> {
         let file = find_file(overrides, env, cwd)?;
-        let (parsed, base) = match &file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| {
-                    format!("could not read configuration file `{}`", path.display())
-                })?;
-                let parsed = parse_file(&text, path)?;
+        let text = match &file {
+            Some(path) => match trust::read_steering(path) {
+                Ok(text) => Some(text),
+                Err(trust::Refusal::Untrusted(reason)) => bail!(
+                    "configuration file `{}` is not trusted: {reason}",
+                    path.display()
+                ),
+                Err(trust::Refusal::Unreadable(err)) => {
+                    return Err(err).with_context(|| {
+                        format!("could not read configuration file `{}`", path.display())
+                    });
+                }
+            },
+            None => None,
+        };
+        let source = file.as_deref().zip(text.as_deref());
+        Config::from_text(source, overrides, env, cwd)
+    }
+
+    /// The configuration `text` would give if it were the file at `path`
+    /// (`None`: no file, built-in defaults), without reading or writing any
+    /// file: `init` checks what it is about to write this way.
+    pub fn from_text(
+        source: Option<(&Path, &str)>,
+        overrides: &Overrides,
+        env: &HashMap<String, String>,
+        cwd: &Path,
+    ) -> Result<Config> {
+        let (parsed, base) = match source {
+            Some((path, text)) => {
+                let parsed = parse_file(text, path)?;
                 let base = path
                     .parent()
                     .map(Path::to_path_buf)
@@ -300,13 +368,16 @@ impl Config {
             }
             None => (FileConfig::default(), cwd.to_path_buf()),
         };
-        let mut config = resolve(parsed, file, &base)?;
-        if let Some(value) = env.get("HELPDESK_DEBUG") {
+        let mut config = resolve(parsed, source.map(|(p, _)| p.to_path_buf()), &base)?;
+        if let Some(value) = env.get("HELPDESK_DEBUG").filter(|v| !v.is_empty()) {
             config.debug = parse_bool(value).with_context(|| {
-                format!("HELPDESK_DEBUG must be `true`, `false`, `1` or `0`, not `{value}`")
+                format!(
+                    "HELPDESK_DEBUG must be `true`, `false`, `1` or `0`, not `{}`",
+                    clean(value)
+                )
             })?;
         }
-        if let Some(db) = &overrides.db {
+        if let Some(db) = overrides.db.as_ref().filter(|p| !p.as_os_str().is_empty()) {
             config.database = cwd.join(db);
         }
         config.validate(env)?;
@@ -330,30 +401,33 @@ impl Config {
     fn validate(&mut self, env: &HashMap<String, String>) -> Result<()> {
         let origin = self.origin();
         check_header_value("default_from_email", &self.default_from_email, &origin)?;
-        Mailbox::from_str(&self.default_from_email).map_err(|e| {
+        let from = address::parse_mailbox(&self.default_from_email).map_err(|reason| {
             anyhow::anyhow!(
-                "{origin}: `default_from_email` is not a valid address: `{}` ({e})",
-                self.default_from_email
+                "{origin}: `default_from_email` has an invalid email address `{}`: {reason}",
+                clean(&self.default_from_email)
             )
         })?;
+        self.warn_smtputf8("default_from_email", &from.email);
         if let Some(dev) = &self.development_email {
             check_header_value("development_email", dev, &origin)?;
-            check_address("development_email", dev, &origin)?;
+            let dev = check_address("development_email", dev, &origin)?;
+            self.warn_smtputf8("development_email", &dev);
         }
         if self.debug && self.development_email.is_none() {
             bail!(
                 "{origin}: `debug = true` needs `development_email`, the address every email goes to in debug mode"
             );
         }
-        for admin in &self.admins {
+        for admin in self.admins.clone() {
             check_header_value("admins", &admin.name, &origin)?;
             check_header_value("admins", &admin.email, &origin)?;
-            check_address("admins", &admin.email, &origin)?;
+            let email = check_address("admins", &admin.email, &origin)?;
+            self.warn_smtputf8("admins", &email);
         }
         if !matches!(self.site.scheme.as_str(), "http" | "https") {
             bail!(
                 "{origin}: `site.scheme` must be `http` or `https`, not `{}`",
-                self.site.scheme
+                clean(&self.site.scheme)
             );
         }
         // Links are built from it and printed unescaped, so only host-name characters.
@@ -361,7 +435,7 @@ impl Config {
         if self.site.domain.is_empty() || !self.site.domain.chars().all(host_char) {
             bail!(
                 "{origin}: `site.domain` must be a host name like `example.com`, not `{}`",
-                self.site.domain
+                clean(&self.site.domain)
             );
         }
         let queue = &self.queue;
@@ -386,6 +460,7 @@ impl Config {
         {
             bail!("{origin}: a password is configured but `email.smtp.username` is not");
         }
+        self.check_steering_files(env)?;
         if self.email.transport == TransportKind::Smtp {
             if let Some(var) = &smtp.password_env
                 && !env.contains_key(var)
@@ -408,6 +483,91 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Refuses the files that steer helpdesk when another local user could
+    /// have written them (SPEC §4): `templates_dir`, `password_file`, and the
+    /// sendmail command (which must also exist). The configuration file
+    /// itself is judged before it is read.
+    fn check_steering_files(&self, env: &HashMap<String, String>) -> Result<()> {
+        let origin = self.origin();
+        let judge = |key: &str, path: &Path| -> Result<()> {
+            match trust::check(path, Use::Steering) {
+                Some(reason) => bail!(
+                    "{origin}: `{key}` `{}` is not trusted: {reason}",
+                    path.display()
+                ),
+                None => Ok(()),
+            }
+        };
+        if let Some(dir) = &self.templates_dir {
+            if !dir.is_dir() {
+                let what = if dir.exists() {
+                    "is not a folder"
+                } else {
+                    "does not exist"
+                };
+                bail!(
+                    "{origin}: `templates_dir` `{}` {what}: create it, or remove the key to use the built-in templates",
+                    dir.display()
+                );
+            }
+            judge("templates_dir", dir)?;
+        }
+        if let Some(path) = &self.email.smtp.password_file {
+            judge("email.smtp.password_file", path)?;
+        }
+        if self.email.transport == TransportKind::Sendmail {
+            let command =
+                self.email.sendmail.resolve(env).map_err(|reason| {
+                    anyhow::anyhow!("{origin}: `email.sendmail.command` {reason}")
+                })?;
+            judge("email.sendmail.command", &command)?;
+        }
+        Ok(())
+    }
+}
+
+impl Sendmail {
+    /// The file the sendmail command runs: the path as written, or a bare
+    /// name found on `PATH`; an error says what is missing and where.
+    pub fn resolve(&self, env: &HashMap<String, String>) -> std::result::Result<PathBuf, String> {
+        let command = &self.command;
+        let shown = clean(&command.display().to_string());
+        let runnable = |path: &Path| {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::metadata(path)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            }
+            #[cfg(not(unix))]
+            {
+                path.is_file()
+            }
+        };
+        if command.components().count() > 1 || command.is_absolute() {
+            if !command.exists() {
+                return Err(format!(
+                    "`{shown}` does not exist: install a mail server that provides it, or set `email.transport` to `smtp`"
+                ));
+            }
+            if !runnable(command) {
+                return Err(format!("`{shown}` is not an executable file"));
+            }
+            return Ok(command.clone());
+        }
+        let path = env.get("PATH").map(String::as_str).unwrap_or("");
+        std::env::split_paths(path)
+            .map(|dir| dir.join(command))
+            .find(|candidate| runnable(candidate))
+            .ok_or_else(|| {
+                format!(
+                    "`{shown}` was not found on PATH: give its full path, or set `email.transport` to `smtp`"
+                )
+            })
+    }
+}
+
 fn find_file(
     overrides: &Overrides,
     env: &HashMap<String, String>,
@@ -416,6 +576,13 @@ fn find_file(
     // --config and HELPDESK_CONFIG arrive together through clap's `env`.
     if let Some(path) = &overrides.config {
         let path = cwd.join(path);
+        if path.is_dir() {
+            bail!(
+                "configuration file `{0}` is a folder: name the file itself, such as `{1}`",
+                path.display(),
+                path.join(FILE_NAME).display()
+            );
+        }
         if !path.is_file() {
             bail!("configuration file `{}` does not exist", path.display());
         }
@@ -442,7 +609,9 @@ fn find_file(
 fn parse_file(text: &str, path: &Path) -> Result<FileConfig> {
     toml::from_str(text).map_err(|err| {
         let place = err.span().map(|span| Place::of(text, span.start));
-        let message = err.message().trim_end_matches('\n');
+        // toml repeats parts of the file (an unknown variant, a key): made
+        // safe to print, as any value from the file is.
+        let message = crate::output::cell(err.message().trim_end_matches('\n'), 2000);
         let located = match &place {
             Some(place) => format!(
                 "`{}` line {}, column {}",
@@ -452,11 +621,11 @@ fn parse_file(text: &str, path: &Path) -> Result<FileConfig> {
             ),
             None => format!("`{}`", path.display()),
         };
-        let key = place.as_ref().and_then(|p| p.key.clone());
-        if let Some(key) = key
-            .as_deref()
-            .filter(|k| k.rsplit('.').next() == Some("password"))
-        {
+        let key = place.as_ref().and_then(|p| p.key.as_deref().map(clean));
+        if let Some(key) = key.as_deref().filter(|k| {
+            k.split('.')
+                .any(|part| part.split('[').next() == Some("password"))
+        }) {
             // The value is a secret: never repeat it, not even in a snippet.
             return anyhow::anyhow!(
                 "{located}: key `{key}` is not allowed: the password is never stored in the file; \
@@ -478,38 +647,73 @@ struct Place {
 }
 
 impl Place {
+    /// The line and column of `offset`, and the key (`email.smtp.port`,
+    /// `admins[0].name`) whose name or value covers it, found through the
+    /// spans the TOML parser records (so keys in inline tables, dotted keys
+    /// and array entries are named as written).
     fn of(text: &str, offset: usize) -> Place {
         let offset = offset.min(text.len());
         let before = &text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = text[line_start..offset].chars().count() + 1;
-        let line_text = text[line_start..].lines().next().unwrap_or("");
-        let mut table = None;
-        for earlier in before.lines() {
-            let t = earlier.trim();
-            if t.starts_with('[') && !t.starts_with("[[") {
-                table = Some(t.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-            }
-        }
-        let trimmed = line_text.trim();
-        let key = if trimmed.starts_with('[') {
-            Some(
-                trimmed
-                    .trim_matches(|c| c == '[' || c == ']')
-                    .trim()
-                    .to_string(),
-            )
-        } else {
-            line_text.split_once('=').map(|(k, _)| {
-                let k = k.trim().trim_matches('"');
-                match &table {
-                    Some(table) => format!("{table}.{k}"),
-                    None => k.to_string(),
-                }
-            })
-        };
+        // Recoverable: a syntax error still names the key it is in.
+        let (doc, _) = toml::de::DeTable::parse_recoverable(text);
+        let key = key_at(doc.get_ref(), offset, "").or_else(|| key_on_line(text, line_start));
         Place { line, column, key }
+    }
+}
+
+/// For a syntax error the parser dropped (a duplicate key): the key written
+/// at the start of the line, under the last `[table]` header before it.
+fn key_on_line(text: &str, line_start: usize) -> Option<String> {
+    let line_text = text[line_start..].lines().next().unwrap_or("");
+    let (key, _) = line_text.split_once('=')?;
+    let key = key.trim().trim_matches(['"', '\'']);
+    let table = text[..line_start]
+        .lines()
+        .map(str::trim)
+        .rfind(|t| t.starts_with('[') && !t.starts_with("[["))
+        .map(|t| t.trim_matches(['[', ']']).trim().to_string());
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+/// The dotted name of the innermost key in `table` whose name or value
+/// covers `offset`.
+fn key_at(table: &toml::de::DeTable<'_>, offset: usize, prefix: &str) -> Option<String> {
+    for (key, value) in table.iter() {
+        let name = if prefix.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", key.get_ref())
+        };
+        if key.span().contains(&offset) {
+            return Some(name);
+        }
+        // Tables from `[headers]` may not span their keys: look inside them
+        // whatever their span says.
+        if let Some(found) = value_key_at(value.get_ref(), offset, &name) {
+            return Some(found);
+        }
+        if value.span().contains(&offset) {
+            return Some(name);
+        }
+    }
+    None
+}
+
+fn value_key_at(value: &toml::de::DeValue<'_>, offset: usize, name: &str) -> Option<String> {
+    match value {
+        toml::de::DeValue::Table(table) => key_at(table, offset, name),
+        toml::de::DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let name = format!("{name}[{i}]");
+            value_key_at(item.get_ref(), offset, &name)
+                .or_else(|| item.span().contains(&offset).then_some(name))
+        }),
+        _ => None,
     }
 }
 
@@ -574,6 +778,12 @@ fn resolve(file: FileConfig, source: Option<PathBuf>, base: &Path) -> Result<Con
     })
 }
 
+/// A value from the file or the environment made safe to print: control
+/// characters (ESC, BEL, CR, LF…) cannot reach the terminal.
+fn clean(value: &str) -> String {
+    crate::output::cell(value, 200)
+}
+
 fn parse_bool(value: &str) -> Result<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
@@ -583,17 +793,31 @@ fn parse_bool(value: &str) -> Result<bool> {
 }
 
 /// A value that ends up in a mail header must not be able to start a new header.
-pub fn check_header_value(key: &str, value: &str, origin: &str) -> Result<()> {
-    if value.contains(['\r', '\n']) {
-        bail!("{origin}: `{key}` contains a line break, which would break a mail header");
-    }
-    Ok(())
+fn check_header_value(key: &str, value: &str, origin: &str) -> Result<()> {
+    address::check_no_line_break(&format!("`{key}`"), value)
+        .map_err(|reason| anyhow::anyhow!("{origin}: {reason}"))
 }
 
-fn check_address(key: &str, value: &str, origin: &str) -> Result<()> {
-    Address::from_str(value).map(|_| ()).map_err(|e| {
-        anyhow::anyhow!("{origin}: `{key}` has an invalid email address `{value}` ({e})")
+fn check_address(key: &str, value: &str, origin: &str) -> Result<Address> {
+    address::parse(value).map_err(|reason| {
+        anyhow::anyhow!(
+            "{origin}: `{key}` has an invalid email address `{}`: {reason}",
+            clean(value)
+        )
     })
+}
+
+impl Config {
+    /// An address whose local part is not ASCII reaches only servers that
+    /// speak SMTPUTF8: worth a warning, not a refusal.
+    fn warn_smtputf8(&mut self, key: &str, address: &Address) {
+        if address::needs_smtputf8(address) {
+            self.warnings.push(format!(
+                "`{key}` has the address `{}`, whose part before the `@` is not ASCII: only mail servers that support SMTPUTF8 accept it",
+                clean(address.as_ref())
+            ));
+        }
+    }
 }
 
 pub fn is_loopback(host: &str) -> bool {
@@ -628,6 +852,9 @@ fn password_file_warning(path: &Path) -> Option<String> {
 fn password_file_warning(_path: &Path) -> Option<String> {
     None
 }
+
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 mod tests {
@@ -689,6 +916,53 @@ mod tests {
         assert!(err.contains("line 3, column 1"), "{err}");
         assert!(err.contains("key `email.smtp.hots`"), "{err}");
         assert!(err.contains("unknown field `hots`"), "{err}");
+    }
+
+    /// The message for `text` as the file, with the folder's path removed.
+    fn error_of(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, text).unwrap();
+        let err = Config::load(
+            &Overrides {
+                config: Some(path.clone()),
+                db: None,
+            },
+            &HashMap::new(),
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        err.replace(&path.display().to_string(), FILE_NAME)
+    }
+
+    #[test]
+    fn the_key_at_fault_is_named_from_the_parser_spans() {
+        // A key inside an inline table is named with its table, not as the table.
+        assert_eq!(
+            error_of("[email]\nsmtp = { host = \"127.0.0.1\", prot = 25 }\n"),
+            "`helpdesk.toml` line 2, column 30, key `email.smtp.prot`: unknown field `prot`, expected one of `host`, `port`, `security`, `username`, `password_env`, `password_file`, `timeout_secs`, `ca_file`"
+        );
+        // Dotted keys, and a key in an array of tables.
+        assert_eq!(
+            error_of("email.smtp.hots = \"x\"\n"),
+            "`helpdesk.toml` line 1, column 12, key `email.smtp.hots`: unknown field `hots`, expected one of `host`, `port`, `security`, `username`, `password_env`, `password_file`, `timeout_secs`, `ca_file`"
+        );
+        assert_eq!(
+            error_of(
+                "admins = [[\"A\", \"a@example.org\"], { name = \"B\", emial = \"b@example.org\" }]\n"
+            ),
+            "`helpdesk.toml` line 1, column 49, key `admins[1].emial`: unknown field `emial`, expected `name` or `email`"
+        );
+        // A header table's key, and a value of the wrong type.
+        assert_eq!(
+            error_of("[queue]\nbatch_size = 10\nlease = 5\n"),
+            "`helpdesk.toml` line 3, column 1, key `queue.lease`: unknown field `lease`, expected one of `batch_size`, `max_attempts`, `retry_backoff_secs`, `lease_secs`"
+        );
+        assert_eq!(
+            error_of("[site]\ndomain = 7\n"),
+            "`helpdesk.toml` line 2, column 10, key `site.domain`: invalid type: integer `7`, expected a string"
+        );
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! anyhow error so the place that knows the fix can name it.
 
 use std::fmt;
+use std::path::Path;
+
+use crate::store::StoreError;
 
 /// An error message with the fix attached.
 #[derive(Debug)]
@@ -43,4 +46,51 @@ pub fn report(err: &anyhow::Error) {
     for hint in err.chain().filter_map(|c| c.downcast_ref::<Hint>()) {
         print_stderr(&format!("hint: {}", hint.hint));
     }
+}
+
+/// Says what to do about the store's errors, naming the database (`database`,
+/// when the caller knows which one it opened).
+pub fn explain_store_error(err: anyhow::Error, database: Option<&Path>) -> anyhow::Error {
+    let Some(store_error) = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<StoreError>())
+    else {
+        return err;
+    };
+    let message = match database {
+        Some(path) => store_error.naming(path),
+        None => store_error.to_string(),
+    };
+    let (message, hint) = match store_error {
+        StoreError::Missing { path } => (
+            message,
+            format!(
+                "create it with `helpdesk init`, or name an existing database with `--config` or `--db` (looked for `{}`)",
+                path.display()
+            ),
+        ),
+        StoreError::Folder { .. } => (
+            message,
+            "name the database file itself with `--db` or `database` in the configuration".into(),
+        ),
+        StoreError::Busy { .. } => (
+            message,
+            "run the command again; if the lock stays, look for a stuck process using the file (`fuser`)".into(),
+        ),
+        StoreError::ReadOnly => (
+            message,
+            "check the permissions of the file and of its folder (SQLite writes `-wal` and `-shm` files beside it)".into(),
+        ),
+        StoreError::Full => (
+            message,
+            "free some space and run the command again".into(),
+        ),
+        StoreError::Corrupt(_) => (
+            format!("{message}; it was left as it is"),
+            "restore it from a backup: helpdesk never repairs a database".into(),
+        ),
+        StoreError::Io(_) => (message, "check the disk and the file's permissions".into()),
+        _ => return err,
+    };
+    hinted(message, hint)
 }

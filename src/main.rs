@@ -1,6 +1,7 @@
 //! `helpdesk`: parse the command line, run the command, print the error,
 //! exit with the SPEC's status (0 done, 1 error, 2 usage, 3 flush incomplete).
 
+mod address;
 mod app;
 mod cli;
 mod clock;
@@ -10,10 +11,9 @@ mod error;
 mod model;
 mod notify;
 mod output;
-#[cfg(test)]
-mod properties;
 mod render;
 mod store;
+mod trust;
 
 use std::process::ExitCode;
 
@@ -27,6 +27,13 @@ fn main() -> ExitCode {
             "hint: this is a bug in helpdesk; nothing after this point was written",
         );
     }));
+    // An empty HELPDESK_DB or HELPDESK_CONFIG means unset, not "no value".
+    for key in ["HELPDESK_DB", "HELPDESK_CONFIG"] {
+        if std::env::var_os(key).is_some_and(|v| v.is_empty()) {
+            // SAFETY: no other thread runs yet, so none reads the environment.
+            unsafe { std::env::remove_var(key) };
+        }
+    }
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(status) => status.into(),

@@ -5,11 +5,13 @@
 //! template fails loudly instead of reaching an inbox. User text only ever
 //! enters as values, never as template source.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use minijinja::{Environment, UndefinedBehavior, Value};
+use anyhow::{Context, Result, bail};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 use serde::Serialize;
+
+use crate::trust;
 
 /// The built-in templates, by name.
 const BUILT_IN: &[(&str, &str)] = &[
@@ -55,28 +57,57 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
 ];
 
+/// How much work one rendering may do (minijinja's fuel: about one unit
+/// per instruction). The built-in templates use a few hundred; a loop that
+/// would keep a flush busy for minutes runs out long before.
+const FUEL: u64 = 2_000_000;
+
 pub struct Renderer {
     env: Environment<'static>,
 }
 
 impl Renderer {
     /// Compiles every template, taking a file from `overrides` where one of
-    /// the same name exists there.
+    /// the same name exists there. A template file must stay inside that
+    /// folder (a symbolic link out of it is refused) and be one that no
+    /// other local user could have written; a syntax error names the file
+    /// and the line.
     pub fn new(overrides: Option<&Path>) -> Result<Renderer> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
         env.add_filter("linebreaksbr", linebreaksbr);
+        let folder =
+            match overrides {
+                Some(dir) => Some(dir.canonicalize().with_context(|| {
+                    format!("could not read `templates_dir` `{}`", dir.display())
+                })?),
+                None => None,
+            };
         for (name, built_in) in BUILT_IN {
-            let source = match overrides
-                .map(|dir| dir.join(name))
-                .filter(|path| path.is_file())
-            {
-                Some(path) => std::fs::read_to_string(&path)
-                    .with_context(|| format!("could not read template `{}`", path.display()))?,
-                None => (*built_in).to_string(),
+            let (source, shown) = match &folder {
+                Some(dir) => match override_file(dir, name)? {
+                    Some(path) => {
+                        let source = match trust::read_steering(&path) {
+                            Ok(source) => source,
+                            Err(trust::Refusal::Untrusted(reason)) => bail!(
+                                "template `{}` is not trusted: {reason}",
+                                dir.join(name).display()
+                            ),
+                            Err(trust::Refusal::Unreadable(err)) => {
+                                return Err(err).with_context(|| {
+                                    format!("could not read template `{}`", path.display())
+                                });
+                            }
+                        };
+                        (source, path.display().to_string())
+                    }
+                    None => ((*built_in).to_string(), format!("built-in {name}")),
+                },
+                None => ((*built_in).to_string(), format!("built-in {name}")),
             };
             env.add_template_owned(*name, source)
-                .with_context(|| format!("template `{name}` is invalid"))?;
+                .map_err(|e| anyhow::anyhow!("template `{shown}`{}", describe(&e)))?;
         }
         Ok(Renderer { env })
     }
@@ -89,8 +120,50 @@ impl Renderer {
             .with_context(|| format!("no template named `{name}`"))?;
         template
             .render(Value::from_serialize(context))
-            .with_context(|| format!("could not render template `{name}`"))
+            .map_err(|e| match e.kind() {
+                ErrorKind::OutOfFuel => anyhow::anyhow!(
+                    "template `{name}` did more work than an email may take (a loop that runs too long?)"
+                ),
+                _ => anyhow::anyhow!("could not render template `{name}`{}", describe(&e)),
+            })
     }
+}
+
+/// The file in `dir` (canonical) that replaces the template `name`, if any:
+/// it must resolve inside `dir` and be trusted.
+fn override_file(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
+    let path = dir.join(name);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(None);
+    }
+    let real = path.canonicalize().with_context(|| {
+        format!(
+            "template `{}` is a symbolic link to nothing: remove it or copy the template there",
+            path.display()
+        )
+    })?;
+    if !real.starts_with(dir) {
+        bail!(
+            "template `{}` resolves to `{}`, outside `templates_dir` `{}`: copy the file into the folder instead of linking to it",
+            path.display(),
+            real.display(),
+            dir.display()
+        );
+    }
+    if !real.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(real))
+}
+
+/// A minijinja error as `: line N: what` (the template is named by the caller).
+fn describe(err: &minijinja::Error) -> String {
+    let line = err.line().map(|l| format!(" line {l}")).unwrap_or_default();
+    let what = match err.detail() {
+        Some(detail) => format!("{}: {detail}", err.kind()),
+        None => err.kind().to_string(),
+    };
+    format!("{line}: {what}")
 }
 
 /// Escapes text for HTML and keeps its line breaks as `<br>`.
@@ -113,6 +186,9 @@ fn linebreaksbr(text: &str) -> Value {
     }
     Value::from_safe_string(out)
 }
+
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 mod tests {

@@ -8,8 +8,10 @@ use super::Status;
 use crate::app::load_config;
 use crate::cli::{ConfigCommand, GlobalArgs};
 use crate::config::Config;
+use crate::error::explain_store_error;
 use crate::notify::queue;
 use crate::output::{Output, View};
+use crate::render::Renderer;
 use crate::store::Store;
 
 #[derive(Serialize)]
@@ -96,7 +98,10 @@ pub fn run(global: &GlobalArgs, out: Output, command: ConfigCommand) -> Result<S
     match command {
         ConfigCommand::Check => {
             let config = load_config(global, &std::env::vars().collect())?;
-            let store = Store::open(&config.database)?;
+            // Every template compiles now, not at the first flush.
+            Renderer::new(config.templates_dir.as_deref())?;
+            let store = Store::open(&config.database)
+                .map_err(|e| explain_store_error(e.into(), Some(&config.database)))?;
             let (_, missing) = queue::developers(store.conn(), &config)?;
             let mut warnings = config.warnings.clone();
             warnings.extend(missing);

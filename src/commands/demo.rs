@@ -40,6 +40,7 @@ pub fn run(args: &DemoArgs, out: &Output) -> Result<Status> {
     }
     let config_arg = config.display().to_string();
     let fresh = !dir.join("helpdesk.db").exists();
+    crate::app::create_database(&config)?;
     if fresh {
         out.note(&format!(
             "demo folder `{}` (configuration: {config_arg})\n",

@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::app::App;
 use crate::cli::{Cli, Command, CompletionsArgs};
+use crate::error::explain_store_error;
 use crate::output::Output;
 
 /// How a command that did not fail ended.
@@ -57,47 +58,9 @@ pub fn run(cli: Cli) -> Result<Status> {
                     unreachable!("handled before the database is opened")
                 }
             };
-            result.map_err(|err| explain_store_error(err, &database))
+            result.map_err(|err| explain_store_error(err, Some(&database)))
         }
     }
-}
-
-/// Names the database in errors SQLite raised while a command ran, and says
-/// what to do about them.
-fn explain_store_error(err: anyhow::Error, database: &std::path::Path) -> anyhow::Error {
-    use rusqlite::ErrorCode;
-    let code = err.chain().find_map(|cause| {
-        cause
-            .downcast_ref::<crate::store::StoreError>()
-            .and_then(|e| e.sqlite_code())
-    });
-    let path = database.display();
-    let (message, hint) = match code {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => (
-            format!(
-                "database `{path}` is locked: another process held it longer than helpdesk waits (30 s)"
-            ),
-            "run the command again; if the lock stays, look for a stuck process using the file (`fuser`)",
-        ),
-        Some(ErrorCode::ReadOnly) => (
-            format!("database `{path}` is read-only"),
-            "check the permissions of the file and of its folder (SQLite writes `-wal` and `-shm` files beside it)",
-        ),
-        Some(ErrorCode::DiskFull) => (
-            format!("database `{path}`: the disk is full"),
-            "free some space and run the command again",
-        ),
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => (
-            format!("database `{path}` is damaged ({err}); it was left as it is"),
-            "restore it from a backup: helpdesk never repairs a database",
-        ),
-        Some(ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => (
-            format!("database `{path}` could not be read or written ({err})"),
-            "check the disk and the file's permissions",
-        ),
-        _ => return err,
-    };
-    crate::error::hinted(message, hint)
 }
 
 fn completions(args: &CompletionsArgs) -> Result<Status> {

@@ -1,7 +1,5 @@
 //! `helpdesk user …`: add, list, show, activate, deactivate, grant, revoke.
 
-use std::str::FromStr;
-
 use anyhow::{Result, bail};
 use serde::Serialize;
 
@@ -209,9 +207,7 @@ fn add(app: &mut App, args: &AddUserArgs) -> Result<Status> {
     check_username(&args.username)?;
     let email = check_email(&args.email)?;
     let name = args.name.clone().unwrap_or_default();
-    if name.contains(['\r', '\n']) {
-        bail!("the name contains a line break, which would break a mail header");
-    }
+    crate::address::check_no_line_break("the name", &name).map_err(anyhow::Error::msg)?;
     if name.chars().any(char::is_control) || name.chars().count() > 150 {
         bail!("the name must be at most 150 characters, without control characters");
     }
@@ -307,13 +303,15 @@ fn check_username(username: &str) -> Result<()> {
     Ok(())
 }
 
-/// A plain address (`user@example.org`), as it will go into the envelope.
+/// A plain address (`user@example.org`), as it will go into the envelope:
+/// the sender's rule (`address::parse`).
 fn check_email(email: &str) -> Result<String> {
-    if email.contains(['\r', '\n']) {
-        bail!("the email address contains a line break, which would break a mail header");
-    }
-    let email = email.trim();
-    lettre::Address::from_str(email)
-        .map_err(|e| anyhow::anyhow!("invalid email address `{}`: {e}", cell(email, 100)))?;
-    Ok(email.to_string())
+    crate::address::check_no_line_break("the email address", email).map_err(anyhow::Error::msg)?;
+    let address = crate::address::parse(email.trim()).map_err(|reason| {
+        anyhow::anyhow!(
+            "invalid email address `{}`: {reason}",
+            cell(email.trim(), 100)
+        )
+    })?;
+    Ok(address.to_string())
 }

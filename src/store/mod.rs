@@ -2,6 +2,10 @@
 //! connection; the query functions in the submodules are free functions over
 //! `&Connection`, so the same function runs inside or outside a transaction
 //! (a `Transaction` derefs to `Connection`). Callers decide the transaction.
+//! `Store::open` opens an existing database only; `Store::create` is the one
+//! entry point that makes one (`init`, `demo`, a copy's target). Errors come
+//! out as `StoreError` cases that callers act on, in words that do not
+//! depend on SQLite, so another backend can give the same ones.
 
 pub mod events;
 pub mod groups;
@@ -23,48 +27,90 @@ pub use rusqlite::Connection as Conn;
 /// How long a writer waits for another (cron and a person may write at once).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What went wrong in the store, in the cases callers act on. The wording
+/// is the backend's business, so a second backend says the same things;
+/// callers add the database's name and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
+    /// The database file is not there (only `Store::create` makes one).
+    #[error("database `{}` does not exist", .path.display())]
+    Missing { path: PathBuf },
+    /// The database path names a folder.
+    #[error("database `{}` is a folder, not a database file", .path.display())]
+    Folder { path: PathBuf },
+    /// A database file another local user could read, write or swap.
+    #[error("database file `{}` is not safe to use: {reason}", .path.display())]
+    Untrusted { path: PathBuf, reason: String },
     #[error(
-        "database `{path}` was written by a newer version of helpdesk (schema version {found}, this one knows {known}); upgrade helpdesk"
+        "database `{}` was written by a newer version of helpdesk (schema version {found}, this one knows {known}); upgrade helpdesk", .path.display()
     )]
     TooNew {
         path: PathBuf,
         found: i64,
         known: i64,
     },
-    #[error("`{path}` is not a helpdesk database ({reason}); it was left untouched")]
+    #[error("`{}` is not a helpdesk database ({reason}); it was left untouched", .path.display())]
     NotADatabase { path: PathBuf, reason: String },
-    #[error("database `{path}` could not be opened: {reason}")]
+    #[error("database `{}` could not be opened: {reason}", .path.display())]
     Open { path: PathBuf, reason: String },
-    /// SQLite's own words; not a `source`, so a report does not say it twice.
-    #[error("{}", describe(.0))]
-    Sqlite(rusqlite::Error),
+    /// Another process held the lock longer than the store waits.
+    #[error("the database is locked: another process held it longer than helpdesk waits ({} s)", .waited.as_secs())]
+    Busy { waited: Duration },
+    #[error("the database is read-only")]
+    ReadOnly,
+    #[error("the disk is full")]
+    Full,
+    /// The file is damaged; the backend's words say how.
+    #[error("the database is damaged ({0})")]
+    Corrupt(String),
+    /// Reading or writing the file failed below the database.
+    #[error("the database could not be read or written ({0})")]
+    Io(String),
+    /// Anything else the backend raised, in its own words.
+    #[error("{0}")]
+    Other(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite(err)
+        use rusqlite::ErrorCode;
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy {
+                waited: BUSY_TIMEOUT,
+            },
+            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly,
+            Some(ErrorCode::DiskFull) => StoreError::Full,
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                StoreError::Corrupt(describe(&err))
+            }
+            Some(ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => {
+                StoreError::Io(describe(&err))
+            }
+            _ => StoreError::Other(describe(&err)),
+        }
     }
 }
 
 impl StoreError {
-    /// Whether SQLite refused because another connection held the lock.
-    pub fn is_busy(&self) -> bool {
-        matches!(
-            self.sqlite_code(),
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        )
+    /// The message with the database named (`database` known to the
+    /// caller: the cases that carry their own path already name it).
+    pub fn naming(&self, database: &Path) -> String {
+        let name = format!("database `{}`", database.display());
+        match self {
+            StoreError::Full => format!("{name}: the disk is full"),
+            StoreError::Busy { .. }
+            | StoreError::ReadOnly
+            | StoreError::Corrupt(_)
+            | StoreError::Io(_) => self.to_string().replacen("the database", &name, 1),
+            _ => self.to_string(),
+        }
     }
 
-    /// SQLite's error code, when SQLite raised this.
-    pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
-        match self {
-            StoreError::Sqlite(err) => err.sqlite_error_code(),
-            _ => None,
-        }
+    /// Whether another connection held the lock.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, StoreError::Busy { .. })
     }
 }
 
@@ -76,16 +122,74 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the database at `path`, creating it (mode 0600) and its folder
-    /// when missing, and runs the pending migrations in one transaction.
+    /// Opens the existing database at `path` and runs the pending migrations
+    /// in one transaction. A missing file is `Missing`: nothing is created
+    /// (no file, no folder). Files another local user could read, write or
+    /// swap are `Untrusted`.
     pub fn open(path: &Path) -> Result<Store> {
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            // A dangling symlink reads as missing too: there is no database.
+            Ok(meta) if meta.file_type().is_symlink() && !path.exists() => {
+                return Err(StoreError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            _ => {}
+        }
+        Store::open_existing(path)
+    }
+
+    /// Opens the database at `path`, creating it (mode 0600) and its folder
+    /// when missing: the entry point of the commands that make a database
+    /// (`init`, `demo`). An existing database is opened as by `open`.
+    pub fn create(path: &Path) -> Result<Store> {
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && meta.file_type().is_symlink()
+            && !path.exists()
+        {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                reason: "it is a symbolic link to a file that does not exist; remove the link or point it at a database".into(),
+            });
+        }
+        if path.exists() {
+            return Store::open_existing(path);
+        }
+        if path.is_dir() {
+            return Err(StoreError::Folder {
+                path: path.to_path_buf(),
+            });
+        }
+        // Another user's `-wal` or `-shm` waiting beside it is refused first.
+        check_files(path)?;
+        let created = create_private_file(path).map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: io_words(&e),
+        })?;
+        Store::open_existing(path).inspect_err(|_| {
+            if created {
+                // What could not become a database is not left behind.
+                let _ = std::fs::remove_file(path);
+            }
+        })
+    }
+
+    fn open_existing(path: &Path) -> Result<Store> {
         let open_error = |reason: String| StoreError::Open {
             path: path.to_path_buf(),
             reason,
         };
-        if !path.exists() {
-            create_private_file(path).map_err(|e| open_error(e.to_string()))?;
+        if path.is_dir() {
+            return Err(StoreError::Folder {
+                path: path.to_path_buf(),
+            });
         }
+        check_files(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn =
             Connection::open_with_flags(path, flags).map_err(|e| open_error(describe(&e)))?;
@@ -106,7 +210,12 @@ impl Store {
                 Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(5 + fastrand::u64(0..20)));
                 }
-                result => return result.map(|()| store),
+                result => {
+                    result?;
+                    // SQLite made `-wal` and `-shm` now if they were not there.
+                    check_files(path)?;
+                    return Ok(store);
+                }
             }
         }
     }
@@ -231,7 +340,7 @@ impl Store {
             .map_err(|e| self.classify(e))
     }
 
-    /// Turns SQLite's "not a database" into a message naming the file.
+    /// Turns SQLite's errors while opening into messages naming the file.
     fn classify(&self, err: rusqlite::Error) -> StoreError {
         use rusqlite::ErrorCode;
         match err.sqlite_error_code() {
@@ -252,8 +361,34 @@ impl Store {
                 path: self.path.clone(),
                 reason: describe(&err),
             },
-            _ => StoreError::Sqlite(err),
+            _ => StoreError::from(err),
         }
+    }
+}
+
+/// Refuses the database and its `-wal` and `-shm` files when another local
+/// user could read, write or swap them (SPEC §4).
+fn check_files(path: &Path) -> Result<()> {
+    let mut names = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        names.push(PathBuf::from(name));
+    }
+    for name in names {
+        if let Some(reason) = crate::trust::check(&name, crate::trust::Use::Private) {
+            return Err(StoreError::Untrusted { path: name, reason });
+        }
+    }
+    Ok(())
+}
+
+/// The operating system's words for an I/O error, without `(os error N)`.
+fn io_words(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_lowercase(),
+        None => text,
     }
 }
 
@@ -261,12 +396,23 @@ impl Store {
 fn describe(err: &rusqlite::Error) -> String {
     match err {
         rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        // SQLite's text for the code, as a phrase: not "Error code 11: …".
+        rusqlite::Error::SqliteFailure(e, None) => {
+            let text = rusqlite::ffi::code_to_str(e.extended_code);
+            let mut chars = text.chars();
+            chars
+                .next()
+                .map(|first| first.to_lowercase().chain(chars).collect())
+                .unwrap_or_default()
+        }
         other => other.to_string(),
     }
 }
 
+/// Creates an empty file readable by its owner only; false when another
+/// process created it first.
 #[cfg(unix)]
-fn create_private_file(path: &Path) -> std::io::Result<()> {
+fn create_private_file(path: &Path) -> std::io::Result<bool> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -277,15 +423,15 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)
     {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // Another process created it between our check and now: theirs stands.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e),
     }
 }
 
 #[cfg(not(unix))]
-fn create_private_file(path: &Path) -> std::io::Result<()> {
+fn create_private_file(path: &Path) -> std::io::Result<bool> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -293,7 +439,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         .write(true)
         .create(true)
         .open(path)
-        .map(|_| ())
+        .map(|_| true)
 }
 
 pub use crate::clock::now_ms;
@@ -311,6 +457,11 @@ mod tests {
             "just some text, not a database at all, long enough to look like a header",
         )
         .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let before = std::fs::read(&path).unwrap();
         let err = Store::open(&path).err().expect("must be refused");
         assert!(matches!(err, StoreError::NotADatabase { .. }), "{err}");
@@ -321,7 +472,7 @@ mod tests {
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hd.db");
-        drop(Store::open(&path).unwrap());
+        drop(Store::create(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
@@ -338,8 +489,93 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/hd.db");
-        drop(Store::open(&path).unwrap());
+        drop(Store::create(&path).unwrap());
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn open_creates_nothing_and_says_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/hd.db");
+        let err = Store::open(&path).err().expect("must be refused");
+        assert_eq!(
+            err.to_string(),
+            format!("database `{}` does not exist", path.display())
+        );
+        assert!(!dir.path().join("sub").exists(), "a folder was created");
+    }
+
+    #[test]
+    fn a_folder_is_not_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        for open in [Store::open, Store::create] {
+            let err = open(dir.path()).err().expect("must be refused");
+            assert!(matches!(err, StoreError::Folder { .. }), "{err}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn database_files_others_could_read_or_swap_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hd.db");
+        drop(Store::create(&path).unwrap());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Store::open(&path).err().expect("must be refused");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "database file `{0}` is not safe to use: other users can read or write it (mode 644): run `chmod 600 {0}`",
+                path.display()
+            )
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::hard_link(&path, dir.path().join("copy.db")).unwrap();
+        let err = Store::open(&path).err().expect("must be refused");
+        assert!(err.to_string().contains("it has 2 hard links"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_errors_become_the_cases_callers_act_on() {
+        let sqlite = |code: i32| {
+            StoreError::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        let db = Path::new("/srv/hd.db");
+        let cases = [
+            (
+                sqlite(rusqlite::ffi::SQLITE_BUSY),
+                "database `/srv/hd.db` is locked: another process held it longer than helpdesk waits (30 s)",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_LOCKED),
+                "database `/srv/hd.db` is locked: another process held it longer than helpdesk waits (30 s)",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_READONLY),
+                "database `/srv/hd.db` is read-only",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_FULL),
+                "database `/srv/hd.db`: the disk is full",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_CORRUPT),
+                "database `/srv/hd.db` is damaged (the database disk image is malformed)",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_IOERR),
+                "database `/srv/hd.db` could not be read or written (some kind of disk I/O error occurred)",
+            ),
+        ];
+        for (err, expected) in cases {
+            assert_eq!(err.naming(db), expected);
+        }
+        assert!(sqlite(rusqlite::ffi::SQLITE_BUSY).is_busy());
+        assert!(!sqlite(rusqlite::ffi::SQLITE_FULL).is_busy());
     }
 }

@@ -22,12 +22,69 @@ fn mode(sb: &Sandbox, name: &str) -> u32 {
 
 #[test]
 fn the_database_file_is_created_readable_by_its_owner_only() {
-    let sb = Sandbox::new();
-    assert!(!sb.exists("helpdesk.db"));
-    sb.user("bob", "bob@example.org");
+    let sb = Sandbox::empty();
+    sb.run(["init"]).success();
     assert_eq!(mode(&sb, "helpdesk.db"), 0o600);
-    sb.run(["--db", "sub/other.db", "user", "list"]).success();
+    sb.run(["--db", "sub/other.db", "init"]).success();
     assert_eq!(mode(&sb, "sub/other.db"), 0o600);
+}
+
+#[test]
+fn only_init_creates_the_database_other_commands_name_the_path_they_looked_for() {
+    let sb = Sandbox::empty();
+    let db = sb.path("helpdesk.db");
+    let expected = format!(
+        "error: database `{0}` does not exist\n\
+         hint: create it with `helpdesk init`, or name an existing database with `--config` or `--db` (looked for `{0}`)",
+        db.display()
+    );
+    for args in [
+        vec!["user", "list"],
+        vec!["ticket", "list"],
+        vec!["user", "add", "bob", "--email", "bob@example.org"],
+        vec!["notify", "flush"],
+        vec!["inbox", "--user", "bob"],
+        vec!["config", "check"],
+    ] {
+        sb.run(&args).code(1).stderr_is(&expected);
+    }
+    // A --db or HELPDESK_DB in a folder that does not exist: no folder either.
+    let far = sb.path("nonexist/dir/x.db");
+    sb.run_env(["ticket", "list"], &[("HELPDESK_DB", "nonexist/dir/x.db")])
+        .code(1)
+        .stderr_has(&format!("database `{}` does not exist", far.display()));
+    sb.run(["--db", "nonexist/dir/x.db", "ticket", "list"])
+        .code(1)
+        .stderr_has(&format!("database `{}` does not exist", far.display()));
+    let left: Vec<_> = std::fs::read_dir(sb.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left,
+        vec!["helpdesk.toml".to_string()],
+        "something was created"
+    );
+    // init creates it; then the commands work.
+    sb.run(["init"]).success();
+    sb.run(["user", "list"]).success();
+    // An existing database of an older schema is upgraded by any command:
+    // shown by the store's own test; here, one made by init is used as is.
+    assert_eq!(mode(&sb, "helpdesk.db"), 0o600);
+}
+
+#[test]
+fn an_empty_helpdesk_db_or_helpdesk_config_is_unset() {
+    let sb = Sandbox::new();
+    sb.user("bob", "bob@example.org");
+    let users = sb
+        .run_env(
+            ["user", "list", "--format", "json"],
+            &[("HELPDESK_DB", ""), ("HELPDESK_CONFIG", "")],
+        )
+        .success()
+        .json();
+    assert_eq!(users.as_array().map(Vec::len), Some(1));
 }
 
 #[test]
@@ -144,7 +201,7 @@ fn config_check_never_shows_a_secret() {
 
 #[test]
 fn an_unknown_key_names_the_file_line_column_and_key() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     sb.write_config(&format!("{BASE_CONFIG}hots = \"mail.example.org\"\n"));
     // BASE_CONFIG has 8 lines; the typo is on line 9.
     let run = sb
@@ -170,7 +227,7 @@ fn an_unknown_key_names_the_file_line_column_and_key() {
 
 #[test]
 fn a_value_of_the_wrong_type_names_line_column_and_key() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     sb.write_config(&BASE_CONFIG.replace("port = {port}", "port = \"twenty-five\""));
     sb.run(["user", "list"])
         .code(1)
@@ -182,7 +239,7 @@ fn a_value_of_the_wrong_type_names_line_column_and_key() {
 
 #[test]
 fn an_unknown_key_in_an_admin_table_makes_the_file_invalid() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     let smtp = "[email.smtp]\nhost = \"127.0.0.1\"\nport = {port}\n";
     // A typo in `name` must not fall back to the default (an empty name).
     sb.write_config(&format!(
@@ -200,7 +257,7 @@ fn an_unknown_key_in_an_admin_table_makes_the_file_invalid() {
 
 #[test]
 fn a_password_in_the_file_is_refused_without_repeating_it() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     for config in [
         format!("{BASE_CONFIG}password = \"hunter2\"\n"),
         format!("password = \"hunter2\"\n{BASE_CONFIG}"),
@@ -225,7 +282,7 @@ fn a_password_in_the_file_is_refused_without_repeating_it() {
 
 #[test]
 fn a_line_break_in_a_mail_header_value_is_a_configuration_error() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     let smtp = "[email.smtp]\nhost = \"127.0.0.1\"\nport = {port}\n";
     for (config, key) in [
         (
@@ -258,7 +315,7 @@ fn a_line_break_in_a_mail_header_value_is_a_configuration_error() {
 
 #[test]
 fn debug_without_development_email_stops_every_command_that_loads_the_configuration() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     sb.write_config(&format!("debug = true\n{BASE_CONFIG}"));
     let commands: &[&[&str]] = &[
         &["user", "list"],
@@ -304,6 +361,8 @@ fn debug_without_development_email_stops_every_command_that_loads_the_configurat
 fn the_db_option_and_helpdesk_db_use_another_file() {
     let sb = Sandbox::new();
     sb.user("bob", "bob@example.org");
+    sb.run(["--db", "other.db", "init"]).success();
+    sb.run_env(["init"], &[("HELPDESK_DB", "env.db")]).success();
     sb.run([
         "--db",
         "other.db",
@@ -346,7 +405,7 @@ fn the_db_option_and_helpdesk_db_use_another_file() {
 
 #[test]
 fn a_missing_config_file_is_an_error() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     sb.run(["--config", "nope.toml", "user", "list"])
         .code(1)
         .stderr_has("nope.toml");
@@ -361,18 +420,25 @@ fn a_missing_config_file_is_an_error() {
 
 #[test]
 fn the_configuration_is_looked_up_in_order() {
-    let sb = Sandbox::new();
+    // Which file was read shows in the database path a command looks for.
+    let sb = Sandbox::empty();
+    let looked_for = |run: Run, db: &str| {
+        let path = sb.path(db);
+        run.code(1)
+            .stderr_has(&format!("database `{}` does not exist", path.display()));
+    };
     // --config and HELPDESK_CONFIG; relative paths are relative to that file.
     std::fs::create_dir(sb.path("etc")).unwrap();
     std::fs::write(sb.path("etc/alt.toml"), "database = \"alt.db\"\n").unwrap();
-    sb.run(["--config", "etc/alt.toml", "user", "list"])
-        .success();
-    assert!(sb.exists("etc/alt.db"));
+    looked_for(
+        sb.run(["--config", "etc/alt.toml", "user", "list"]),
+        "etc/alt.db",
+    );
     std::fs::write(sb.path("etc/env.toml"), "database = \"env.db\"\n").unwrap();
-    sb.run_env(["user", "list"], &[("HELPDESK_CONFIG", "etc/env.toml")])
-        .success();
-    assert!(sb.exists("etc/env.db"));
-    assert!(!sb.exists("helpdesk.db"));
+    looked_for(
+        sb.run_env(["user", "list"], &[("HELPDESK_CONFIG", "etc/env.toml")]),
+        "etc/env.db",
+    );
     // ./helpdesk.toml comes before $XDG_CONFIG_HOME.
     let xdg = sb.path("xdg");
     std::fs::create_dir_all(xdg.join("helpdesk")).unwrap();
@@ -382,20 +448,27 @@ fn the_configuration_is_looked_up_in_order() {
     )
     .unwrap();
     let xdg = xdg.display().to_string();
-    sb.run_env(["user", "list"], &[("XDG_CONFIG_HOME", &xdg)])
-        .success();
-    assert!(sb.exists("helpdesk.db"));
-    assert!(!sb.exists("xdg/helpdesk/xdg.db"));
+    looked_for(
+        sb.run_env(["user", "list"], &[("XDG_CONFIG_HOME", &xdg)]),
+        "helpdesk.db",
+    );
     // Without ./helpdesk.toml, $XDG_CONFIG_HOME/helpdesk/helpdesk.toml.
     std::fs::remove_file(sb.path("helpdesk.toml")).unwrap();
-    sb.run_env(["user", "list"], &[("XDG_CONFIG_HOME", &xdg)])
-        .success();
-    assert!(sb.exists("xdg/helpdesk/xdg.db"));
+    looked_for(
+        sb.run_env(["user", "list"], &[("XDG_CONFIG_HOME", &xdg)]),
+        "xdg/helpdesk/xdg.db",
+    );
+    // Without any file, ./helpdesk.db.
+    looked_for(sb.run(["user", "list"]), "helpdesk.db");
+    assert!(!sb.exists("helpdesk.db") && !sb.exists("etc/alt.db"));
 }
 
 #[test]
 fn without_any_configuration_the_built_in_defaults_apply() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
+    std::fs::remove_file(sb.path("helpdesk.toml")).unwrap();
+    // init writes a configuration; without one, the database is made here.
+    sb.run(["init"]).success();
     std::fs::remove_file(sb.path("helpdesk.toml")).unwrap();
     sb.user("bob", "bob@example.org");
     assert!(sb.exists("helpdesk.db"));
@@ -473,4 +546,40 @@ fn the_demo_runs_the_whole_flow_on_built_in_defaults() {
         sb.smtp.received().is_empty(),
         "the demo never needs an SMTP server"
     );
+}
+
+#[test]
+fn init_under_a_permissive_umask_writes_files_it_then_trusts() {
+    let sb = Sandbox::empty();
+    std::fs::remove_file(sb.path("helpdesk.toml")).unwrap();
+    let status = std::process::Command::new("sh")
+        .current_dir(sb.dir.path())
+        .env("HOME", sb.dir.path())
+        .args([
+            "-c",
+            "umask 000; exec \"$0\" init",
+            env!("CARGO_BIN_EXE_helpdesk"),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(mode(&sb, "helpdesk.toml"), 0o644);
+    assert_eq!(mode(&sb, "helpdesk.db"), 0o600);
+    sb.run(["config", "check"]).success();
+}
+
+#[test]
+fn any_command_upgrades_an_existing_database() {
+    // An existing, empty, private SQLite file (schema version 0) is upgraded
+    // by the first command that opens it, not refused as missing.
+    let sb = Sandbox::empty();
+    std::fs::write(sb.path("helpdesk.db"), "").unwrap();
+    std::fs::set_permissions(
+        sb.path("helpdesk.db"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    sb.run(["user", "list"]).success();
+    assert_eq!(sb.sql_i64("SELECT count(*) FROM users"), 0);
+    assert!(sb.sql_i64("PRAGMA user_version") >= 1);
 }

@@ -14,5 +14,8 @@ mod notify;
 mod queue_views;
 mod soak;
 mod tables;
+mod templates;
 mod ticket;
+mod trust;
 mod user;
+mod words;

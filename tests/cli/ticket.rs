@@ -779,6 +779,7 @@ fn global_options_work_before_or_after_the_subcommand() {
     assert_eq!(middle.json(), after.json());
     assert_eq!(after.json().as_array().unwrap().len(), 1);
     // Other global options too: --db and -q after the subcommand.
+    sb.run(["init", "--db", "other.db"]).success();
     sb.run([
         "user",
         "add",

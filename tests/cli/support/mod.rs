@@ -34,13 +34,27 @@ impl Sandbox {
         Sandbox::with(ServerOptions::default(), BASE_CONFIG)
     }
 
-    /// A sandbox with this server and configuration (`{port}` and `{dir}` are filled in).
+    /// A sandbox with this server and configuration (`{port}` and `{dir}` are
+    /// filled in), and its database created by `helpdesk init` (when the
+    /// configuration is valid: a test of a broken one gets no database).
     pub fn with(options: ServerOptions, config: &str) -> Sandbox {
+        let sb = Sandbox::without_database(options, config);
+        sb.run(["init"]);
+        sb
+    }
+
+    /// A sandbox with this server and configuration, and no database yet.
+    pub fn without_database(options: ServerOptions, config: &str) -> Sandbox {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let smtp = SmtpServer::start_with(options);
         let sb = Sandbox { dir, smtp };
         sb.write_config(config);
         sb
+    }
+
+    /// `Sandbox::new` without the database.
+    pub fn empty() -> Sandbox {
+        Sandbox::without_database(ServerOptions::default(), BASE_CONFIG)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -1,0 +1,88 @@
+//! Templates from `templates_dir` (SPEC §1, §4): `config check` compiles
+//! every one of them and names a syntax error's file and line, and a
+//! template that would run for ever is stopped (minijinja's fuel), failing
+//! that event's emails with the reason instead of holding up the flush.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+fn with_templates(files: &[(&str, &str)]) -> Sandbox {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("templates/email")).unwrap();
+    for (name, text) in files {
+        std::fs::write(sb.path(&format!("templates/email/{name}")), text).unwrap();
+    }
+    sb.write_config(&format!("templates_dir = \"templates\"\n{BASE_CONFIG}"));
+    sb
+}
+
+#[test]
+fn config_check_names_a_template_syntax_error_with_its_file_and_line() {
+    let sb = with_templates(&[(
+        "ticket_new.txt",
+        "Ticket #{{ ticket.id }}\n\n{% for x in ticket.items %}\n{{ x }\n",
+    )]);
+    let file = sb
+        .path("templates")
+        .canonicalize()
+        .unwrap()
+        .join("email/ticket_new.txt");
+    sb.run(["config", "check"]).code(1).stderr_is(&format!(
+        "error: template `{}` line 4: syntax error: unexpected `}}`, expected end of variable block",
+        file.display()
+    ));
+    // A built-in template that a file does not replace is compiled too: all is well.
+    std::fs::write(file, "Ticket #{{ ticket.id }}\n").unwrap();
+    sb.run(["config", "check"]).success();
+}
+
+#[test]
+fn a_template_that_runs_for_ever_fails_its_emails_and_the_flush_ends() {
+    let sb = with_templates(&[(
+        "ticket_new.txt",
+        "{% for a in range(100000) %}{% for b in range(100000) %}.{% endfor %}{% endfor %}",
+    )]);
+    sb.run(["config", "check"]).success();
+    sb.user("dev", "dev@example.org");
+    sb.user("dev2", "dev2@example.org");
+    sb.ticket("dev", "high", "loops");
+    let started = Instant::now();
+    let run = sb.run(["notify", "flush", "--max-time", "3s"]).code(3);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the flush took {:?}",
+        started.elapsed()
+    );
+    let reason = "could not render: template `email/ticket_new.txt` did more work than an email may take (a loop that runs too long?)";
+    assert!(run.stderr.contains(reason), "{}", run.stderr);
+    let list = sb
+        .run(["notify", "list", "--channel", "email", "--format", "json"])
+        .success()
+        .json();
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert_eq!(row["status"], "failed", "{row}");
+        assert_eq!(row["last_error"], reason, "{row}");
+    }
+    assert!(sb.smtp.received().is_empty());
+}
+
+#[test]
+fn a_templates_dir_that_is_not_there_is_a_configuration_error() {
+    let sb = Sandbox::new();
+    sb.write_config(&format!("templates_dir = \"nowhere\"\n{BASE_CONFIG}"));
+    let config = sb.path("helpdesk.toml");
+    sb.run(["config", "check"]).code(1).stderr_is(&format!(
+        "error: `{}`: `templates_dir` `{}` does not exist: create it, or remove the key to use the built-in templates",
+        config.display(),
+        sb.path("nowhere").display()
+    ));
+    std::fs::write(sb.path("nowhere"), "").unwrap();
+    sb.run(["notify", "flush"]).code(1).stderr_is(&format!(
+        "error: `{}`: `templates_dir` `{}` is not a folder: create it, or remove the key to use the built-in templates",
+        config.display(),
+        sb.path("nowhere").display()
+    ));
+}
