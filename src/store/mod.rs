@@ -7,6 +7,9 @@
 //! out as `StoreError` cases that callers act on, in words that do not
 //! depend on SQLite, so another backend can give the same ones.
 
+// Until the PostgreSQL backend is wired in, its half of `db` serves the tests only.
+#[cfg_attr(not(test), allow(dead_code))]
+pub mod db;
 pub mod events;
 pub mod groups;
 mod migrations;
@@ -89,6 +92,34 @@ impl From<rusqlite::Error> for StoreError {
                 StoreError::Io(describe(&err))
             }
             _ => StoreError::Other(describe(&err)),
+        }
+    }
+}
+
+impl From<::postgres::Error> for StoreError {
+    fn from(err: ::postgres::Error) -> StoreError {
+        use ::postgres::error::SqlState;
+        let Some(db) = err.as_db_error() else {
+            return if err.is_closed() {
+                StoreError::Io("the connection to the server was lost".into())
+            } else {
+                StoreError::Other(err.to_string())
+            };
+        };
+        match db.code() {
+            c if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::T_R_DEADLOCK_DETECTED =>
+            {
+                StoreError::Busy {
+                    waited: Duration::ZERO,
+                }
+            }
+            c if *c == SqlState::READ_ONLY_SQL_TRANSACTION => StoreError::ReadOnly,
+            c if *c == SqlState::DISK_FULL => StoreError::Full,
+            c if *c == SqlState::DATA_CORRUPTED || *c == SqlState::INDEX_CORRUPTED => {
+                StoreError::Corrupt(db.message().to_string())
+            }
+            _ => StoreError::Other(db.message().to_string()),
         }
     }
 }

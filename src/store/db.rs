@@ -1,0 +1,459 @@
+//! One way to run SQL on either backend. The store's queries are written once,
+//! in the SQL that SQLite and PostgreSQL both read: `$1`, `$2`… parameters
+//! (SQLite takes `$N` as a named parameter, bound here by its number),
+//! `RETURNING`, `ON CONFLICT`, `CAST(… AS BIGINT)`, BIGINT times in
+//! milliseconds. Where the two differ (claims, schema steps, case-insensitive
+//! matching), a query picks its backend's text with `Db::backend`.
+//!
+//! A `Db` is a connection or a transaction of either backend. Statements are
+//! prepared once per connection (SQLite's statement cache, a map of prepared
+//! statements on PostgreSQL), so a query costs one round trip.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use postgres::types::{ToSql as PgToSql, Type};
+use rusqlite::types::{ToSqlOutput, Value as SqliteValue};
+
+use super::{Result, StoreError};
+
+/// Which database a connection talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A value bound to a `$N` parameter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Int(i64),
+    Text(&'a str),
+    Bool(bool),
+    Null,
+}
+
+/// What can be bound to a parameter.
+pub trait Param {
+    fn value(&self) -> Value<'_>;
+}
+
+impl Param for i64 {
+    fn value(&self) -> Value<'_> {
+        Value::Int(*self)
+    }
+}
+
+impl Param for u32 {
+    fn value(&self) -> Value<'_> {
+        Value::Int(i64::from(*self))
+    }
+}
+
+impl Param for bool {
+    fn value(&self) -> Value<'_> {
+        Value::Bool(*self)
+    }
+}
+
+impl Param for str {
+    fn value(&self) -> Value<'_> {
+        Value::Text(self)
+    }
+}
+
+impl Param for &str {
+    fn value(&self) -> Value<'_> {
+        Value::Text(self)
+    }
+}
+
+impl Param for String {
+    fn value(&self) -> Value<'_> {
+        Value::Text(self)
+    }
+}
+
+impl<T: Param> Param for Option<T> {
+    fn value(&self) -> Value<'_> {
+        self.as_ref().map_or(Value::Null, Param::value)
+    }
+}
+
+impl Param for Value<'_> {
+    fn value(&self) -> Value<'_> {
+        *self
+    }
+}
+
+impl rusqlite::ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Value::Int(i) => ToSqlOutput::Owned(SqliteValue::Integer(i)),
+            Value::Text(s) => ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(s.as_bytes())),
+            Value::Bool(b) => ToSqlOutput::Owned(SqliteValue::Integer(i64::from(b))),
+            Value::Null => ToSqlOutput::Owned(SqliteValue::Null),
+        })
+    }
+}
+
+impl PgToSql for Value<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        match *self {
+            Value::Int(i) => i.to_sql(ty, out),
+            Value::Text(s) => s.to_sql(ty, out),
+            Value::Bool(b) => b.to_sql(ty, out),
+            Value::Null => Ok(postgres::types::IsNull::Yes),
+        }
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        // The value's own type decides; the server says so when it does not fit.
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// One row of a result, read by column index.
+pub enum Row<'r, 's> {
+    Sqlite(&'r rusqlite::Row<'s>),
+    Postgres(&'r postgres::Row),
+}
+
+impl Row<'_, '_> {
+    pub fn int(&self, i: usize) -> Result<i64> {
+        match self {
+            Row::Sqlite(row) => Ok(row.get(i)?),
+            Row::Postgres(row) => Ok(row.try_get(i)?),
+        }
+    }
+
+    pub fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        match self {
+            Row::Sqlite(row) => Ok(row.get(i)?),
+            Row::Postgres(row) => Ok(row.try_get(i)?),
+        }
+    }
+
+    pub fn text(&self, i: usize) -> Result<String> {
+        match self {
+            Row::Sqlite(row) => Ok(row.get(i)?),
+            Row::Postgres(row) => Ok(row.try_get(i)?),
+        }
+    }
+
+    pub fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        match self {
+            Row::Sqlite(row) => Ok(row.get(i)?),
+            Row::Postgres(row) => Ok(row.try_get(i)?),
+        }
+    }
+
+    /// A truth value: BOOLEAN on PostgreSQL, 0 or 1 on SQLite.
+    pub fn bool(&self, i: usize) -> Result<bool> {
+        match self {
+            Row::Sqlite(row) => Ok(row.get(i)?),
+            Row::Postgres(row) => Ok(row.try_get(i)?),
+        }
+    }
+}
+
+/// The PostgreSQL calls a `Db` needs, over a client or a transaction.
+pub trait PgSession {
+    fn prepare(&mut self, sql: &str) -> std::result::Result<postgres::Statement, postgres::Error>;
+    fn query(
+        &mut self,
+        statement: &postgres::Statement,
+        params: &[&(dyn PgToSql + Sync)],
+    ) -> std::result::Result<Vec<postgres::Row>, postgres::Error>;
+    fn execute(
+        &mut self,
+        statement: &postgres::Statement,
+        params: &[&(dyn PgToSql + Sync)],
+    ) -> std::result::Result<u64, postgres::Error>;
+}
+
+impl<C: postgres::GenericClient> PgSession for C {
+    fn prepare(&mut self, sql: &str) -> std::result::Result<postgres::Statement, postgres::Error> {
+        postgres::GenericClient::prepare(self, sql)
+    }
+
+    fn query(
+        &mut self,
+        statement: &postgres::Statement,
+        params: &[&(dyn PgToSql + Sync)],
+    ) -> std::result::Result<Vec<postgres::Row>, postgres::Error> {
+        postgres::GenericClient::query(self, statement, params)
+    }
+
+    fn execute(
+        &mut self,
+        statement: &postgres::Statement,
+        params: &[&(dyn PgToSql + Sync)],
+    ) -> std::result::Result<u64, postgres::Error> {
+        postgres::GenericClient::execute(self, statement, params)
+    }
+}
+
+/// Prepared statements of one PostgreSQL connection, by their text.
+pub type StatementCache = HashMap<&'static str, postgres::Statement>;
+
+/// A PostgreSQL client or transaction with its connection's statement cache.
+pub struct PgDb<'a> {
+    inner: RefCell<(&'a mut dyn PgSession, &'a mut StatementCache)>,
+}
+
+impl<'a> PgDb<'a> {
+    pub fn new(session: &'a mut dyn PgSession, cache: &'a mut StatementCache) -> PgDb<'a> {
+        PgDb {
+            inner: RefCell::new((session, cache)),
+        }
+    }
+
+    fn run<T>(
+        &self,
+        sql: &'static str,
+        params: &[&dyn Param],
+        call: impl FnOnce(
+            &mut dyn PgSession,
+            &postgres::Statement,
+            &[&(dyn PgToSql + Sync)],
+        ) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let mut inner = self.inner.borrow_mut();
+        let (session, cache) = &mut *inner;
+        let statement = match cache.get(sql) {
+            Some(found) => found.clone(),
+            None => {
+                let statement = session.prepare(sql)?;
+                cache.insert(sql, statement.clone());
+                statement
+            }
+        };
+        let values: Vec<Value<'_>> = params.iter().map(|p| p.value()).collect();
+        let refs: Vec<&(dyn PgToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
+        Ok(call(&mut **session, &statement, &refs)?)
+    }
+}
+
+/// A connection or a transaction of either backend. The store's queries take
+/// `&dyn Db`, so the same function runs inside or outside a transaction, and
+/// the caller decides which.
+pub trait Db {
+    fn backend(&self) -> Backend;
+
+    /// Runs a query, handing each row to `each`.
+    fn each_row(
+        &self,
+        sql: &'static str,
+        params: &[&dyn Param],
+        each: &mut dyn FnMut(&Row<'_, '_>) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Runs a statement; how many rows it changed.
+    fn execute(&self, sql: &'static str, params: &[&dyn Param]) -> Result<u64>;
+}
+
+impl dyn Db + '_ {
+    /// Runs a query and maps every row.
+    pub fn query<T>(
+        &self,
+        sql: &'static str,
+        params: &[&dyn Param],
+        mut map: impl FnMut(&Row<'_, '_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        self.each_row(sql, params, &mut |row| {
+            out.push(map(row)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The first row a query finds, or None.
+    pub fn query_opt<T>(
+        &self,
+        sql: &'static str,
+        params: &[&dyn Param],
+        mut map: impl FnMut(&Row<'_, '_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let mut found = None;
+        self.each_row(sql, params, &mut |row| {
+            if found.is_none() {
+                found = Some(map(row)?);
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// The row a query always finds (an aggregate, a `RETURNING` clause).
+    pub fn query_one<T>(
+        &self,
+        sql: &'static str,
+        params: &[&dyn Param],
+        map: impl FnMut(&Row<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
+        self.query_opt(sql, params, map)?
+            .ok_or_else(|| StoreError::Other(format!("the query returned no row: {sql}")))
+    }
+}
+
+impl Db for rusqlite::Connection {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    fn each_row(
+        &self,
+        sql: &'static str,
+        params: &[&dyn Param],
+        each: &mut dyn FnMut(&Row<'_, '_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut statement = self.prepare_cached(sql)?;
+        bind(&mut statement, params)?;
+        let mut rows = statement.raw_query();
+        while let Some(row) = rows.next()? {
+            each(&Row::Sqlite(row))?;
+        }
+        Ok(())
+    }
+
+    fn execute(&self, sql: &'static str, params: &[&dyn Param]) -> Result<u64> {
+        let mut statement = self.prepare_cached(sql)?;
+        bind(&mut statement, params)?;
+        Ok(statement.raw_execute()? as u64)
+    }
+}
+
+impl Db for PgDb<'_> {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    fn each_row(
+        &self,
+        sql: &'static str,
+        params: &[&dyn Param],
+        each: &mut dyn FnMut(&Row<'_, '_>) -> Result<()>,
+    ) -> Result<()> {
+        let rows = self.run(sql, params, |session, statement, params| {
+            session.query(statement, params)
+        })?;
+        rows.iter().try_for_each(|row| each(&Row::Postgres(row)))
+    }
+
+    fn execute(&self, sql: &'static str, params: &[&dyn Param]) -> Result<u64> {
+        self.run(sql, params, |session, statement, params| {
+            session.execute(statement, params)
+        })
+    }
+}
+
+/// Binds `$N` parameters by their number, wherever they stand in the text.
+fn bind(statement: &mut rusqlite::CachedStatement<'_>, params: &[&dyn Param]) -> Result<()> {
+    for index in 1..=statement.parameter_count() {
+        let name = statement.parameter_name(index).unwrap_or_default();
+        let number: usize = name
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .filter(|n| (1..=params.len()).contains(n))
+            .ok_or_else(|| {
+                StoreError::Other(format!(
+                    "parameter `{name}` has no value ({} given)",
+                    params.len()
+                ))
+            })?;
+        statement.raw_bind_parameter(index, params[number - 1].value())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::postgres::testing::{FreshDatabase, client};
+    use crate::store::{groups, postgres::migrate, users};
+
+    #[test]
+    fn parameters_bind_by_their_number_wherever_they_stand() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let db: &dyn Db = &conn;
+        let got = db
+            .query_one("SELECT $2, $1, $2", &[&1_i64, &"two"], |row| {
+                Ok((row.text(0)?, row.int(1)?, row.text(2)?))
+            })
+            .unwrap();
+        assert_eq!(got, ("two".to_string(), 1, "two".to_string()));
+        let err = db.query_one("SELECT $3", &[&1_i64], |row| row.int(0));
+        assert!(err.is_err());
+        let nulls = db
+            .query_one("SELECT $1, $2", &[&None::<i64>, &None::<String>], |row| {
+                Ok((row.opt_int(0)?, row.opt_text(1)?))
+            })
+            .unwrap();
+        assert_eq!(nulls, (None, None));
+    }
+
+    /// The same calls on both backends give the same answers.
+    fn users_and_groups(db: &dyn Db) -> Vec<String> {
+        let new = |name: &'static str, email: &'static str| users::NewUser {
+            username: name,
+            email,
+            name: "",
+        };
+        let ann = users::insert(db, &new("ann", "Ann@Example.org"), 1).unwrap();
+        let bob = users::insert(db, &new("bob", "bob@example.org"), 2).unwrap();
+        let taken = users::insert(db, &new("ann2", "ann@example.ORG"), 3).unwrap_err();
+        let ops = groups::insert(db, "ops").unwrap();
+        assert!(groups::grant(db, ops.id, "delete_helpdeskticket").unwrap());
+        assert!(!groups::grant(db, ops.id, "delete_helpdeskticket").unwrap());
+        assert!(groups::add_member(db, ops.id, bob.id).unwrap());
+        assert!(users::grant(db, ann.id, "delete_helpdeskticket").unwrap());
+        assert!(users::set_active(db, bob.id, false).unwrap());
+        assert!(!users::set_active(db, bob.id, false).unwrap());
+        let managers = users::active_with_permission(db, "delete_helpdeskticket").unwrap();
+        assert!(users::set_active(db, bob.id, true).unwrap());
+        let again = users::active_with_permission(db, "delete_helpdeskticket").unwrap();
+        vec![
+            taken.to_string(),
+            format!("{:?}", users::by_email(db, "ANN@example.org").unwrap()),
+            format!(
+                "{:?}",
+                managers.iter().map(|u| &u.username).collect::<Vec<_>>()
+            ),
+            format!(
+                "{:?}",
+                again.iter().map(|u| &u.username).collect::<Vec<_>>()
+            ),
+            format!("{:?}", groups::names_of_user(db, bob.id).unwrap()),
+            format!("{:?}", groups::member_names(db, ops.id).unwrap()),
+            format!("{:?}", users::all(db).unwrap()),
+        ]
+    }
+
+    #[test]
+    fn users_and_groups_behave_alike_on_both_backends() {
+        let Some(fresh) = FreshDatabase::new() else {
+            return;
+        };
+        let sqlite = crate::store::Store::open_in_memory();
+        let on_sqlite = users_and_groups(sqlite.conn());
+        let mut pg = client(&fresh.target);
+        migrate::migrate(&mut pg, true).unwrap();
+        let mut cache = StatementCache::new();
+        let on_postgres = users_and_groups(&PgDb::new(&mut pg, &mut cache));
+        assert_eq!(on_sqlite, on_postgres);
+        assert!(
+            on_sqlite[0].contains("already belongs to user `ann`"),
+            "{on_sqlite:?}"
+        );
+    }
+}
