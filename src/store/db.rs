@@ -155,6 +155,18 @@ impl Row<'_, '_> {
         }
     }
 
+    /// A stored enum, read with its `from_stored`; a value this version does
+    /// not know is a damaged row.
+    pub fn stored<T>(&self, i: usize, parse: fn(&str) -> Option<T>) -> Result<T> {
+        let text = self.text(i)?;
+        parse(&text).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "column {i} holds `{}`, which this version does not know",
+                crate::output::cell(&text, 40)
+            ))
+        })
+    }
+
     /// A truth value: BOOLEAN on PostgreSQL, 0 or 1 on SQLite.
     pub fn bool(&self, i: usize) -> Result<bool> {
         match self {
@@ -379,8 +391,9 @@ fn bind(statement: &mut rusqlite::CachedStatement<'_>, params: &[&dyn Param]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Priority, Purpose, Status};
     use crate::store::postgres::testing::{FreshDatabase, client};
-    use crate::store::{groups, postgres::migrate, users};
+    use crate::store::{groups, postgres::migrate, tickets, users};
 
     #[test]
     fn parameters_bind_by_their_number_wherever_they_stand() {
@@ -403,7 +416,7 @@ mod tests {
     }
 
     /// The same calls on both backends give the same answers.
-    fn users_and_groups(db: &dyn Db) -> Vec<String> {
+    fn users_groups_and_tickets(db: &dyn Db) -> Vec<String> {
         let new = |name: &'static str, email: &'static str| users::NewUser {
             username: name,
             email,
@@ -422,6 +435,17 @@ mod tests {
         let managers = users::active_with_permission(db, "delete_helpdeskticket").unwrap();
         assert!(users::set_active(db, bob.id, true).unwrap());
         let again = users::active_with_permission(db, "delete_helpdeskticket").unwrap();
+        let new_ticket = |priority| tickets::NewTicket {
+            created_by: ann.id,
+            purpose: Purpose::App,
+            priority,
+            description: "printer on fire",
+        };
+        let first = tickets::insert(db, &new_ticket(Priority::Low), 10).unwrap();
+        let second = tickets::insert(db, &new_ticket(Priority::High), 11).unwrap();
+        tickets::update(db, first, Status::Done, Priority::Urgent, 12).unwrap();
+        let done = tickets::list(db, Some(Status::Done), None).unwrap();
+        let high = tickets::list(db, None, Some(Priority::High)).unwrap();
         vec![
             taken.to_string(),
             format!("{:?}", users::by_email(db, "ANN@example.org").unwrap()),
@@ -436,20 +460,23 @@ mod tests {
             format!("{:?}", groups::names_of_user(db, bob.id).unwrap()),
             format!("{:?}", groups::member_names(db, ops.id).unwrap()),
             format!("{:?}", users::all(db).unwrap()),
+            format!("{done:?} {high:?}"),
+            format!("{:?}", tickets::list(db, None, None).unwrap()),
+            format!("{:?} {second}", tickets::by_id(db, 99).unwrap()),
         ]
     }
 
     #[test]
-    fn users_and_groups_behave_alike_on_both_backends() {
+    fn users_groups_and_tickets_behave_alike_on_both_backends() {
         let Some(fresh) = FreshDatabase::new() else {
             return;
         };
         let sqlite = crate::store::Store::open_in_memory();
-        let on_sqlite = users_and_groups(sqlite.conn());
+        let on_sqlite = users_groups_and_tickets(sqlite.conn());
         let mut pg = client(&fresh.target);
         migrate::migrate(&mut pg, true).unwrap();
         let mut cache = StatementCache::new();
-        let on_postgres = users_and_groups(&PgDb::new(&mut pg, &mut cache));
+        let on_postgres = users_groups_and_tickets(&PgDb::new(&mut pg, &mut cache));
         assert_eq!(on_sqlite, on_postgres);
         assert!(
             on_sqlite[0].contains("already belongs to user `ann`"),

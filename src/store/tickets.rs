@@ -1,8 +1,7 @@
 //! SQL for tickets.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
-
 use super::Result;
+use super::db::{Db, Row};
 use crate::model::{Priority, Purpose, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,83 +25,74 @@ pub struct NewTicket<'a> {
     pub description: &'a str,
 }
 
-const SELECT: &str =
-    "SELECT t.id, t.created_by, u.username, t.purpose, t.priority, t.status, t.description,
-                             t.created_at, t.updated_at
-                        FROM tickets t JOIN users u ON u.id = t.created_by";
-
-/// Reads a stored enum; a value this version does not know is a damaged row.
-fn stored<T>(row: &Row<'_>, index: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
-    let text: String = row.get(index)?;
-    parse(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Text,
-            format!("unknown stored value `{text}`").into(),
-        )
-    })
+/// The start of every ticket query; `from_row` reads its columns.
+macro_rules! select {
+    () => {
+        "SELECT t.id, t.created_by, u.username, t.purpose, t.priority, t.status, t.description,
+                t.created_at, t.updated_at
+           FROM tickets t JOIN users u ON u.id = t.created_by"
+    };
 }
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Ticket> {
+fn from_row(row: &Row<'_, '_>) -> Result<Ticket> {
     Ok(Ticket {
-        id: row.get(0)?,
-        created_by: row.get(1)?,
-        created_by_name: row.get(2)?,
-        purpose: stored(row, 3, Purpose::from_stored)?,
-        priority: stored(row, 4, Priority::from_stored)?,
-        status: stored(row, 5, Status::from_stored)?,
-        description: row.get(6)?,
-        created_at: row.get(7)?,
-        updated_at: row.get(8)?,
+        id: row.int(0)?,
+        created_by: row.int(1)?,
+        created_by_name: row.text(2)?,
+        purpose: row.stored(3, Purpose::from_stored)?,
+        priority: row.stored(4, Priority::from_stored)?,
+        status: row.stored(5, Status::from_stored)?,
+        description: row.text(6)?,
+        created_at: row.int(7)?,
+        updated_at: row.int(8)?,
     })
 }
 
 /// Inserts a ticket with status `ready`, created at `now`; the caller
 /// decides the transaction.
-pub fn insert(conn: &Connection, new: &NewTicket<'_>, now: i64) -> Result<i64> {
-    conn.prepare_cached(
+pub fn insert(conn: &dyn Db, new: &NewTicket<'_>, now: i64) -> Result<i64> {
+    conn.query_one(
         "INSERT INTO tickets (created_by, purpose, priority, status, description, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 'ready', ?4, ?5, ?5)",
-    )?
-    .execute(params![new.created_by, new.purpose.as_str(), new.priority.as_str(), new.description, now])?;
-    Ok(conn.last_insert_rowid())
+         VALUES ($1, $2, $3, 'ready', $4, $5, $5) RETURNING id",
+        &[
+            &new.created_by,
+            &new.purpose.as_str(),
+            &new.priority.as_str(),
+            &new.description,
+            &now,
+        ],
+        |row| row.int(0),
+    )
 }
 
-pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Ticket>> {
-    Ok(conn
-        .prepare_cached(&format!("{SELECT} WHERE t.id = ?1"))?
-        .query_row([id], from_row)
-        .optional()?)
+pub fn by_id(conn: &dyn Db, id: i64) -> Result<Option<Ticket>> {
+    conn.query_opt(concat!(select!(), " WHERE t.id = $1"), &[&id], from_row)
 }
 
 /// Tickets, newest first, optionally only those with a status or a priority.
 pub fn list(
-    conn: &Connection,
+    conn: &dyn Db,
     status: Option<Status>,
     priority: Option<Priority>,
 ) -> Result<Vec<Ticket>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "{SELECT} WHERE (?1 IS NULL OR t.status = ?1) AND (?2 IS NULL OR t.priority = ?2) ORDER BY t.id DESC"
-    ))?;
-    let rows = stmt.query_map(
-        params![status.map(|s| s.as_str()), priority.map(|p| p.as_str())],
+    conn.query(
+        concat!(
+            select!(),
+            " WHERE (CAST($1 AS TEXT) IS NULL OR t.status = $1)
+                AND (CAST($2 AS TEXT) IS NULL OR t.priority = $2)
+              ORDER BY t.id DESC"
+        ),
+        &[&status.map(|s| s.as_str()), &priority.map(|p| p.as_str())],
         from_row,
-    )?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    )
 }
 
 /// Sets a ticket's status and priority, updated at `now`.
-pub fn update(
-    conn: &Connection,
-    id: i64,
-    status: Status,
-    priority: Priority,
-    now: i64,
-) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE tickets SET status = ?2, priority = ?3, updated_at = ?4 WHERE id = ?1",
-    )?
-    .execute(params![id, status.as_str(), priority.as_str(), now])?;
+pub fn update(conn: &dyn Db, id: i64, status: Status, priority: Priority, now: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE tickets SET status = $2, priority = $3, updated_at = $4 WHERE id = $1",
+        &[&id, &status.as_str(), &priority.as_str(), &now],
+    )?;
     Ok(())
 }
 
