@@ -137,7 +137,15 @@ pub struct FileTransport {
 #[serde(deny_unknown_fields, default)]
 pub struct Queue {
     pub batch_size: u32,
-    pub max_attempts: u32,
+    /// An optional cap on attempts; unset, only `max_age` gives up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// A transiently failing email is retried until it is this old.
+    #[serde(
+        deserialize_with = "duration_from_text",
+        serialize_with = "duration_as_text"
+    )]
+    pub max_age: std::time::Duration,
     pub retry_backoff_secs: u64,
     pub lease_secs: u64,
 }
@@ -146,11 +154,38 @@ impl Default for Queue {
     fn default() -> Self {
         Queue {
             batch_size: 100,
-            max_attempts: 5,
+            max_attempts: None,
+            max_age: std::time::Duration::from_secs(5 * 86_400),
             retry_backoff_secs: 60,
             lease_secs: 300,
         }
     }
+}
+
+/// A duration as the SPEC writes it (`45s`, `90m`, `12h`, `5d`): the largest unit that divides it.
+pub fn duration_text(duration: std::time::Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0 => "0s".into(),
+        _ if secs % 86_400 == 0 => format!("{}d", secs / 86_400),
+        _ if secs % 3600 == 0 => format!("{}h", secs / 3600),
+        _ if secs % 60 == 0 => format!("{}m", secs / 60),
+        _ => format!("{secs}s"),
+    }
+}
+
+fn duration_from_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<std::time::Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::cli::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn duration_as_text<S: serde::Serializer>(
+    duration: &std::time::Duration,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.serialize_str(&duration_text(*duration))
 }
 
 // ---- The file, as written ----------------------------------------------------------------
@@ -313,6 +348,17 @@ impl Config {
         Ok(config)
     }
 
+    /// Where an email for `to` goes under this configuration: in debug mode
+    /// `development_email`, so a debug configuration never mails a real
+    /// user (SPEC §1); otherwise `to` itself. Fan-out, flush and
+    /// `notify test` all ask here.
+    pub fn delivery_address<'a>(&'a self, to: &'a str) -> &'a str {
+        match (self.debug, &self.development_email) {
+            (true, Some(dev)) => dev,
+            _ => to,
+        }
+    }
+
     /// How long before its lease ends a flush must stop letting a message
     /// out: time for the server's final reply, and a second to spare.
     pub fn send_margin(&self) -> std::time::Duration {
@@ -365,7 +411,7 @@ impl Config {
             );
         }
         let queue = &self.queue;
-        if queue.batch_size == 0 || queue.max_attempts == 0 || queue.lease_secs == 0 {
+        if queue.batch_size == 0 || queue.max_attempts == Some(0) || queue.lease_secs == 0 {
             bail!(
                 "{origin}: `queue.batch_size`, `queue.max_attempts` and `queue.lease_secs` must be at least 1"
             );

@@ -10,5 +10,6 @@ mod inbox;
 mod lifecycle;
 mod notify;
 mod soak;
+mod stalls;
 mod ticket;
 mod user;
