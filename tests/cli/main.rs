@@ -7,6 +7,7 @@ mod config;
 mod errors;
 mod hardening;
 mod inbox;
+mod interrupt;
 mod lifecycle;
 mod notify;
 mod soak;
