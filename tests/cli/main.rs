@@ -10,6 +10,7 @@ mod inbox;
 mod interrupt;
 mod lifecycle;
 mod notify;
+mod retry_policy;
 mod soak;
 mod stalls;
 mod ticket;
