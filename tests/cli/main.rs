@@ -14,4 +14,5 @@ mod retry_policy;
 mod soak;
 mod stalls;
 mod ticket;
+mod transports;
 mod user;
