@@ -3,6 +3,7 @@
 
 mod support;
 
+mod addressing;
 mod config;
 mod errors;
 mod hardening;

@@ -22,7 +22,10 @@ fn sendmail_sandbox(script: Option<&str>, timeout_secs: u64) -> (Sandbox, String
     };
     sb.write_config(&format!(
         "{}\n[email]\ntransport = \"sendmail\"\n\n[email.sendmail]\ncommand = \"{command}\"\n",
-        BASE_CONFIG.replace("timeout_secs = 5", &format!("timeout_secs = {timeout_secs}"))
+        BASE_CONFIG.replace(
+            "timeout_secs = 5",
+            &format!("timeout_secs = {timeout_secs}")
+        )
     ));
     sb.user("dev", "dev@example.org");
     sb.user("dev2", "dev2@example.org");
@@ -36,9 +39,7 @@ fn clock(ms: i64) -> String {
 }
 
 fn next_try(sb: &Sandbox) -> String {
-    clock(sb.sql_i64(
-        "SELECT min(next_attempt_at) FROM notifications WHERE channel = 'email'",
-    ))
+    clock(sb.sql_i64("SELECT min(next_attempt_at) FROM notifications WHERE channel = 'email'"))
 }
 
 #[test]

@@ -109,6 +109,8 @@ pub struct ServerOptions {
     pub no_pipelining: bool,
     /// A scripted way to misbehave (a stalled or broken server).
     pub misbehave: Misbehave,
+    /// Leave SMTPUTF8 out of EHLO, for a client's IDNA path.
+    pub no_smtputf8: bool,
 }
 
 /// Scripted misbehaviour, for a client's timeouts and fallbacks.
@@ -137,6 +139,7 @@ impl Default for ServerOptions {
             io_timeout: Duration::from_secs(30),
             no_pipelining: false,
             misbehave: Misbehave::Nothing,
+            no_smtputf8: false,
         }
     }
 }
@@ -770,10 +773,12 @@ impl<'a> Session<'a> {
         let mut lines = vec![
             format!("{SERVER_NAME} greets {arg}"),
             "8BITMIME".to_string(),
-            "SMTPUTF8".to_string(),
             "ENHANCEDSTATUSCODES".to_string(),
             format!("SIZE {MAX_MESSAGE}"),
         ];
+        if !self.shared.opts.no_smtputf8 {
+            lines.push("SMTPUTF8".to_string());
+        }
         if !self.shared.opts.no_pipelining {
             // Commands are read one line at a time from a buffer, so a group of
             // them (and content followed by commands) is handled in order.
