@@ -137,12 +137,9 @@ fn wait_bounded(mut child: Child, timeout: Duration) -> Run {
     Run::from(child.wait_with_output().expect("collect the output"))
 }
 
-fn sleep_until_ms(at: i64) {
-    let wait = at - now_ms();
-    assert!(wait < 5_000, "would wait {wait} ms");
-    if wait > 0 {
-        std::thread::sleep(Duration::from_millis(wait as u64 + 50));
-    }
+/// `HELPDESK_NOW` that puts a run's clock past `at` (milliseconds since the epoch).
+fn clock_past(at: i64) -> String {
+    format!("+{}s", (at - now_ms()).max(0) / 1000 + 1)
 }
 
 // ---- delivery and content ---------------------------------------------------------------
@@ -545,8 +542,8 @@ fn a_4xx_defers_then_a_later_flush_sends() {
     assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
     assert_eq!(sb.smtp.data_count(), 1);
 
-    sleep_until_ms(next);
-    sb.run(["notify", "flush"]).success();
+    sb.run_env(["notify", "flush"], &[("HELPDESK_NOW", &clock_past(next))])
+        .success();
     assert_eq!(sb.smtp.received().len(), 1);
     let shown = show(&sb, id);
     assert_eq!(shown["status"], "sent");
@@ -967,8 +964,9 @@ fn a_killed_flush_is_finished_by_the_next_after_its_lease() {
     let connections = sb.smtp.connections();
     let in_flight = message_id_of(&before_kill[1]);
 
-    std::thread::sleep(Duration::from_millis(1500));
-    sb.run(["notify", "flush"]).success();
+    // The next flush runs after the killed one's lease (1 s) has expired.
+    sb.run_env(["notify", "flush"], &[("HELPDESK_NOW", "+2s")])
+        .success();
 
     assert_eq!(status_counts(&sb, "sent"), total);
     assert_eq!(
@@ -1031,6 +1029,8 @@ fn a_slow_flush_keeps_its_claim_against_an_overlapping_one() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn a flush");
+    // Real time must pass here (a clock moved ahead would rightly see the lease
+    // as expired): the point is a live flush that outlives its first lease.
     std::thread::sleep(Duration::from_millis(1100));
     let second = sb.run(["notify", "flush"]);
     let first = wait_bounded(first, Duration::from_secs(60));
