@@ -442,6 +442,15 @@ fn starttls_and_auth() {
     assert_eq!(mail[0].authenticated_as.as_deref(), Some("helpdesk"));
     assert_eq!(mail[0].rcpt_to, ["dev@example.org"]);
     assert_eq!(emails(&sb)[0]["status"], "sent");
+    // PIPELINING is asked about once, after TLS and before AUTH: never an EHLO after AUTH.
+    let verbs = sb.smtp.verbs(1);
+    let auth = verbs.iter().position(|v| v == "AUTH").expect("an AUTH");
+    assert!(!verbs[auth..].contains(&"EHLO".to_string()), "{verbs:?}");
+    assert_eq!(
+        verbs.iter().filter(|v| *v == "EHLO").count(),
+        3,
+        "before TLS, after TLS, and the PIPELINING check: {verbs:?}"
+    );
 }
 
 #[test]

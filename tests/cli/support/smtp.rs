@@ -295,6 +295,17 @@ impl SmtpServer {
         self.shared.data_count.load(Ordering::SeqCst)
     }
 
+    /// The verbs (`EHLO`, `AUTH`, `MAIL`, …) that came on connection `number`, in order.
+    pub fn verbs(&self, number: usize) -> Vec<String> {
+        self.shared
+            .state()
+            .verbs
+            .iter()
+            .filter(|(n, _)| *n == number)
+            .map(|(_, verb)| verb.clone())
+            .collect()
+    }
+
     /// Every (user, password) pair that clients sent with AUTH, decoded, right or wrong.
     pub fn auth_attempts(&self) -> Vec<(String, String)> {
         self.shared.state().auth_attempts.clone()
@@ -454,6 +465,8 @@ struct Shared {
 struct State {
     received: Vec<ReceivedMail>,
     auth_attempts: Vec<(String, String)>,
+    /// Every command's verb, with the number of the connection it came on.
+    verbs: Vec<(usize, String)>,
 }
 
 impl Shared {
@@ -717,6 +730,7 @@ impl<'a> Session<'a> {
             None => (line, ""),
         };
         let verb = verb.to_ascii_uppercase();
+        self.shared.state().verbs.push((self.number, verb.clone()));
         match (self.shared.opts.misbehave, verb.as_str()) {
             (Misbehave::StallOnEhlo, "EHLO") | (Misbehave::StallAfterMail, "MAIL") => {
                 return self.stall();
