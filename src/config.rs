@@ -167,9 +167,9 @@ pub fn duration_text(duration: std::time::Duration) -> String {
     let secs = duration.as_secs();
     match secs {
         0 => "0s".into(),
-        _ if secs % 86_400 == 0 => format!("{}d", secs / 86_400),
-        _ if secs % 3600 == 0 => format!("{}h", secs / 3600),
-        _ if secs % 60 == 0 => format!("{}m", secs / 60),
+        _ if secs.is_multiple_of(86_400) => format!("{}d", secs / 86_400),
+        _ if secs.is_multiple_of(3600) => format!("{}h", secs / 3600),
+        _ if secs.is_multiple_of(60) => format!("{}m", secs / 60),
         _ => format!("{secs}s"),
     }
 }

@@ -789,7 +789,7 @@ impl Sendmail {
         let mut command = Command::new(&self.command);
         command.arg("-i");
         if let Some(from) = message.envelope.from() {
-            command.arg("-f").arg(from.to_string());
+            command.arg("-f").arg(AsRef::<str>::as_ref(from));
         }
         command
             .arg("--")

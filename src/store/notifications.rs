@@ -396,11 +396,11 @@ pub fn defer_untried(
 /// Pushes the lease of every email the flush named `claim` holds to `until`.
 /// (The WHERE repeats the due index's, so SQLite reads that index only.)
 pub fn extend_claim(conn: &Connection, claim: &str, until: i64) -> Result<()> {
-    conn.prepare_cached(&format!(
+    conn.prepare_cached(
         "UPDATE notifications SET lease_until = :until
           WHERE channel = 'email' AND (status = 'pending' OR status = 'errored' OR status = 'processing')
-            AND status = 'processing' AND claim = :claim"
-    ))?
+            AND status = 'processing' AND claim = :claim",
+    )?
     .execute(named_params! {":until": until, ":claim": claim})?;
     Ok(())
 }
