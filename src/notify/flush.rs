@@ -130,6 +130,9 @@ pub fn run(
         budget: Mutex::new(options.limit),
         started,
         deadline: options.max_time.map(|d| Instant::now() + d),
+        hard_deadline: options.max_time.map(|d| {
+            Instant::now() + d + Duration::from_secs(config.email.smtp.timeout_secs.max(1))
+        }),
         stop: options.stop.clone(),
         done: AtomicBool::new(false),
     };
@@ -224,6 +227,8 @@ struct Shared<'s> {
     /// When this run began: email it deferred is not due again within it.
     started: i64,
     deadline: Option<Instant>,
+    /// When the run must be over: `deadline` plus one command timeout (SPEC §4).
+    hard_deadline: Option<Instant>,
     stop: Option<Arc<AtomicBool>>,
     /// Set when every worker has finished.
     done: AtomicBool,
@@ -300,6 +305,10 @@ struct Worker<'a, 's> {
 }
 
 impl Feed for Worker<'_, '_> {
+    fn must_end_by(&self) -> Option<Instant> {
+        self.shared.hard_deadline
+    }
+
     fn next(&mut self) -> Option<Outgoing> {
         loop {
             if self.error.is_some() || self.stopping() {

@@ -92,6 +92,11 @@ pub trait Feed {
     /// What became of message `key`. Every message `next` handed out gets
     /// exactly one outcome, in the order they were handed out.
     fn outcome(&mut self, key: i64, outcome: Outcome);
+    /// When the run must be over (`--max-time` plus one command timeout):
+    /// no answer is waited for past it. None: no limit.
+    fn must_end_by(&self) -> Option<Instant> {
+        None
+    }
 }
 
 pub trait Transport {
@@ -183,6 +188,13 @@ enum Step {
     Unreachable(Unreachable),
 }
 
+/// Why a session could not be opened.
+enum NotOpened {
+    Unreachable(Unreachable),
+    /// The run's time ran out first.
+    OutOfTime,
+}
+
 /// One SMTP error, in the terms this file acts on.
 enum Failure {
     Timeout,
@@ -248,8 +260,10 @@ impl Smtp {
     /// Opens a session. lettre waits for an answer to QUIT after a failed
     /// EHLO, which a stalled server never gives: the session is opened on a
     /// thread of its own, and given up once one step has waited a whole
-    /// timeout (the thread then ends by itself).
-    fn open(&mut self) -> Result<(), Unreachable> {
+    /// timeout (the thread then ends by itself). lettre's first step is the
+    /// greeting and EHLO together, so a server that needs longer than one
+    /// timeout for both is taken as stalled.
+    fn open(&mut self, end_by: Option<Instant>) -> Result<(), NotOpened> {
         self.close();
         let progress = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
@@ -268,14 +282,19 @@ impl Smtp {
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     let last = Duration::from_millis(progress.load(Ordering::Relaxed));
                     if started.elapsed().saturating_sub(last) > limit {
-                        return Err(self.timed_out());
+                        return Err(NotOpened::Unreachable(self.timed_out()));
+                    }
+                    if end_by.is_some_and(|end| Instant::now() >= end) {
+                        return Err(NotOpened::OutOfTime);
                     }
                 }
             }
         };
-        let (conn, pipelining) = opened.map_err(|cause| Unreachable {
-            server: self.server(),
-            cause,
+        let (conn, pipelining) = opened.map_err(|cause| {
+            NotOpened::Unreachable(Unreachable {
+                server: self.server(),
+                cause,
+            })
         })?;
         self.connection = Some(conn);
         self.pipelining = pipelining && !self.pipelining_broken;
@@ -323,6 +342,7 @@ impl Smtp {
         let server = self.server();
         let pipelining = self.pipelining;
         let primed = self.primed.take() == Some(message.key);
+        let (timeout, end_by) = (self.setup.timeout, feed.must_end_by());
         let Some(conn) = self.connection.as_mut() else {
             return Step::Unreachable(Unreachable {
                 server,
@@ -330,6 +350,7 @@ impl Smtp {
             });
         };
         if !primed {
+            let out_of_time = bound(conn, timeout, end_by);
             let commands = match envelope_commands(conn, message) {
                 Ok(commands) => commands,
                 Err(why) => return Step::Done(Outcome::Failed(format!("{server}: {why}"))),
@@ -345,6 +366,8 @@ impl Smtp {
             if let Some((index, failure)) = refused {
                 self.drop_connection();
                 return match failure {
+                    // The run's time ran out before the server answered: not sent.
+                    Failure::Timeout if out_of_time => Step::Done(Outcome::NotSent),
                     // Nothing at all came back: the server stalls.
                     Failure::Timeout if index == 0 => Step::Unreachable(self.timed_out()),
                     // It answered the first command and dropped the rest of the group.
@@ -369,11 +392,15 @@ impl Smtp {
         if let Some((_, commands)) = &announced {
             data.push_str(&commands.concat());
         }
+        let out_of_time = bound(conn, timeout, end_by);
         let reply = match conn.command(&data) {
             Ok(reply) => reply,
             Err(e) => {
                 self.drop_connection();
                 return match failure(&e) {
+                    Failure::Timeout if out_of_time => Step::Done(Outcome::Deferred(format!(
+                        "{server}: no answer before the run's time limit"
+                    ))),
                     // The content went out and no verdict came back.
                     Failure::Timeout => Step::Unreachable(self.timed_out()),
                     failure => Step::Done(refusal(&server, failure)),
@@ -393,6 +420,7 @@ impl Smtp {
                 .find_map(|index| conn.read_response().err().map(|e| (index + 1, failure(&e))));
             match refused {
                 None => self.primed = Some(key),
+                Some((_, Failure::Timeout)) if out_of_time => self.drop_connection(),
                 Some((index, failure)) => {
                     if matches!(failure, Failure::Timeout)
                         || matches!(failure, Failure::Reply { code, .. } if sequence_error(code, index))
@@ -487,10 +515,19 @@ impl Transport for Smtp {
             {
                 self.drop_connection();
             }
-            if self.connection.is_none()
-                && let Err(why) = self.open()
-            {
-                return unreachable(feed, message, queue, why);
+            if self.connection.is_none() {
+                match self.open(feed.must_end_by()) {
+                    Ok(()) => {}
+                    Err(NotOpened::Unreachable(why)) => {
+                        return unreachable(feed, message, queue, why);
+                    }
+                    Err(NotOpened::OutOfTime) => {
+                        for held in std::iter::once(message).chain(queue) {
+                            feed.outcome(held.key, Outcome::NotSent);
+                        }
+                        return;
+                    }
+                }
             }
             if self.pipelining && queue.is_empty() {
                 queue.extend(feed.next());
@@ -535,6 +572,19 @@ impl Drop for Smtp {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Sets the connection's timeout for the next wait: the command timeout,
+/// or less when the run must end sooner. True when the run's end is the
+/// nearer limit. (Without a run limit the timeout set at connect stands.)
+fn bound(conn: &mut SmtpConnection, timeout: Duration, end_by: Option<Instant>) -> bool {
+    let Some(end) = end_by else {
+        return false;
+    };
+    let left = end.saturating_duration_since(Instant::now());
+    let wait = timeout.min(left).max(Duration::from_millis(1));
+    let _ = conn.set_timeout(Some(wait));
+    left < timeout
 }
 
 /// Writes a group of `count` commands at once and reads their replies in
@@ -744,13 +794,16 @@ fn read_password(config: &Config, env: &HashMap<String, String>) -> Result<Strin
 // ---- sendmail and files --------------------------------------------------------------------
 
 /// Sends each message the feed hands out with `send`, one at a time.
-fn send_each(feed: &mut dyn Feed, mut send: impl FnMut(&Outgoing) -> Result<String, Sending>) {
+fn send_each(
+    feed: &mut dyn Feed,
+    mut send: impl FnMut(&Outgoing, Option<Instant>) -> Result<String, Sending>,
+) {
     while let Some(message) = feed.next() {
         if !feed.ready(message.key) {
             feed.outcome(message.key, Outcome::NotSent);
             continue;
         }
-        match send(&message) {
+        match send(&message, feed.must_end_by()) {
             Ok(reply) => feed.outcome(message.key, Outcome::Sent(reply)),
             Err(Sending::Deferred(reason)) => feed.outcome(message.key, Outcome::Deferred(reason)),
             Err(Sending::Unreachable(why)) => {
@@ -778,7 +831,7 @@ impl Sendmail {
         format!("sendmail `{}`", self.command.display())
     }
 
-    fn send(&self, message: &Outgoing) -> Result<String, Sending> {
+    fn send(&self, message: &Outgoing, end_by: Option<Instant>) -> Result<String, Sending> {
         use std::process::{Command, Stdio};
         let unreachable = |cause| {
             Sending::Unreachable(Unreachable {
@@ -811,7 +864,8 @@ impl Sendmail {
                 let _ = stdin.write_all(&raw);
             })
         });
-        let deadline = Instant::now() + self.timeout;
+        let timeout = Instant::now() + self.timeout;
+        let deadline = end_by.map_or(timeout, |end| end.min(timeout));
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
@@ -821,6 +875,12 @@ impl Sendmail {
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
+                    if deadline < timeout {
+                        return Err(Sending::Deferred(format!(
+                            "{}: did not finish before the run's time limit",
+                            self.server()
+                        )));
+                    }
                     return Err(unreachable(Cause::Timeout(self.timeout.as_secs())));
                 }
             }
@@ -857,7 +917,7 @@ impl Sendmail {
 
 impl Transport for Sendmail {
     fn send_all(&mut self, feed: &mut dyn Feed) {
-        send_each(feed, |message| self.send(message));
+        send_each(feed, |message, end_by| self.send(message, end_by));
     }
 }
 
@@ -891,7 +951,7 @@ impl Files {
 
 impl Transport for Files {
     fn send_all(&mut self, feed: &mut dyn Feed) {
-        send_each(feed, |message| self.send(message));
+        send_each(feed, |message, _| self.send(message));
     }
 }
 

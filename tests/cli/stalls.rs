@@ -263,3 +263,25 @@ fn a_server_dropping_pipelined_commands_costs_one_timeout() {
     );
     all_sent_none_failed(&sb);
 }
+
+#[test]
+fn max_time_bounds_a_slow_but_answering_server_too() {
+    // Every reply takes 0.8 s (under the 2 s timeout), so one message takes
+    // about five seconds: the run still ends by 1 s plus one timeout.
+    let options = ServerOptions {
+        latency: Some(Duration::from_millis(800)),
+        ..Default::default()
+    };
+    let sb = Sandbox::with(options, &config(""));
+    sb.user("dev", "dev@example.org");
+    sb.ticket("dev", "high", "slow");
+    let started = Instant::now();
+    sb.run(["notify", "flush", "--max-time", "1s"]).success();
+    assert!(
+        started.elapsed() < Duration::from_millis(3600),
+        "1 s plus one 2 s timeout, took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(count(&sb, "processing"), 0);
+    assert_eq!(count(&sb, "pending"), 1, "handed back untried");
+}
