@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::notify::wait_bounded;
 use crate::support::smtp::{Misbehave, ReceivedMail};
 use crate::support::*;
 
@@ -16,19 +17,6 @@ fn signal(child: &Child, name: &str) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -{name} worked");
-}
-
-fn wait_bounded(mut child: Child, timeout: Duration) -> Run {
-    let deadline = Instant::now() + timeout;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the flush did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Run::from(child.wait_with_output().expect("collect the output"))
 }
 
 fn spawn_flush(sb: &Sandbox) -> Child {

@@ -121,7 +121,7 @@ fn closed_port() -> u16 {
 }
 
 /// Waits for a spawned binary at most `timeout`; kills it (by its handle) on timeout.
-fn wait_bounded(mut child: Child, timeout: Duration) -> Run {
+pub fn wait_bounded(mut child: Child, timeout: Duration) -> Run {
     let deadline = Instant::now() + timeout;
     loop {
         if child.try_wait().expect("try_wait").is_some() {

@@ -33,13 +33,10 @@ fn sendmail_sandbox(script: Option<&str>, timeout_secs: u64) -> (Sandbox, String
     (sb, command)
 }
 
-fn clock(ms: i64) -> String {
-    let secs = (ms / 1000).rem_euclid(86_400);
-    format!("{:02}:{:02}", secs / 3600, secs / 60 % 60)
-}
-
 fn next_try(sb: &Sandbox) -> String {
-    clock(sb.sql_i64("SELECT min(next_attempt_at) FROM notifications WHERE channel = 'email'"))
+    crate::stalls::clock(
+        sb.sql_i64("SELECT min(next_attempt_at) FROM notifications WHERE channel = 'email'"),
+    )
 }
 
 #[test]
