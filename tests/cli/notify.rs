@@ -486,6 +486,14 @@ fn wrong_password_defers_and_is_never_shown() {
         assert!(!text.contains(wrong) && !text.contains(PASSWORD), "{text}");
     }
     assert_eq!(lines(&run.stderr).len(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(&format!(
+            "localhost:{} unreachable (authentication failed: 535 5.7.8 Authentication credentials invalid): 1 email deferred, next try at ",
+            sb.smtp.port()
+        )),
+        "{}",
+        run.stderr
+    );
 
     let shown = sb
         .run_env(
