@@ -139,8 +139,19 @@ pub struct FileTransport {
 pub struct Queue {
     #[serde(deserialize_with = "batch_size")]
     pub batch_size: u32,
-    #[serde(deserialize_with = "max_attempts")]
-    pub max_attempts: u32,
+    /// An optional cap on attempts; unset, only `max_age` gives up.
+    #[serde(
+        default,
+        deserialize_with = "max_attempts",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_attempts: Option<u32>,
+    /// A transiently failing email is retried until it is this old.
+    #[serde(
+        deserialize_with = "duration_from_text",
+        serialize_with = "duration_as_text"
+    )]
+    pub max_age: std::time::Duration,
     #[serde(deserialize_with = "retry_backoff_secs")]
     pub retry_backoff_secs: u64,
     #[serde(deserialize_with = "lease_secs")]
@@ -151,11 +162,38 @@ impl Default for Queue {
     fn default() -> Self {
         Queue {
             batch_size: 100,
-            max_attempts: 5,
+            max_attempts: None,
+            max_age: std::time::Duration::from_secs(5 * 86_400),
             retry_backoff_secs: 60,
             lease_secs: 300,
         }
     }
+}
+
+/// A duration as the SPEC writes it (`45s`, `90m`, `12h`, `5d`): the largest unit that divides it.
+pub fn duration_text(duration: std::time::Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0 => "0s".into(),
+        _ if secs.is_multiple_of(86_400) => format!("{}d", secs / 86_400),
+        _ if secs.is_multiple_of(3600) => format!("{}h", secs / 3600),
+        _ if secs.is_multiple_of(60) => format!("{}m", secs / 60),
+        _ => format!("{secs}s"),
+    }
+}
+
+fn duration_from_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<std::time::Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::cli::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn duration_as_text<S: serde::Serializer>(
+    duration: &std::time::Duration,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.serialize_str(&duration_text(*duration))
 }
 
 // ---- The file, as written ----------------------------------------------------------------
@@ -384,6 +422,17 @@ impl Config {
         Ok(config)
     }
 
+    /// Where an email for `to` goes under this configuration: in debug mode
+    /// `development_email`, so a debug configuration never mails a real
+    /// user (SPEC §1); otherwise `to` itself. Fan-out, flush and
+    /// `notify test` all ask here.
+    pub fn delivery_address<'a>(&'a self, to: &'a str) -> &'a str {
+        match (self.debug, &self.development_email) {
+            (true, Some(dev)) => dev,
+            _ => to,
+        }
+    }
+
     /// How long before its lease ends a flush must stop letting a message
     /// out: time for the server's final reply, and a second to spare.
     pub fn send_margin(&self) -> std::time::Duration {
@@ -439,7 +488,7 @@ impl Config {
             );
         }
         let queue = &self.queue;
-        if queue.batch_size == 0 || queue.max_attempts == 0 || queue.lease_secs == 0 {
+        if queue.batch_size == 0 || queue.max_attempts == Some(0) || queue.lease_secs == 0 {
             bail!(
                 "{origin}: `queue.batch_size`, `queue.max_attempts` and `queue.lease_secs` must be at least 1"
             );
@@ -516,14 +565,33 @@ impl Config {
         if let Some(path) = &self.email.smtp.password_file {
             judge("email.smtp.password_file", path)?;
         }
-        if self.email.transport == TransportKind::Sendmail {
-            let command =
-                self.email.sendmail.resolve(env).map_err(|reason| {
-                    anyhow::anyhow!("{origin}: `email.sendmail.command` {reason}")
-                })?;
+        // A sendmail command that is not there yet stops only what would run
+        // it (`sendmail_command`); one that is there must be trusted.
+        if self.email.transport == TransportKind::Sendmail
+            && let Ok(command) = self.email.sendmail.resolve(env)
+        {
             judge("email.sendmail.command", &command)?;
         }
         Ok(())
+    }
+
+    /// The sendmail command to run, checked: `config check`, `notify flush`
+    /// and `notify test` ask before anything is claimed or sent, so a
+    /// missing command is one clear error and nothing changes.
+    pub fn sendmail_command(&self, env: &HashMap<String, String>) -> Result<PathBuf> {
+        let origin = self.origin();
+        let command = self
+            .email
+            .sendmail
+            .resolve(env)
+            .map_err(|reason| anyhow::anyhow!("{origin}: `email.sendmail.command` {reason}"))?;
+        if let Some(reason) = trust::check(&command, Use::Steering) {
+            bail!(
+                "{origin}: `email.sendmail.command` `{}` is not trusted: {reason}",
+                command.display()
+            );
+        }
+        Ok(command)
     }
 }
 
@@ -957,7 +1025,7 @@ mod tests {
         // A header table's key, and a value of the wrong type.
         assert_eq!(
             error_of("[queue]\nbatch_size = 10\nlease = 5\n"),
-            "`helpdesk.toml` line 3, column 1, key `queue.lease`: unknown field `lease`, expected one of `batch_size`, `max_attempts`, `retry_backoff_secs`, `lease_secs`"
+            "`helpdesk.toml` line 3, column 1, key `queue.lease`: unknown field `lease`, expected one of `batch_size`, `max_attempts`, `max_age`, `retry_backoff_secs`, `lease_secs`"
         );
         assert_eq!(
             error_of("[site]\ndomain = 7\n"),

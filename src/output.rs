@@ -376,6 +376,17 @@ pub fn local_time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A time of day as people read it, in local time: `11:42`.
+pub fn clock_time(ms: i64) -> String {
+    jiff::Timestamp::from_second(ms.div_euclid(1000))
+        .map(|t| {
+            t.to_zoned_datetime(jiff::tz::TimeZone::system())
+                .strftime("%H:%M")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
 // ---- safe text -----------------------------------------------------------------------------
 /// Makes user text safe for one table cell: control characters (line breaks,
 /// tabs, NUL, escape sequences) and bidirectional overrides cannot move the

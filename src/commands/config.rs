@@ -9,7 +9,7 @@ use crate::app::load_config;
 use crate::cli::{ConfigCommand, GlobalArgs};
 use crate::config::Config;
 use crate::error::explain_store_error;
-use crate::notify::queue;
+use crate::notify::fanout;
 use crate::output::{Output, View};
 use crate::render::Renderer;
 use crate::store::Store;
@@ -78,9 +78,12 @@ impl View for CheckView {
             format!("email.smtp.password: {password}"),
             format!("email.file.dir:      {}", c.email.file.dir.display()),
             format!(
-                "queue:               batch_size {}, max_attempts {}, retry_backoff_secs {}, lease_secs {}",
+                "queue:               batch_size {}, max_attempts {}, max_age {}, retry_backoff_secs {}, lease_secs {}",
                 c.queue.batch_size,
-                c.queue.max_attempts,
+                c.queue
+                    .max_attempts
+                    .map_or_else(|| "none".to_string(), |n| n.to_string()),
+                crate::config::duration_text(c.queue.max_age),
                 c.queue.retry_backoff_secs,
                 c.queue.lease_secs
             ),
@@ -100,9 +103,12 @@ pub fn run(global: &GlobalArgs, out: Output, command: ConfigCommand) -> Result<S
             let config = load_config(global, &std::env::vars().collect())?;
             // Every template compiles now, not at the first flush.
             Renderer::new(config.templates_dir.as_deref())?;
+            if config.email.transport == crate::config::TransportKind::Sendmail {
+                config.sendmail_command(&std::env::vars().collect())?;
+            }
             let store = Store::open(&config.database)
                 .map_err(|e| explain_store_error(e.into(), Some(&config.database)))?;
-            let (_, missing) = queue::developers(store.conn(), &config)?;
+            let (_, missing) = fanout::developers(store.conn(), &config)?;
             let mut warnings = config.warnings.clone();
             warnings.extend(missing);
             for warning in &warnings {

@@ -27,6 +27,8 @@ pub enum Status {
     Done,
     /// A flush ran but left some email deferred or failed (exit 3).
     Incomplete,
+    /// A flush stopped by a signal: 130 (SIGINT) or 143 (SIGTERM).
+    Signalled(u8),
 }
 
 impl From<Status> for ExitCode {
@@ -34,6 +36,7 @@ impl From<Status> for ExitCode {
         match status {
             Status::Done => ExitCode::SUCCESS,
             Status::Incomplete => ExitCode::from(3),
+            Status::Signalled(code) => ExitCode::from(code),
         }
     }
 }

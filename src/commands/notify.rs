@@ -2,6 +2,8 @@
 //! (list, show, retry, purge, test, status).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -13,12 +15,10 @@ use crate::cli::{
     FlushArgs, ListNotificationsArgs, NotifyCommand, PurgeArgs, RetryArgs, StatusArgs, TestMailArgs,
 };
 use crate::model::{Channel, NotificationStatus};
-use crate::notify::content::EmailContent;
-use crate::notify::flush::{self, Report};
-use crate::notify::message::{self, Addressing};
-use crate::notify::transport;
+use crate::notify::flush::{self, ProblemKind, Report};
+use crate::notify::message;
+use crate::notify::transport::{self, Outcome};
 use crate::output::{Table, Time, View, cell, print_stderr};
-use crate::render::Renderer;
 use crate::store::notifications::{self, QueueRow};
 use crate::store::now_ms;
 
@@ -68,7 +68,8 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
             table.row(vec![
                 row.id.to_string(),
                 cell(
-                    &redirected(app, row.to_addr.as_deref().unwrap_or_default()),
+                    app.config
+                        .delivery_address(row.to_addr.as_deref().unwrap_or_default()),
                     50,
                 ),
                 format!("#{}", row.ticket_id),
@@ -95,10 +96,14 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
         })?;
         return Ok(Status::Done);
     }
+    if app.config.email.transport == crate::config::TransportKind::Sendmail {
+        app.config.sendmail_command(&app.env)?;
+    }
     let started = Instant::now();
     let interactive = app.out.stdout_tty || app.out.verbose;
     // The every-minute no-op path: one indexed query, no transport, no templates.
-    let report = if notifications::due_exists(app.store.conn(), now)? {
+    let (report, signal) = if notifications::due_exists(app.store.conn(), now)? {
+        let (stop, signal) = stop_on_signals()?;
         let bar = progress_bar(app, now)?;
         let on_progress = |report: &Report| {
             if let Some(bar) = &bar {
@@ -109,6 +114,7 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
             limit: args.limit,
             max_time: args.max_time,
             concurrency: args.concurrency,
+            stop: Some(stop),
         };
         let report = flush::run(
             &mut app.store,
@@ -120,12 +126,12 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        report
+        (report, signal.load(Ordering::Relaxed))
     } else {
-        Report::default()
+        (Report::default(), 0)
     };
-    for problem in &report.problems {
-        print_stderr(problem);
+    for line in problem_lines(&report) {
+        print_stderr(&line);
     }
     let summary = format!(
         "sent {}, deferred {}, failed {} in {:.2} s",
@@ -146,11 +152,76 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
     if app.out.json() || (interactive && !app.out.quiet) {
         app.out.show(&view)?;
     }
+    if report.interrupted {
+        eprintln!(
+            "interrupted: sent {}, handed back {} to the queue",
+            report.sent, report.released
+        );
+        let code = if signal == signal_hook::consts::SIGTERM as usize {
+            143
+        } else {
+            130
+        };
+        return Ok(Status::Signalled(code));
+    }
     Ok(if report.deferred + report.failed > 0 {
         Status::Incomplete
     } else {
         Status::Done
     })
+}
+
+/// SIGINT and SIGTERM for a flush: the first sets the returned flag (and
+/// which signal it was), so the run stops claiming, finishes the message in
+/// flight and hands the rest back; a second ends the process at once (its
+/// leases then expire as after a kill).
+fn stop_on_signals() -> Result<(Arc<AtomicBool>, Arc<AtomicUsize>)> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    let signal = Arc::new(AtomicUsize::new(0));
+    for (number, status) in [(SIGINT, 130), (SIGTERM, 143)] {
+        // In this order: a handler runs its actions as registered, so the
+        // first signal finds `stop` unset and only the second exits.
+        signal_hook::flag::register_conditional_shutdown(number, status, Arc::clone(&stop))
+            .and_then(|_| {
+                signal_hook::flag::register_usize(number, Arc::clone(&signal), number as usize)
+            })
+            .and_then(|_| signal_hook::flag::register(number, Arc::clone(&stop)))
+            .context("could not set up the signal handlers")?;
+    }
+    Ok((stop, signal))
+}
+
+/// What a flush says on stderr: one line for an unreachable server, however
+/// many emails it deferred, and one per email deferred or failed on its own.
+fn problem_lines(report: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(outage) = &report.outage {
+        lines.push(format!(
+            "{} unreachable ({}): {} deferred, next try at {}",
+            outage.server.server,
+            outage.server.why(),
+            match outage.deferred {
+                1 => "1 email".to_string(),
+                n => format!("{n} emails"),
+            },
+            crate::output::clock_time(outage.next_try_at)
+        ));
+    }
+    for problem in &report.problems {
+        // The reason is the server's text: one clean line.
+        lines.push(format!(
+            "email {} to {} {}: {}",
+            problem.id,
+            problem.to,
+            match problem.kind {
+                ProblemKind::Deferred => "deferred",
+                ProblemKind::Failed => "failed",
+            },
+            cell(&problem.reason, 1000)
+        ));
+    }
+    lines
 }
 
 /// A progress bar on stderr, only when a person is watching.
@@ -172,14 +243,6 @@ fn progress_bar(app: &App, now: i64) -> Result<Option<indicatif::ProgressBar>> {
             ),
     );
     Ok(Some(bar))
-}
-
-/// Where an email would go under the running configuration.
-fn redirected(app: &App, to: &str) -> String {
-    match (&app.config.debug, &app.config.development_email) {
-        (true, Some(dev)) => dev.clone(),
-        _ => to.to_string(),
-    }
 }
 
 // ---- list, show ----------------------------------------------------------------------------
@@ -439,49 +502,31 @@ impl View for TestView {
 }
 
 fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
-    if args.to.contains(['\r', '\n']) {
-        bail!("the address contains a line break, which would break a mail header");
-    }
+    crate::address::check_no_line_break("the address", &args.to).map_err(anyhow::Error::msg)?;
     let requested = args.to.trim();
-    requested
-        .parse::<lettre::Address>()
-        .map_err(|e| anyhow::anyhow!("invalid email address `{}`: {e}", cell(requested, 100)))?;
-    let to = redirected(app, requested);
+    crate::address::parse(requested).map_err(|reason| {
+        anyhow::anyhow!("invalid email address `{}`: {reason}", cell(requested, 100))
+    })?;
+    if app.config.email.transport == crate::config::TransportKind::Sendmail {
+        app.config.sendmail_command(&app.env)?;
+    }
+    let to = app.config.delivery_address(requested).to_string();
     if to != requested {
         app.out.note(&format!(
             "debug mode: sending to development_email {to} instead of {requested}"
         ));
     }
-    #[derive(Serialize)]
-    struct Context<'a> {
-        to: &'a str,
-        site: String,
-    }
-    let renderer = Renderer::new(app.config.templates_dir.as_deref())?;
-    let context = Context {
-        to: &to,
-        site: app.config.site.absolute("/"),
-    };
-    let content = EmailContent {
-        subject: "helpdesk test email".into(),
-        html: renderer.render("email/test.html", &context)?,
-        text: renderer.render("email/test.txt", &context)?,
-    };
-    let outgoing = message::build(
-        &Addressing {
-            key: 0,
-            from: &app.config.default_from_email,
-            to: &to,
-            message_id: None,
-            ticket_id: None,
-        },
-        &message::Prepared::new(&content),
-    )?;
+    let outgoing = message::test_message(&app.config, &to)?;
     let mut transport = transport::from_config(&app.config, &app.env)?;
-    let reply = transport
-        .send(&outgoing, None, &mut || true)
-        .map_err(|e| anyhow::anyhow!("the test email was not accepted: {}", e.reason()))?;
-    transport.close();
+    let reply = match transport::send_one(transport.as_mut(), outgoing) {
+        Outcome::Sent(reply) => reply,
+        // Not a verdict on the message: the server was never reached, or stopped answering.
+        Outcome::Unreachable { why, .. } => bail!("{}", why.reason()),
+        Outcome::Deferred(reason) | Outcome::Failed(reason) => {
+            bail!("the test email was not accepted: {reason}")
+        }
+        Outcome::NotSent => bail!("the test email was not sent"),
+    };
     app.out.show(&TestView {
         to,
         accepted: true,

@@ -1,5 +1,5 @@
 //! `helpdesk ticket …`: create, list, show, update, comment. Each event is
-//! written with its notifications in one transaction (`notify::queue`).
+//! written with its notifications in one transaction (`notify::fanout`).
 
 use std::io::IsTerminal;
 
@@ -13,7 +13,7 @@ use crate::cli::{
 };
 use crate::model::{Channel, NotificationStatus, Priority, Purpose, Status as TicketStatus};
 use crate::notify::event::{Change, EventData, EventKind};
-use crate::notify::queue::{self, Recorded};
+use crate::notify::fanout::{self, Recorded};
 use crate::output::{Table, Time, View, block, cell};
 use crate::store::tickets::{self, NewTicket, Ticket};
 use crate::store::{Conn, events, notifications};
@@ -282,7 +282,7 @@ fn create(app: &mut App, args: &CreateTicketArgs) -> Result<Status> {
             crate::clock::now_ms(),
         )?;
         let ticket = find(tx, id)?;
-        let recorded = queue::record_event(
+        let recorded = fanout::record_event(
             tx,
             config,
             &ticket,
@@ -354,7 +354,7 @@ fn update(app: &mut App, args: &UpdateTicketArgs) -> Result<Status> {
             changes,
             ..EventData::of(&ticket)
         };
-        let recorded = queue::record_event(tx, config, &ticket, EventKind::Update, &actor, &data)?;
+        let recorded = fanout::record_event(tx, config, &ticket, EventKind::Update, &actor, &data)?;
         Ok((ticket, recorded))
     })?;
     let headline = format!(
@@ -375,7 +375,8 @@ fn comment(app: &mut App, args: &CommentTicketArgs) -> Result<Status> {
             comment: Some(body.clone()),
             ..EventData::of(&ticket)
         };
-        let recorded = queue::record_event(tx, config, &ticket, EventKind::Comment, &actor, &data)?;
+        let recorded =
+            fanout::record_event(tx, config, &ticket, EventKind::Comment, &actor, &data)?;
         Ok::<_, anyhow::Error>((ticket, recorded))
     })?;
     let headline = format!("comment added to ticket #{}", ticket.id);

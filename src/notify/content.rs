@@ -110,6 +110,24 @@ pub fn email(
     })
 }
 
+/// The content of `notify test`'s email to `to`.
+pub fn test_email(renderer: &Renderer, site: &Site, to: &str) -> Result<EmailContent> {
+    #[derive(Serialize)]
+    struct Context<'a> {
+        to: &'a str,
+        site: String,
+    }
+    let context = Context {
+        to,
+        site: site.absolute("/"),
+    };
+    Ok(EmailContent {
+        subject: "helpdesk test email".into(),
+        html: renderer.render("email/test.html", &context)?,
+        text: renderer.render("email/test.txt", &context)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

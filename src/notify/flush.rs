@@ -1,18 +1,27 @@
-//! One flush: claim due email in batches, render each event once, send every
-//! message through the transport, and record each outcome.
+//! One flush: claim due email in batches, render each event once, hand the
+//! messages to a transport session, and record each outcome. This file
+//! speaks of claims, leases and outcomes; what goes over the wire is the
+//! transport's business.
 //!
 //! Why this cannot lose or double-send (SPEC §4):
 //! - A claim moves a batch to `processing` with a lease and this run's claim
 //!   token in one IMMEDIATE transaction, so no two flushes hold the same row.
 //! - A message is *in flight* from the moment its last byte (SMTP's final
-//!   `.`) is sent until its outcome is committed, which happens before the
-//!   next message is started. Just before that last byte, the worker makes
-//!   sure it still holds the claim with time to spare, renewing the lease
-//!   when it runs short. So a connection has at most one message in flight,
-//!   and a killed flush can cause at most that one to be resent, with its
+//!   `.`) is sent until its outcome is committed. Just before that last byte
+//!   the transport asks the worker (`Feed::ready`), which makes sure it still
+//!   holds the claim with time to spare, renewing the lease when it runs
+//!   short; a timer also renews the leases of everything held while a reply
+//!   is awaited. So a connection has at most one message in flight, and a
+//!   killed flush can cause at most that one to be resent, with its
 //!   Message-ID unchanged, after its lease expires.
-//! - When the server cannot be reached, every message still held is written
-//!   back as `errored` before the run ends, so nothing is left `processing`.
+//! - When the server cannot be reached (refused, or no answer within the
+//!   timeout), the run stops sending: the email that met the failure is
+//!   deferred with its attempt counted, every other one held is deferred in
+//!   one step to the same time without counting an attempt, and nothing is
+//!   left `processing`. A stalled server costs one timeout per run.
+//! - Stopped early (`--max-time`, SIGINT, SIGTERM), a run lets no new
+//!   message out, waits for the reply to the one in flight, and hands back
+//!   every email it did not send, in the state it had before the claim.
 //!
 //! A run writes through one connection that its workers share (one writer
 //! at a time, no lock waits between them), with `synchronous = NORMAL`: a
@@ -20,9 +29,10 @@
 //! outcome, but the disk is not flushed for each message. A power cut can
 //! only roll back the last outcomes, which makes those emails due again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -31,9 +41,9 @@ use crate::config::Config;
 use crate::model::NotificationStatus;
 use crate::notify::content::{self, EmailContent};
 use crate::notify::event::{EventData, EventKind};
-use crate::notify::message::{self, Addressing, Prepared};
-use crate::notify::queue::backoff_ms;
-use crate::notify::transport::{self, SendError, Transport};
+use crate::notify::message::{self, Addressing, Outgoing, Prepared};
+use crate::notify::policy::{self, Decision};
+use crate::notify::transport::{self, Feed, Outcome, Unreachable};
 use crate::render::Renderer;
 use crate::store::notifications::{self, AttemptRecord, Claimed, FlushRun};
 use crate::store::{Store, events, now_ms};
@@ -46,6 +56,38 @@ pub struct Options {
     pub limit: Option<u64>,
     pub max_time: Option<Duration>,
     pub concurrency: u16,
+    /// Set (by a signal handler) to stop the run early: no new message is
+    /// let out, and every email not sent is handed back.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// Whether an email that did not go out will be tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    Deferred,
+    Failed,
+}
+
+/// One email deferred or failed on its own account (not for an outage).
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub id: i64,
+    /// The address it was for.
+    pub to: String,
+    pub kind: ProblemKind,
+    /// The server's reply or the error, as recorded in its attempt log.
+    pub reason: String,
+}
+
+/// The server could not be reached: every email the run still held was
+/// deferred to the same time.
+#[derive(Debug, Clone)]
+pub struct Outage {
+    pub server: Unreachable,
+    /// How many emails it deferred (all counted in `Report::deferred`).
+    pub deferred: u64,
+    /// When they are due again (milliseconds since the epoch).
+    pub next_try_at: i64,
 }
 
 /// What a run did, in total.
@@ -55,15 +97,20 @@ pub struct Report {
     pub sent: u64,
     pub deferred: u64,
     pub failed: u64,
-    /// One line per email deferred or failed.
-    pub problems: Vec<String>,
+    /// Claimed but handed back untried (`--max-time`, a signal).
+    pub released: u64,
+    /// Each email deferred or failed on its own account, in order.
+    pub problems: Vec<Problem>,
+    pub outage: Option<Outage>,
+    /// The run was stopped by `Options::stop`.
+    pub interrupted: bool,
 }
 
 /// Called after each outcome, with the running total (for a progress bar).
 pub type Progress<'a> = &'a (dyn Fn(&Report) + Sync);
 
 /// Runs a flush with `options.concurrency` workers, each with its own
-/// transport session and claimed batches.
+/// transport session and claimed batches, and records the run.
 pub fn run(
     store: &mut Store,
     config: &Config,
@@ -73,35 +120,55 @@ pub fn run(
 ) -> Result<Report> {
     let started = now_ms();
     store.relax_durability()?;
+    let workers = options.concurrency.max(1);
+    let claims: Vec<String> = (0..workers)
+        .map(|_| format!("{}-{:016x}", std::process::id(), fastrand::u64(..)))
+        .collect();
     let shared = Shared {
         store: Mutex::new(store),
         report: Mutex::new(Report::default()),
         budget: Mutex::new(options.limit),
         started,
         deadline: options.max_time.map(|d| Instant::now() + d),
+        hard_deadline: options.max_time.map(|d| {
+            Instant::now() + d + Duration::from_secs(config.email.smtp.timeout_secs.max(1))
+        }),
+        stop: options.stop.clone(),
+        done: AtomicBool::new(false),
     };
-    let workers = options.concurrency.max(1);
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let transport = transport::from_config(config, env)?;
-                    Worker::new(config, &shared, progress)?.run(transport)
+        let keeper = scope.spawn(|| keep_leases(&shared, config, &claims));
+        let handles: Vec<_> = claims
+            .iter()
+            .map(|claim| {
+                let shared = &shared;
+                scope.spawn(move || {
+                    let mut transport = transport::from_config(config, env)?;
+                    let mut worker = Worker::new(config, shared, progress, claim)?;
+                    transport.send_all(&mut worker);
+                    worker.finish()
                 })
             })
             .collect();
-        handles
+        let results = handles
             .into_iter()
             .map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("a flush worker panicked")))
             })
-            .collect()
+            .collect();
+        shared.done.store(true, Ordering::Relaxed);
+        let _ = keeper.join();
+        results
     });
-    let report = shared
+    let mut report = shared
         .report
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    report.interrupted = options
+        .stop
+        .as_ref()
+        .is_some_and(|stop| stop.load(Ordering::Relaxed));
     if let Some(err) = results.into_iter().find_map(Result::err) {
         return Err(err);
     }
@@ -127,6 +194,29 @@ pub fn run(
     Ok(report)
 }
 
+/// Renews the lease of everything the run's workers hold, a third of a
+/// lease at a time, until the run is done: a reply awaited for long (a slow
+/// or stalled server) never lets another flush take over a live run's email.
+fn keep_leases(shared: &Shared<'_>, config: &Config, claims: &[String]) {
+    let lease = Duration::from_secs(config.queue.lease_secs.max(1));
+    let every = lease / 3;
+    let mut last = Instant::now();
+    while !shared.done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(20));
+        if last.elapsed() < every {
+            continue;
+        }
+        last = Instant::now();
+        let until = now_ms() + lease.as_millis() as i64;
+        // A failure here is not the run's: the checks before each final `.` still hold.
+        let _ = shared.store().in_tx(|tx| {
+            claims
+                .iter()
+                .try_for_each(|claim| notifications::extend_claim(tx, claim, until))
+        });
+    }
+}
+
 /// What the workers of one run share.
 struct Shared<'s> {
     /// The run's connection; every write goes through it.
@@ -137,11 +227,20 @@ struct Shared<'s> {
     /// When this run began: email it deferred is not due again within it.
     started: i64,
     deadline: Option<Instant>,
+    /// When the run must be over: `deadline` plus one command timeout (SPEC §4).
+    hard_deadline: Option<Instant>,
+    stop: Option<Arc<AtomicBool>>,
+    /// Set when every worker has finished.
+    done: AtomicBool,
 }
 
 impl<'s> Shared<'s> {
     fn store(&self) -> MutexGuard<'_, &'s mut Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn report(&self) -> MutexGuard<'_, Report> {
+        self.report.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Takes up to `want` from the budget.
@@ -171,30 +270,92 @@ impl<'s> Shared<'s> {
     fn out_of_time(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
+
+    fn interrupted(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// When a worker found the server unreachable: the time every email
+    /// still held is due again.
+    fn outage_next_try(&self) -> Option<i64> {
+        self.report().outage.as_ref().map(|o| o.next_try_at)
+    }
 }
 
+/// One worker: the feed of one transport session.
 struct Worker<'a, 's> {
     config: &'a Config,
     shared: &'a Shared<'s>,
     progress: Progress<'a>,
     renderer: Renderer,
-    claim: String,
+    claim: &'a str,
     lease: Duration,
+    /// Claimed and not yet handed to the transport.
+    waiting: VecDeque<Claimed>,
+    /// Handed to the transport, outcome not yet heard, in order.
+    out: VecDeque<Claimed>,
+    /// Until when this run holds `waiting` and `out`.
+    lease_until: i64,
     /// Each event's email, rendered once for all its recipients.
     rendered: HashMap<i64, Result<Rc<Prepared>, String>>,
+    /// The first error writing to the store: the worker stops at once.
+    error: Option<anyhow::Error>,
 }
 
-/// How the run should go on after one message.
-enum Next {
-    Continue,
-    /// The server is unreachable: defer everything still held and stop.
-    Stop(String),
-}
+impl Feed for Worker<'_, '_> {
+    fn must_end_by(&self) -> Option<Instant> {
+        self.shared.hard_deadline
+    }
 
-/// The claimed emails not yet sent, and until when this run holds them.
-struct Held<'b> {
-    emails: &'b [Claimed],
-    lease_until: i64,
+    fn next(&mut self) -> Option<Outgoing> {
+        loop {
+            if self.error.is_some() || self.stopping() {
+                return None;
+            }
+            if self.waiting.is_empty() && !self.claim_batch() {
+                return None;
+            }
+            let email = self.waiting.pop_front()?;
+            match self.build(&email) {
+                Ok(outgoing) => {
+                    self.out.push_back(email);
+                    return Some(outgoing);
+                }
+                Err(reason) => self.failed(&email, &reason),
+            }
+        }
+    }
+
+    fn ready(&mut self, key: i64) -> bool {
+        if self.error.is_some() || self.shared.interrupted() || self.shared.out_of_time() {
+            return false;
+        }
+        match self.keep_claim(key) {
+            Ok(still_ours) => still_ours,
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+
+    fn outcome(&mut self, key: i64, outcome: Outcome) {
+        let Some(at) = self.out.iter().position(|email| email.id == key) else {
+            return;
+        };
+        let Some(email) = self.out.remove(at) else {
+            return;
+        };
+        if self.error.is_some() {
+            // Left `processing`: its lease expires as after a kill.
+            return;
+        }
+        if let Err(e) = self.record(&email, outcome) {
+            self.error = Some(e);
+        }
+    }
 }
 
 impl<'a, 's> Worker<'a, 's> {
@@ -202,139 +363,110 @@ impl<'a, 's> Worker<'a, 's> {
         config: &'a Config,
         shared: &'a Shared<'s>,
         progress: Progress<'a>,
+        claim: &'a str,
     ) -> Result<Worker<'a, 's>> {
         Ok(Worker {
             config,
             shared,
             progress,
             renderer: Renderer::new(config.templates_dir.as_deref())?,
-            claim: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
+            claim,
             lease: Duration::from_secs(config.queue.lease_secs),
+            waiting: VecDeque::new(),
+            out: VecDeque::new(),
+            lease_until: 0,
             rendered: HashMap::new(),
+            error: None,
         })
     }
 
-    fn run(mut self, mut transport: Box<dyn Transport>) -> Result<()> {
-        let result = self.run_batches(transport.as_mut());
-        transport.close();
-        result
+    /// Whether to hand out no more messages.
+    fn stopping(&self) -> bool {
+        self.shared.out_of_time()
+            || self.shared.interrupted()
+            || self.shared.outage_next_try().is_some()
     }
 
-    fn run_batches(&mut self, transport: &mut dyn Transport) -> Result<()> {
-        loop {
-            if self.shared.out_of_time() {
-                return Ok(());
-            }
-            let want = self.shared.take(u64::from(self.config.queue.batch_size));
-            if want == 0 {
-                return Ok(());
-            }
-            let now = now_ms();
-            let lease_until = now + self.lease.as_millis() as i64;
-            let (claim, started) = (self.claim.as_str(), self.shared.started);
-            let batch = self
-                .shared
-                .store()
-                .in_tx(|tx| {
-                    notifications::claim_due(tx, now, started, lease_until, claim, want as u32)
-                })
-                .context("could not claim due email")?;
-            self.shared.give_back(want - batch.len() as u64);
-            if batch.is_empty() {
-                return Ok(());
-            }
-            self.add(|r| r.claimed += batch.len() as u64);
-            let mut held = Held {
-                emails: &batch,
-                lease_until,
-            };
-            // Each message is built one step ahead, so the transport can
-            // announce it while the current one goes out.
-            let mut upcoming: Option<(i64, Result<message::Outgoing, String>)> = None;
-            for (i, email) in batch.iter().enumerate() {
-                if self.shared.out_of_time() {
-                    return self.release(&batch[i..]);
-                }
-                held.emails = &batch[i..];
-                let current = match upcoming.take() {
-                    Some((id, built)) if id == email.id => built,
-                    _ => self.build(email),
-                };
-                let next = batch.get(i + 1).map(|next| (next.id, self.build(next)));
-                let announce = next.as_ref().and_then(|(_, built)| built.as_ref().ok());
-                let step = self.deliver(transport, email, current, announce, &mut held)?;
-                upcoming = next;
-                if let Next::Stop(reason) = step {
-                    for rest in &batch[i + 1..] {
-                        self.record(rest, Err(SendError::Unreachable(reason.clone())))?;
-                    }
-                    return Ok(());
-                }
-            }
+    /// Claims the next batch; false when nothing more is due (or allowed).
+    fn claim_batch(&mut self) -> bool {
+        let want = self.shared.take(u64::from(self.config.queue.batch_size));
+        if want == 0 {
+            return false;
         }
-    }
-
-    /// Sends one built email (announcing `next` to the transport) and records the outcome.
-    fn deliver(
-        &mut self,
-        transport: &mut dyn Transport,
-        email: &Claimed,
-        built: Result<message::Outgoing, String>,
-        next: Option<&message::Outgoing>,
-        held: &mut Held<'_>,
-    ) -> Result<Next> {
-        let outgoing = match built {
-            Ok(outgoing) => outgoing,
-            Err(reason) => {
-                self.record(email, Err(SendError::Permanent(reason)))?;
-                return Ok(Next::Continue);
+        let now = now_ms();
+        let lease_until = now + self.lease.as_millis() as i64;
+        let (claim, started) = (self.claim, self.shared.started);
+        let batch = self.shared.store().in_tx(|tx| {
+            notifications::claim_due(tx, now, started, lease_until, claim, want as u32)
+        });
+        let batch = match batch.context("could not claim due email") {
+            Ok(batch) => batch,
+            Err(e) => {
+                self.error = Some(e);
+                return false;
             }
         };
-        let mut stopped: Option<anyhow::Error> = None;
-        let mut lost = false;
-        let outcome = {
-            let (shared, claim) = (self.shared, self.claim.as_str());
-            let (lease, margin) = (self.lease, self.config.send_margin());
-            let mut ready = || match keep_claim(shared, held, claim, lease, margin) {
-                Ok(true) => true,
-                Ok(false) => {
-                    lost = true;
-                    false
-                }
-                Err(e) => {
-                    stopped = Some(e);
-                    false
-                }
-            };
-            transport.send(&outgoing, next, &mut ready)
-        };
-        if let Some(e) = stopped {
+        self.shared.give_back(want - batch.len() as u64);
+        if batch.is_empty() {
+            return false;
+        }
+        self.lease_until = lease_until;
+        self.add(|r| r.claimed += batch.len() as u64);
+        self.waiting.extend(batch);
+        true
+    }
+
+    /// After the session: hands back (or, after an outage, defers) every
+    /// email still held, and returns the first error met.
+    fn finish(mut self) -> Result<()> {
+        if let Some(e) = self.error.take() {
             return Err(e);
         }
-        if lost {
-            // Another flush took this email over (our lease ran out): it is theirs to send.
-            return Ok(Next::Continue);
+        let rest: Vec<Claimed> = self.out.drain(..).chain(self.waiting.drain(..)).collect();
+        if rest.is_empty() {
+            return Ok(());
         }
-        let next = match &outcome {
-            Err(SendError::Unreachable(reason)) => Next::Stop(reason.clone()),
-            _ => Next::Continue,
-        };
-        self.record(email, outcome)?;
-        Ok(next)
+        let claim = self.claim;
+        let outage = self.shared.report().outage.clone();
+        match outage {
+            Some(outage) => {
+                let reason = format!("not tried: {}", outage.server.reason());
+                self.shared.store().in_tx(|tx| {
+                    rest.iter().try_for_each(|email| {
+                        notifications::defer_untried(
+                            tx,
+                            email.id,
+                            claim,
+                            outage.next_try_at,
+                            &reason,
+                        )
+                    })
+                })?;
+                self.add(|r| {
+                    r.deferred += rest.len() as u64;
+                    if let Some(outage) = r.outage.as_mut() {
+                        outage.deferred += rest.len() as u64;
+                    }
+                });
+            }
+            None => {
+                self.shared.store().in_tx(|tx| {
+                    rest.iter()
+                        .try_for_each(|email| notifications::release(tx, email.id, claim))
+                })?;
+                self.add(|r| r.released += rest.len() as u64);
+            }
+        }
+        Ok(())
     }
 
     /// The message for one email, addressed as the running configuration says.
-    fn build(&mut self, email: &Claimed) -> Result<message::Outgoing, String> {
+    fn build(&mut self, email: &Claimed) -> Result<Outgoing, String> {
         let content = self.content(email.event_id)?;
-        // A debug configuration can never mail a real user, whatever was queued.
-        let to = match (&self.config.debug, &self.config.development_email) {
-            (true, Some(dev)) => dev.as_str(),
-            _ => email.to_addr.as_str(),
-        };
         let addressing = Addressing {
             key: email.id,
             from: &self.config.default_from_email,
-            to,
+            to: self.config.delivery_address(&email.to_addr),
             message_id: Some(&email.message_id)
                 .filter(|id| !id.is_empty())
                 .map(String::as_str),
@@ -376,36 +508,74 @@ impl<'a, 's> Worker<'a, 's> {
         )
     }
 
-    /// Commits one outcome (sent, deferred with backoff, or failed) before
-    /// anything else is sent.
-    fn record(&mut self, email: &Claimed, outcome: Result<String, SendError>) -> Result<()> {
+    /// An email that cannot be built: failed, without contacting anyone.
+    fn failed(&mut self, email: &Claimed, reason: &str) {
+        if let Err(e) = self.record(email, Outcome::Failed(reason.to_string())) {
+            self.error = Some(e);
+        }
+    }
+
+    /// Commits one outcome before anything else is sent: sent; deferred
+    /// with backoff or failed, as the retry policy decides; handed back; or
+    /// deferred for an outage.
+    fn record(&mut self, email: &Claimed, outcome: Outcome) -> Result<()> {
         let at = now_ms();
         let attempts = email.attempts + 1;
-        let max_attempts = self.config.queue.max_attempts;
-        let (status, next_attempt_at, label, reply) = match outcome {
-            Ok(reply) => (NotificationStatus::Sent, None, "sent", reply),
-            Err(SendError::Permanent(reason)) => {
-                (NotificationStatus::Failed, None, "failed", reason)
+        let transient = |reason: String| match policy::after_transient(
+            &self.config.queue,
+            email.created_at,
+            attempts,
+            at,
+        ) {
+            Decision::Retry { at: next } => {
+                (NotificationStatus::Errored, Some(next), "deferred", reason)
             }
-            Err(error) if attempts >= i64::from(max_attempts) => (
+            Decision::GiveUp { reason: why } => (
                 NotificationStatus::Failed,
                 None,
                 "failed",
-                format!(
-                    "{} (attempt {attempts} of {max_attempts}, giving up)",
-                    error.reason()
-                ),
+                format!("{reason} ({why})"),
             ),
-            Err(error) => (
-                NotificationStatus::Errored,
-                Some(at + backoff_ms(self.config.queue.retry_backoff_secs, attempts)),
-                "deferred",
-                error.reason().to_string(),
+        };
+        let mut outage = None;
+        let (status, next_attempt_at, label, reply) = match outcome {
+            Outcome::Sent(reply) => (
+                NotificationStatus::Sent,
+                None,
+                "sent",
+                self.redirect_note(email, reply),
             ),
+            Outcome::Failed(reason) => (NotificationStatus::Failed, None, "failed", reason),
+            Outcome::Deferred(reason) => transient(reason),
+            Outcome::NotSent => {
+                let claim = self.claim;
+                self.shared
+                    .store()
+                    .in_tx(|tx| notifications::release(tx, email.id, claim))?;
+                self.add(|r| r.released += 1);
+                return Ok(());
+            }
+            Outcome::Unreachable {
+                why,
+                attempted: false,
+            } => {
+                return self.defer_for_outage(email, &why);
+            }
+            Outcome::Unreachable {
+                why,
+                attempted: true,
+            } => {
+                let decided = transient(why.reason());
+                let next_try = decided.1.unwrap_or_else(|| {
+                    at + policy::backoff_ms(self.config.queue.retry_backoff_secs, 1)
+                });
+                outage = Some((why, next_try));
+                decided
+            }
         };
         let record = AttemptRecord {
             id: email.id,
-            claim: &self.claim,
+            claim: self.claim,
             at,
             status,
             next_attempt_at,
@@ -422,61 +592,117 @@ impl<'a, 's> Worker<'a, 's> {
                 NotificationStatus::Failed => report.failed += 1,
                 _ => report.deferred += 1,
             }
-            if status != NotificationStatus::Sent {
-                // The reply is the server's text: one clean line on stderr.
-                report.problems.push(format!(
-                    "email {} to {} {label}: {}",
-                    email.id,
-                    email.to_addr,
-                    crate::output::cell(&reply, 1000)
-                ));
+            match outage {
+                Some((server, next_try_at)) if status != NotificationStatus::Failed => {
+                    note_outage(report, server, next_try_at, 1);
+                }
+                Some((server, next_try_at)) => {
+                    note_outage(report, server, next_try_at, 0);
+                    report
+                        .problems
+                        .push(problem(email, ProblemKind::Failed, reply));
+                }
+                None if status == NotificationStatus::Sent => {}
+                None => {
+                    let kind = if status == NotificationStatus::Failed {
+                        ProblemKind::Failed
+                    } else {
+                        ProblemKind::Deferred
+                    };
+                    report.problems.push(problem(email, kind, reply));
+                }
             }
         });
         Ok(())
     }
 
-    /// Gives back what this run claimed but will not attempt.
-    fn release(&mut self, rest: &[Claimed]) -> Result<()> {
-        let claim = self.claim.as_str();
-        self.shared.store().in_tx(|tx| {
-            rest.iter()
-                .try_for_each(|email| notifications::release(tx, email.id, claim))
-        })?;
+    /// Defers an email that waited behind one that met an unreachable server.
+    fn defer_for_outage(&mut self, email: &Claimed, why: &Unreachable) -> Result<()> {
+        let next_try = self.shared.outage_next_try().unwrap_or_else(|| {
+            now_ms() + policy::backoff_ms(self.config.queue.retry_backoff_secs, 1)
+        });
+        let reason = format!("not tried: {}", why.reason());
+        let claim = self.claim;
+        self.shared
+            .store()
+            .in_tx(|tx| notifications::defer_untried(tx, email.id, claim, next_try, &reason))?;
+        self.add(|r| {
+            r.deferred += 1;
+            note_outage(r, why.clone(), next_try, 1);
+        });
         Ok(())
     }
 
+    /// The attempt log's record of a message sent to `development_email`
+    /// instead of the address it was queued for.
+    fn redirect_note(&self, email: &Claimed, reply: String) -> String {
+        let used = self.config.delivery_address(&email.to_addr);
+        if used == email.to_addr {
+            reply
+        } else {
+            format!(
+                "{reply} (debug mode: sent to {used} instead of {})",
+                email.to_addr
+            )
+        }
+    }
+
+    /// Makes sure this run still holds what it has claimed, with at least
+    /// the send margin to spare (time for the server's final reply),
+    /// renewing the lease when it runs short. False when another flush has
+    /// taken email `key` over.
+    fn keep_claim(&mut self, key: i64) -> Result<bool> {
+        let now = now_ms();
+        let margin = self.config.send_margin().as_millis() as i64;
+        if now + margin < self.lease_until {
+            return Ok(true);
+        }
+        // Never past one lease from now: a flush that dies must free its claim after `lease_secs`.
+        let until = now + self.lease.as_millis() as i64;
+        let ids: Vec<i64> = self
+            .out
+            .iter()
+            .chain(&self.waiting)
+            .map(|email| email.id)
+            .collect();
+        let claim = self.claim;
+        let still_ours = self.shared.store().in_tx(|tx| {
+            notifications::extend_lease(tx, &ids, claim, until)?;
+            notifications::holds(tx, key, claim)
+        })?;
+        self.lease_until = until;
+        Ok(still_ours)
+    }
+
     fn add(&self, change: impl FnOnce(&mut Report)) {
-        let mut report = self.shared.report.lock().unwrap_or_else(|p| p.into_inner());
+        let mut report = self.shared.report();
         change(&mut report);
         (self.progress)(&report);
     }
 }
 
-/// Makes sure this run still holds `held` with at least `margin` to spare
-/// (time for the server's final reply), renewing the lease when it runs
-/// short. False when another flush has taken the first email over.
-fn keep_claim(
-    shared: &Shared<'_>,
-    held: &mut Held<'_>,
-    claim: &str,
-    lease: Duration,
-    margin: Duration,
-) -> Result<bool> {
-    let now = now_ms();
-    if now + (margin.as_millis() as i64) < held.lease_until {
-        return Ok(true);
+fn problem(email: &Claimed, kind: ProblemKind, reason: String) -> Problem {
+    Problem {
+        id: email.id,
+        to: email.to_addr.clone(),
+        kind,
+        reason,
     }
-    // Never past one lease from now: a flush that dies must free its claim after `lease_secs`.
-    let until = now + lease.as_millis() as i64;
-    let ids: Vec<i64> = held.emails.iter().map(|email| email.id).collect();
-    let first = ids.first().copied();
-    let still_ours = shared.store().in_tx(|tx| {
-        notifications::extend_lease(tx, &ids, claim, until)?;
-        match first {
-            Some(id) => notifications::holds(tx, id, claim),
-            None => Ok(true),
+}
+
+/// Counts `deferred` emails into the run's outage, which keeps the earliest next try.
+fn note_outage(report: &mut Report, server: Unreachable, next_try_at: i64, deferred: u64) {
+    match report.outage.as_mut() {
+        Some(outage) => {
+            outage.deferred += deferred;
+            outage.next_try_at = outage.next_try_at.min(next_try_at);
         }
-    })?;
-    held.lease_until = until;
-    Ok(still_ours)
+        None => {
+            report.outage = Some(Outage {
+                server,
+                deferred,
+                next_try_at,
+            })
+        }
+    }
 }

@@ -90,6 +90,35 @@ fn plain_lines(text: &str) -> String {
     text.replace("\r\n", "\n").replace('\r', "\n")
 }
 
+/// The Message-ID of the email to `user_id` about `event_id`: minted once,
+/// when the notification is queued, and kept across resends, so a resend is
+/// recognisable. `nonce` tells apart databases that reuse IDs.
+pub fn mint_message_id(event_id: i64, user_id: i64, nonce: u64, site_domain: &str) -> String {
+    format!(
+        "<{event_id}.{user_id}.{nonce:016x}@{}>",
+        host_of(site_domain)
+    )
+}
+
+/// A Message-ID for a message sent once, outside the queue (`notify test`).
+pub fn one_off_message_id(site_domain: &str) -> String {
+    format!(
+        "<test.{:016x}.{:016x}@{}>",
+        crate::clock::now_ms(),
+        fastrand::u64(..),
+        host_of(site_domain)
+    )
+}
+
+/// The host of `site.domain`, without a port: a Message-ID's right-hand
+/// side is a domain (RFC 5322), while links keep the port.
+fn host_of(domain: &str) -> &str {
+    if domain.starts_with('[') {
+        return domain.find(']').map_or(domain, |end| &domain[..=end]);
+    }
+    domain.split(':').next().unwrap_or(domain)
+}
+
 /// Builds the message. Fails only on an address that cannot be parsed.
 pub fn build(addressing: &Addressing<'_>, prepared: &Prepared) -> Result<Outgoing> {
     let from = Mailbox::from_str(addressing.from)
@@ -118,9 +147,38 @@ pub fn build(addressing: &Addressing<'_>, prepared: &Prepared) -> Result<Outgoin
     })
 }
 
+/// `notify test`'s email to `to` (already redirected as the configuration
+/// says), with a Message-ID of its own.
+pub fn test_message(config: &crate::config::Config, to: &str) -> Result<Outgoing> {
+    let renderer = crate::render::Renderer::new(config.templates_dir.as_deref())?;
+    let content = crate::notify::content::test_email(&renderer, &config.site, to)?;
+    let message_id = one_off_message_id(&config.site.domain);
+    build(
+        &Addressing {
+            key: 0,
+            from: &config.default_from_email,
+            to,
+            message_id: Some(&message_id),
+            ticket_id: None,
+        },
+        &Prepared::new(&content),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_ids_name_the_host_without_its_port() {
+        assert_eq!(
+            mint_message_id(3, 4, 255, "help.example.org:8443"),
+            "<3.4.00000000000000ff@help.example.org>"
+        );
+        assert_eq!(host_of("[::1]:8443"), "[::1]");
+        assert_eq!(host_of("example.com"), "example.com");
+        assert!(one_off_message_id("example.com:80").ends_with("@example.com>"));
+    }
 
     #[test]
     fn headers_and_parts_are_present() {

@@ -4,15 +4,18 @@
 //! The whole fan-out reads from one table, [`RULES`]: event → recipient
 //! groups → channels. `recipients` turns a rule and the people in the
 //! database into one entry per user (pure, no I/O); `content` gives each
-//! event its title, in-app body and email templates; `queue` writes the
-//! notifications (in the caller's transaction) and holds the retry policy;
-//! `flush` claims and sends due email through a `transport`.
+//! event its title, in-app body and email templates; `fanout` writes the
+//! notifications (in the caller's transaction); `message` builds an email
+//! and mints its Message-ID; `policy` says when a deferred email is retried
+//! and when it is given up; `flush` claims due email and hands it to a
+//! `transport`, the only code that speaks SMTP.
 
 pub mod content;
 pub mod event;
+pub mod fanout;
 pub mod flush;
 pub mod message;
-pub mod queue;
+pub mod policy;
 pub mod recipients;
 pub mod transport;
 

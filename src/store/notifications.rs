@@ -1,6 +1,6 @@
 //! SQL for notifications (in-app and email), their delivery attempts, and
 //! the log of completed flushes. The queue's policy (what is due when, how
-//! long to back off) is `notify::queue`'s; this file only reads and writes.
+//! long to back off) is `notify::policy`'s; this file only reads and writes.
 
 use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
 
@@ -199,6 +199,8 @@ pub struct Claimed {
     pub message_id: String,
     /// Attempts made before this claim.
     pub attempts: i64,
+    /// When it was queued (the retry policy gives up on it by age).
+    pub created_at: i64,
     /// The state it was claimed from: `processing` means a flush's lease expired.
     pub claimed_from: NotificationStatus,
 }
@@ -228,7 +230,7 @@ pub fn claim_due(
     limit: u32,
 ) -> Result<Vec<Claimed>> {
     let mut select = conn.prepare_cached(&format!(
-        "SELECT id, event_id, ticket_id, to_addr, message_id, attempts, status
+        "SELECT id, event_id, ticket_id, to_addr, message_id, attempts, status, created_at
            FROM notifications WHERE {DUE} ORDER BY priority DESC, id LIMIT :limit"
     ))?;
     let claimed: Vec<Claimed> = select
@@ -243,6 +245,7 @@ pub fn claim_due(
                     message_id: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
                     attempts: row.get(5)?,
                     claimed_from: parse_stored(row, 6, NotificationStatus::from_stored)?,
+                    created_at: row.get(7)?,
                 })
             },
         )?
@@ -355,16 +358,50 @@ pub fn record_attempt(conn: &Connection, record: &AttemptRecord<'_>) -> Result<(
 }
 
 /// Gives back a claimed email that was not attempted (a run stopped by
-/// `--max-time`): it is due again at once, as it was before the claim.
+/// `--max-time` or a signal): it is due again at once, in the state it had
+/// before the claim (a claim leaves `next_attempt_at` as it was). No attempt
+/// is counted or logged.
 pub fn release(conn: &Connection, id: i64, claim: &str) -> Result<()> {
     conn.prepare_cached(
         "UPDATE notifications
             SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'errored' END,
-                next_attempt_at = CASE WHEN attempts = 0 THEN NULL ELSE 0 END,
+                next_attempt_at = CASE WHEN attempts = 0 THEN NULL ELSE coalesce(next_attempt_at, 0) END,
                 lease_until = NULL, claim = NULL
           WHERE id = ?1 AND claim = ?2",
     )?
     .execute(params![id, claim])?;
+    Ok(())
+}
+
+/// Defers a claimed email that was not tried because the server could not
+/// be reached: `errored`, due again at `next_attempt_at`, with `reason` as
+/// its last error; no attempt is counted or logged.
+pub fn defer_untried(
+    conn: &Connection,
+    id: i64,
+    claim: &str,
+    next_attempt_at: i64,
+    reason: &str,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE notifications
+            SET status = 'errored', next_attempt_at = ?3, last_error = ?4,
+                lease_until = NULL, claim = NULL
+          WHERE id = ?1 AND claim = ?2",
+    )?
+    .execute(params![id, claim, next_attempt_at, reason])?;
+    Ok(())
+}
+
+/// Pushes the lease of every email the flush named `claim` holds to `until`.
+/// (The WHERE repeats the due index's, so SQLite reads that index only.)
+pub fn extend_claim(conn: &Connection, claim: &str, until: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE notifications SET lease_until = :until
+          WHERE channel = 'email' AND (status = 'pending' OR status = 'errored' OR status = 'processing')
+            AND status = 'processing' AND claim = :claim",
+    )?
+    .execute(named_params! {":until": until, ":claim": claim})?;
     Ok(())
 }
 

@@ -3,19 +3,24 @@
 
 mod support;
 
+mod addressing;
 mod config;
 mod errors;
 mod full_stderr;
 mod hardening;
 mod inbox;
 mod interop;
+mod interrupt;
 mod lifecycle;
 mod notify;
 mod queue_views;
+mod retry_policy;
 mod soak;
+mod stalls;
 mod tables;
 mod templates;
 mod ticket;
+mod transports;
 mod trust;
 mod user;
 mod words;

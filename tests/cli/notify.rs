@@ -121,7 +121,7 @@ fn closed_port() -> u16 {
 }
 
 /// Waits for a spawned binary at most `timeout`; kills it (by its handle) on timeout.
-fn wait_bounded(mut child: Child, timeout: Duration) -> Run {
+pub fn wait_bounded(mut child: Child, timeout: Duration) -> Run {
     let deadline = Instant::now() + timeout;
     loop {
         if child.try_wait().expect("try_wait").is_some() {
@@ -137,12 +137,9 @@ fn wait_bounded(mut child: Child, timeout: Duration) -> Run {
     Run::from(child.wait_with_output().expect("collect the output"))
 }
 
-fn sleep_until_ms(at: i64) {
-    let wait = at - now_ms();
-    assert!(wait < 5_000, "would wait {wait} ms");
-    if wait > 0 {
-        std::thread::sleep(Duration::from_millis(wait as u64 + 50));
-    }
+/// `HELPDESK_NOW` that puts a run's clock past `at` (milliseconds since the epoch).
+fn clock_past(at: i64) -> String {
+    format!("+{}s", (at - now_ms()).max(0) / 1000 + 1)
 }
 
 // ---- delivery and content ---------------------------------------------------------------
@@ -445,6 +442,15 @@ fn starttls_and_auth() {
     assert_eq!(mail[0].authenticated_as.as_deref(), Some("helpdesk"));
     assert_eq!(mail[0].rcpt_to, ["dev@example.org"]);
     assert_eq!(emails(&sb)[0]["status"], "sent");
+    // PIPELINING is asked about once, after TLS and before AUTH: never an EHLO after AUTH.
+    let verbs = sb.smtp.verbs(1);
+    let auth = verbs.iter().position(|v| v == "AUTH").expect("an AUTH");
+    assert!(!verbs[auth..].contains(&"EHLO".to_string()), "{verbs:?}");
+    assert_eq!(
+        verbs.iter().filter(|v| *v == "EHLO").count(),
+        3,
+        "before TLS, after TLS, and the PIPELINING check: {verbs:?}"
+    );
 }
 
 #[test]
@@ -480,6 +486,14 @@ fn wrong_password_defers_and_is_never_shown() {
         assert!(!text.contains(wrong) && !text.contains(PASSWORD), "{text}");
     }
     assert_eq!(lines(&run.stderr).len(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(&format!(
+            "localhost:{} unreachable (authentication failed: 535 5.7.8 Authentication credentials invalid): 1 email deferred, next try at ",
+            sb.smtp.port()
+        )),
+        "{}",
+        run.stderr
+    );
 
     let shown = sb
         .run_env(
@@ -545,8 +559,8 @@ fn a_4xx_defers_then_a_later_flush_sends() {
     assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
     assert_eq!(sb.smtp.data_count(), 1);
 
-    sleep_until_ms(next);
-    sb.run(["notify", "flush"]).success();
+    sb.run_env(["notify", "flush"], &[("HELPDESK_NOW", &clock_past(next))])
+        .success();
     assert_eq!(sb.smtp.received().len(), 1);
     let shown = show(&sb, id);
     assert_eq!(shown["status"], "sent");
@@ -633,18 +647,42 @@ fn a_server_that_is_down_defers_every_claimed_email() {
     sb.ticket("dev", "low", "Two");
     assert_eq!(count_emails(&sb), 4);
 
-    let run = sb.run(["notify", "flush"]).code(3);
+    let run = sb.run_env(["notify", "flush"], &[("TZ", "UTC")]).code(3);
     assert_eq!(run.stdout, "");
-    assert_eq!(lines(&run.stderr).len(), 4, "{}", run.stderr);
+    // One line for the run, not one per email (cron mails it every minute).
+    let next = sb.sql_i64("SELECT min(next_attempt_at) FROM notifications WHERE channel = 'email'");
+    run.stderr_is(&format!(
+        "127.0.0.1:{port} unreachable (connection refused): 4 emails deferred, next try at {}",
+        crate::stalls::clock(next)
+    ));
     assert_eq!(status_counts(&sb, "errored"), 4);
     assert_eq!(
         sb.sql_i64("SELECT count(*) FROM notifications WHERE status = 'processing'"),
         0
     );
     assert_eq!(count_emails(&sb), 4, "nothing lost");
-    for email in emails(&sb) {
-        assert_eq!(email["attempts"], 1, "{email}");
+    let list = emails(&sb);
+    // The email that met the refusal counts an attempt; the rest were not tried.
+    assert_eq!(
+        list.iter().filter(|e| e["attempts"] == 1).count(),
+        1,
+        "{list:?}"
+    );
+    assert_eq!(
+        list.iter().filter(|e| e["attempts"] == 0).count(),
+        3,
+        "{list:?}"
+    );
+    for email in &list {
         assert!(email["next_attempt_at"].is_string(), "{email}");
+        assert!(
+            email["last_error"]
+                .as_str()
+                .is_some_and(|e| e.ends_with(&format!(
+                    "could not connect to 127.0.0.1:{port}: connection refused"
+                ))),
+            "{email}"
+        );
     }
     assert!(
         sb.sql_i64(&format!(
@@ -793,10 +831,17 @@ fn notify_test_in_debug_mode_goes_to_the_development_address() {
 fn notify_test_against_a_down_server_exits_1() {
     let config = BASE_CONFIG.replace("{port}", &closed_port().to_string());
     let sb = Sandbox::with(ServerOptions::default(), &config);
-    let run = sb
-        .run(["notify", "test", "--to", "someone@example.org"])
-        .code(1);
-    assert!(run.stderr.starts_with("error:"), "{}", run.stderr);
+    let port = config
+        .lines()
+        .find_map(|l| l.strip_prefix("port = "))
+        .expect("a port line")
+        .to_string();
+    // A connection failure is said as one, not as a refusal of the message.
+    sb.run(["notify", "test", "--to", "someone@example.org"])
+        .code(1)
+        .stderr_is(&format!(
+            "error: could not connect to 127.0.0.1:{port}: connection refused"
+        ));
     assert_eq!(sb.smtp.connections(), 0);
 }
 
@@ -936,8 +981,9 @@ fn a_killed_flush_is_finished_by_the_next_after_its_lease() {
     let connections = sb.smtp.connections();
     let in_flight = message_id_of(&before_kill[1]);
 
-    std::thread::sleep(Duration::from_millis(1500));
-    sb.run(["notify", "flush"]).success();
+    // The next flush runs after the killed one's lease (1 s) has expired.
+    sb.run_env(["notify", "flush"], &[("HELPDESK_NOW", "+2s")])
+        .success();
 
     assert_eq!(status_counts(&sb, "sent"), total);
     assert_eq!(
@@ -1000,6 +1046,8 @@ fn a_slow_flush_keeps_its_claim_against_an_overlapping_one() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn a flush");
+    // Real time must pass here (a clock moved ahead would rightly see the lease
+    // as expired): the point is a live flush that outlives its first lease.
     std::thread::sleep(Duration::from_millis(1100));
     let second = sb.run(["notify", "flush"]);
     let first = wait_bounded(first, Duration::from_secs(60));

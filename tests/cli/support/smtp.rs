@@ -107,6 +107,26 @@ pub struct ServerOptions {
     pub io_timeout: Duration,
     /// Leave PIPELINING (RFC 2920) out of EHLO, for a client's one-command-at-a-time path.
     pub no_pipelining: bool,
+    /// A scripted way to misbehave (a stalled or broken server).
+    pub misbehave: Misbehave,
+    /// Leave SMTPUTF8 out of EHLO, for a client's IDNA path.
+    pub no_smtputf8: bool,
+}
+
+/// Scripted misbehaviour, for a client's timeouts and fallbacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Misbehave {
+    #[default]
+    Nothing,
+    /// Never answer EHLO (the greeting still comes).
+    StallOnEhlo,
+    /// Answer EHLO, then never answer MAIL.
+    StallAfterMail,
+    /// Advertise PIPELINING, but answer every command that arrived behind
+    /// another one in the same read (a pipelined command) with this code.
+    RejectPipelined(u16),
+    /// Advertise PIPELINING, but silently drop every pipelined command.
+    DropPipelined,
 }
 
 impl Default for ServerOptions {
@@ -118,6 +138,8 @@ impl Default for ServerOptions {
             latency: None,
             io_timeout: Duration::from_secs(30),
             no_pipelining: false,
+            misbehave: Misbehave::Nothing,
+            no_smtputf8: false,
         }
     }
 }
@@ -141,6 +163,7 @@ impl fmt::Debug for ServerOptions {
             .field("verdict", &self.verdict.as_ref().map(|_| "<fn>"))
             .field("latency", &self.latency)
             .field("io_timeout", &self.io_timeout)
+            .field("misbehave", &self.misbehave)
             .finish()
     }
 }
@@ -270,6 +293,17 @@ impl SmtpServer {
     /// Number of messages whose DATA completed (accepted, refused or dropped).
     pub fn data_count(&self) -> u64 {
         self.shared.data_count.load(Ordering::SeqCst)
+    }
+
+    /// The verbs (`EHLO`, `AUTH`, `MAIL`, …) that came on connection `number`, in order.
+    pub fn verbs(&self, number: usize) -> Vec<String> {
+        self.shared
+            .state()
+            .verbs
+            .iter()
+            .filter(|(n, _)| *n == number)
+            .map(|(_, verb)| verb.clone())
+            .collect()
     }
 
     /// Every (user, password) pair that clients sent with AUTH, decoded, right or wrong.
@@ -431,6 +465,8 @@ struct Shared {
 struct State {
     received: Vec<ReceivedMail>,
     auth_attempts: Vec<(String, String)>,
+    /// Every command's verb, with the number of the connection it came on.
+    verbs: Vec<(usize, String)>,
 }
 
 impl Shared {
@@ -626,6 +662,9 @@ struct Session<'a> {
     authenticated_as: Option<String>,
     mail_from: Option<String>,
     rcpt_to: Vec<String>,
+    /// Whether the last line read came from bytes already buffered behind
+    /// an earlier one (a pipelined command), not from a read of its own.
+    pipelined: bool,
 }
 
 impl<'a> Session<'a> {
@@ -640,7 +679,16 @@ impl<'a> Session<'a> {
             authenticated_as: None,
             mail_from: None,
             rcpt_to: Vec::new(),
+            pipelined: false,
         }
+    }
+
+    /// Waits, answering nothing, until the server stops or `io_timeout` passes.
+    fn stall(&mut self) -> io::Result<Flow> {
+        self.shared
+            .trace_line(self.number, "!", "stalling (scripted)");
+        self.shared.pause(self.shared.opts.io_timeout);
+        Ok(Flow::Close)
     }
 
     fn run(&mut self) -> io::Result<()> {
@@ -681,7 +729,24 @@ impl<'a> Session<'a> {
             Some((verb, arg)) => (verb, arg.trim()),
             None => (line, ""),
         };
-        match verb.to_ascii_uppercase().as_str() {
+        let verb = verb.to_ascii_uppercase();
+        self.shared.state().verbs.push((self.number, verb.clone()));
+        match (self.shared.opts.misbehave, verb.as_str()) {
+            (Misbehave::StallOnEhlo, "EHLO") | (Misbehave::StallAfterMail, "MAIL") => {
+                return self.stall();
+            }
+            (Misbehave::RejectPipelined(code), _) if self.pipelined => {
+                self.reply(code, "5.5.0 Pipelined command refused")?;
+                return Ok(Flow::Continue);
+            }
+            (Misbehave::DropPipelined, _) if self.pipelined => {
+                self.shared
+                    .trace_line(self.number, "!", "dropping a pipelined command");
+                return Ok(Flow::Continue);
+            }
+            _ => {}
+        }
+        match verb.as_str() {
             "EHLO" => self.cmd_ehlo(arg)?,
             "HELO" => {
                 if arg.is_empty() {
@@ -722,10 +787,12 @@ impl<'a> Session<'a> {
         let mut lines = vec![
             format!("{SERVER_NAME} greets {arg}"),
             "8BITMIME".to_string(),
-            "SMTPUTF8".to_string(),
             "ENHANCEDSTATUSCODES".to_string(),
             format!("SIZE {MAX_MESSAGE}"),
         ];
+        if !self.shared.opts.no_smtputf8 {
+            lines.push("SMTPUTF8".to_string());
+        }
         if !self.shared.opts.no_pipelining {
             // Commands are read one line at a time from a buffer, so a group of
             // them (and content followed by commands) is handled in order.
@@ -1006,11 +1073,13 @@ impl<'a> Session<'a> {
     /// than `max`, a timeout or a broken connection.
     fn read_line(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
         let mut chunk = [0u8; 8192];
+        self.pipelined = true;
         // Bounded: every pass either returns or grows `buf`, which is capped by `max`.
         loop {
             if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
                 return Ok(Some(self.buf.drain(..=pos).collect()));
             }
+            self.pipelined = false;
             if self.buf.len() > max {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
             }

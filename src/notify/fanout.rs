@@ -1,6 +1,6 @@
-//! Queue policy: recording an event and writing its notifications (inside
-//! the caller's transaction, so a ticket never exists without them), and how
-//! long a deferred email waits before its next attempt.
+//! Fan-out: recording an event and writing its notifications (inside the
+//! caller's transaction, so a ticket never exists without them), and who
+//! the developers are. How queued email is retried is `policy`'s.
 
 use anyhow::Result;
 use rusqlite::Connection;
@@ -9,15 +9,12 @@ use crate::config::Config;
 use crate::model::{Channel, NotificationPriority, NotificationStatus};
 use crate::notify::event::{EventData, EventKind};
 use crate::notify::recipients::{self, People};
-use crate::notify::{Audience, MANAGER_PERMISSION, content, rule};
+use crate::notify::{Audience, MANAGER_PERMISSION, content, message, rule};
 use crate::store::events::{self, Wording};
 use crate::store::notifications::{self, NewNotification};
 use crate::store::now_ms;
 use crate::store::tickets::Ticket;
 use crate::store::users::{self, User};
-
-/// Longest wait between two attempts, before jitter.
-const MAX_BACKOFF_SECS: u64 = 3600;
 
 /// One notification written for an event.
 #[derive(Debug, Clone)]
@@ -89,15 +86,12 @@ pub fn record_event(
             let (status, to_addr, message_id, delivered_at) = match channel {
                 Channel::App => (NotificationStatus::Sent, None, None, Some(now)),
                 Channel::Email => {
-                    let to = if config.debug {
-                        config.development_email.clone().unwrap_or_default()
-                    } else {
-                        recipient.user.email.clone()
-                    };
-                    // One Message-ID per notification, kept across resends.
-                    let id = format!(
-                        "<{}.{}.{nonce:016x}@{}>",
-                        event.id, recipient.user.id, config.site.domain
+                    let to = config.delivery_address(&recipient.user.email).to_string();
+                    let id = message::mint_message_id(
+                        event.id,
+                        recipient.user.id,
+                        nonce,
+                        &config.site.domain,
                     );
                     (NotificationStatus::Pending, Some(to), Some(id), None)
                 }
@@ -151,46 +145,4 @@ pub fn developers(conn: &Connection, config: &Config) -> Result<(Vec<User>, Vec<
         }
     }
     Ok((found, warnings))
-}
-
-/// How long to wait after the `attempts`-th failed attempt:
-/// `retry_backoff_secs × 2^(attempts−1)`, at most an hour, plus up to 10 %
-/// jitter so that a crowd of deferred emails does not retry in lockstep.
-pub fn backoff_ms(retry_backoff_secs: u64, attempts: i64) -> i64 {
-    let exponent = attempts.clamp(1, 32) as u32 - 1;
-    let base = retry_backoff_secs
-        .saturating_mul(1u64 << exponent)
-        .min(MAX_BACKOFF_SECS)
-        * 1000;
-    let jitter = if base >= 10 {
-        fastrand::u64(0..=base / 10)
-    } else {
-        0
-    };
-    (base + jitter) as i64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        for (attempts, base) in [
-            (1, 60_000),
-            (2, 120_000),
-            (3, 240_000),
-            (7, 3_600_000),
-            (40, 3_600_000),
-        ] {
-            for _ in 0..50 {
-                let wait = backoff_ms(60, attempts);
-                assert!(
-                    wait >= base && wait <= base + base / 10,
-                    "attempt {attempts}: {wait}"
-                );
-            }
-        }
-        assert_eq!(backoff_ms(0, 3), 0);
-    }
 }
