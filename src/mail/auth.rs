@@ -275,4 +275,14 @@ mod tests {
         assert!(!is_authenticated(&headers, "mx.example.org", "example.com"));
         assert!(!is_authenticated(&[], "mx.example.org", "example.com"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mail::proptest_config())]
+
+        #[test]
+        fn reading_any_header_never_panics(value in "[a-z.;=() \"\\\\/@0-9-]{0,120}") {
+            let _ = parse_results(&value);
+            let _ = is_authenticated(&[value], "mx.example.org", "example.com");
+        }
+    }
 }

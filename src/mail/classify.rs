@@ -1041,4 +1041,40 @@ mod tests {
         let m = parse(fixtures::THUNDERBIRD_REPLY.as_bytes()).unwrap();
         assert_eq!(classify(&m, &config(), &Down), Err("busy"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mail::proptest_config())]
+
+        /// The same message, configuration and store always give the same
+        /// outcome, and classification never panics on damaged input.
+        #[test]
+        fn classification_is_deterministic(
+            index in 0usize..16,
+            edits in proptest::collection::vec(proptest::prelude::any::<(proptest::sample::Index, u8)>(), 0..24),
+            keep in proptest::prelude::any::<proptest::sample::Index>(),
+            trusted in proptest::prelude::any::<bool>(),
+        ) {
+            let bytes = crate::mail::parse::tests::damaged(index, &edits, keep);
+            let config = InboundConfig {
+                trusted_authserv_id: trusted.then(|| "mx.example.org".to_string()),
+                ..config()
+            };
+            let store = store();
+            if let Ok(message) = parse(&bytes) {
+                let Ok(first) = classify(&message, &config, &store);
+                let again = parse(&bytes).expect("parsed once, parses again");
+                let Ok(second) = classify(&again, &config, &store);
+                proptest::prop_assert_eq!(first, second);
+            }
+        }
+
+        #[test]
+        fn classification_never_panics_on_arbitrary_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)
+        ) {
+            if let Ok(message) = parse(&bytes) {
+                let Ok(_) = classify(&message, &config(), &store());
+            }
+        }
+    }
 }

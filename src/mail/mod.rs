@@ -17,3 +17,18 @@ pub mod text;
 
 #[cfg(test)]
 mod fixtures;
+
+/// proptest's settings for this module's properties: `PROPTEST_CASES` cases (64
+/// by default, as in `properties.rs`), no failure files.
+#[cfg(test)]
+pub(crate) fn proptest_config() -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}

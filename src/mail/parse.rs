@@ -549,9 +549,11 @@ fn body_text(message: &Message<'_>) -> (String, bool, bool) {
 
 /// HTML to plain text, quotes as `> ` lines (so the quote stripper treats an
 /// HTML reply as it treats a plain one), links without footnotes. The input is
-/// cut at [`MAX_HTML_BYTES`] first; the bool says it was.
+/// cut at [`MAX_HTML_BYTES`] and before any element nested deeper than
+/// [`MAX_HTML_DEPTH`] first; the bool says it was cut.
 pub fn html_to_text(html: &str) -> (String, bool) {
     let kept = prefix_bytes(html, MAX_HTML_BYTES);
+    let kept = depth_limited_prefix(kept, MAX_HTML_DEPTH);
     let cut = kept.len() < html.len();
     // A wide page so lines are not wrapped; allow_width_overflow keeps deeply
     // nested quotes from failing as "too narrow".
@@ -562,6 +564,67 @@ pub fn html_to_text(html: &str) -> (String, bool) {
         // mail-parser's own conversion is the fallback: it never fails.
         .unwrap_or_else(|_| mail_parser::decoders::html::html_to_text(kept));
     (text, cut)
+}
+
+/// The most elements open at once in HTML handed to the conversion. An HTML
+/// parser's work per tag grows with the open elements (scope checks), so
+/// nesting is what makes a small hostile document slow; a quote 500 levels
+/// deep keeps its outer 128 levels, which is all the reply above it needs.
+pub const MAX_HTML_DEPTH: usize = 128;
+
+/// `html` up to the tag that would open element number `max_depth + 1`,
+/// counting by a quick scan: void elements and those whose end tag may be left
+/// out (`p`, `li`, `td`, …) are not counted, as the parser closes them itself.
+fn depth_limited_prefix(html: &str, max_depth: usize) -> &str {
+    const UNCOUNTED: &[&str] = &[
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr", "param", "keygen", "p", "li", "dt", "dd", "option", "optgroup", "tr", "td",
+        "th", "tbody", "thead", "tfoot", "colgroup", "caption", "rb", "rt", "rp", "rtc", "html",
+        "head", "body",
+    ];
+    let bytes = html.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(offset) = bytes[i..].iter().position(|&b| b == b'<') {
+        let start = i + offset;
+        let rest = &bytes[start + 1..];
+        if rest.starts_with(b"!--") {
+            i = match html[start..].find("-->") {
+                Some(end) => start + end + 3,
+                None => return html,
+            };
+            continue;
+        }
+        let closing = rest.first() == Some(&b'/');
+        let name_start = usize::from(closing);
+        let name_len = rest[name_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        let Some(tag_end) = rest.iter().position(|&b| b == b'>') else {
+            return html;
+        };
+        i = start + 1 + tag_end + 1;
+        if name_len == 0 || !rest[name_start].is_ascii_alphabetic() {
+            continue;
+        }
+        let name = &rest[name_start..name_start + name_len];
+        if UNCOUNTED
+            .iter()
+            .any(|u| u.as_bytes().eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else if tag_end == 0 || rest[tag_end - 1] != b'/' {
+            depth += 1;
+            if depth > max_depth {
+                return &html[..start];
+            }
+        }
+    }
+    html
 }
 
 /// The `multipart/report` at the top of the message, if it is one.
@@ -722,7 +785,7 @@ fn typed_address(value: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::mail::fixtures;
 
@@ -981,6 +1044,34 @@ mod tests {
     }
 
     #[test]
+    fn deeply_nested_html_converts_without_exhausting_the_stack() {
+        let quotes = format!(
+            "<p>Top</p>{}deep{}",
+            "<blockquote>".repeat(500),
+            "</blockquote>".repeat(500)
+        );
+        let (text, cut) = html_to_text(&quotes);
+        assert!(cut, "cut at {MAX_HTML_DEPTH} levels");
+        assert!(text.starts_with("Top"), "{}", &text[..text.len().min(200)]);
+        assert!(!text.contains("deep"));
+        let divs = format!("{}x{}", "<div>".repeat(10_000), "</div>".repeat(10_000));
+        let started = std::time::Instant::now();
+        let (text, cut) = html_to_text(&divs);
+        assert!(cut && text.trim().is_empty(), "{text:?}");
+        let _ = html_to_text(&"<table><tr><td>".repeat(2_000));
+        // Wide rather than deep: 20,000 closed elements at the deepest level.
+        let wide = format!(
+            "{}{}{}",
+            "<div>".repeat(MAX_HTML_DEPTH - 1),
+            "<div>x</div>".repeat(20_000),
+            "</div>".repeat(MAX_HTML_DEPTH - 1)
+        );
+        let (text, cut) = html_to_text(&wide);
+        assert!(!cut && text.matches('x').count() == 20_000);
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    }
+
+    #[test]
     fn invalid_utf8_and_mixed_charsets_decode_without_failing() {
         let raw = b"From: =?iso-8859-1?q?J=F6rg?= <jorg@example.com>\r\nSubject: =?koi8-r?b?8NLJ18XU?= and =?utf-8?q?caf=C3=A9?=\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\nGr\xfc\xdfe\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nbad \xff\xfe bytes\r\n--b--\r\n".to_vec();
         let m = parse(&raw).expect("a message");
@@ -1003,5 +1094,56 @@ mod tests {
             parsed("From: a@example.com\r\n\r\nhi").return_path,
             ReturnPath::Absent
         );
+    }
+
+    /// A fixture with some bytes overwritten, some cut out, and a tail cut off.
+    pub(crate) fn damaged(
+        index: usize,
+        edits: &[(proptest::sample::Index, u8)],
+        keep: proptest::sample::Index,
+    ) -> Vec<u8> {
+        let mut bytes = fixtures::ALL[index % fixtures::ALL.len()]
+            .as_bytes()
+            .to_vec();
+        for (at, byte) in edits {
+            let i = at.index(bytes.len());
+            if byte % 4 == 0 {
+                bytes.remove(i);
+            } else {
+                bytes[i] = *byte;
+            }
+        }
+        let keep = keep.index(bytes.len() + 1);
+        bytes.truncate(keep.max(bytes.len() / 2));
+        bytes
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mail::proptest_config())]
+
+        #[test]
+        fn parse_never_panics_on_arbitrary_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)
+        ) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn parse_never_panics_on_damaged_fixtures(
+            index in 0usize..16,
+            edits in proptest::collection::vec(proptest::prelude::any::<(proptest::sample::Index, u8)>(), 0..24),
+            keep in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let bytes = damaged(index, &edits, keep);
+            if let Ok(m) = parse(&bytes) {
+                proptest::prop_assert!(m.body.len() <= MAX_BODY_BYTES);
+                proptest::prop_assert!(m.subject.chars().count() <= MAX_FIELD_CHARS);
+            }
+        }
+
+        #[test]
+        fn html_conversion_never_panics(html in "(<[a-z/!-]{0,4}[ a-z=\"]{0,6}>?|[a-z &;#<>]{0,5}){0,60}") {
+            let _ = html_to_text(&html);
+        }
     }
 }

@@ -334,4 +334,54 @@ mod tests {
             assert_eq!(strip_reply(&once), once);
         }
     }
+
+    const PIECES: &[&str] = &[
+        "Thanks",
+        "> quoted",
+        ">",
+        "> > deeper",
+        "On Mon, Dana wrote:",
+        "On Mon, Dana <",
+        "d@example.com> wrote:",
+        "x@y wrote:",
+        "-- ",
+        "--",
+        "  -- ",
+        "---",
+        "",
+        " ",
+        "\t",
+        "________________________________",
+        "From: Helpdesk",
+        "Sent: Monday",
+        "Date: now",
+        "-----Original Message-----",
+        "Am Montag schrieb Dana:",
+        "text with trailing  ",
+        "\r",
+        "é ünïcödé",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(crate::mail::proptest_config())]
+
+        #[test]
+        fn stripping_is_idempotent(
+            picks in proptest::collection::vec(0usize..PIECES.len(), 0..40),
+            crlf in proptest::prelude::any::<bool>(),
+        ) {
+            let end = if crlf { "\r\n" } else { "\n" };
+            let text: String = picks.iter().map(|&i| format!("{}{end}", PIECES[i])).collect();
+            let once = strip_reply(&text);
+            proptest::prop_assert_eq!(strip_reply(&once), once.clone());
+            proptest::prop_assert!(!once.contains('\r'));
+            proptest::prop_assert_eq!(once.trim_end(), once.as_str());
+        }
+
+        #[test]
+        fn stripping_any_text_is_idempotent(text in "\\PC{0,300}") {
+            let once = strip_reply(&text);
+            proptest::prop_assert_eq!(strip_reply(&once), once);
+        }
+    }
 }
