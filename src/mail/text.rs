@@ -24,11 +24,21 @@ pub fn strip_reply(body: &str) -> String {
         end = at;
     }
     end = without_quoted_tail(&lines[..end]);
-    let start = lines[..end]
-        .iter()
-        .position(|l| !l.trim().is_empty())
-        .unwrap_or(end);
-    lines[start..end].join("\n").trim_end().to_string()
+    without_blank_edges(&lines[..end].join("\n")).to_string()
+}
+
+/// The text without its leading blank lines and trailing whitespace (the first
+/// line keeps its indentation).
+fn without_blank_edges(text: &str) -> &str {
+    let text = text.trim_end();
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        if !line.trim().is_empty() {
+            break;
+        }
+        start += line.len();
+    }
+    &text[start..]
 }
 
 /// The note on attachments left out: `1 attachment was left out`.
@@ -41,16 +51,26 @@ pub fn attachments_note(count: usize) -> Option<String> {
 }
 
 /// The note for a body cut at the size cap.
-pub const TRUNCATED_NOTE: &str = "the rest of this message was left out (it was too long)";
+pub const TRUNCATED_NOTE: &str = "the message was too long: its end was left out";
 
 /// A comment's text: the stripped reply, then a bracketed line for what was left
 /// out. `None` when the reply itself is blank (refused as `empty reply`).
+///
+/// `truncated` says the body was cut at a size cap. Stripping only removes an
+/// end, so when it removed anything the cut fell in the quote or signature and
+/// needs no note; the note is added only when the reply runs to the cut.
 pub fn comment_text(body: &str, attachments: usize, truncated: bool) -> Option<String> {
     let reply = strip_reply(body);
     if reply.is_empty() {
         return None;
     }
-    Some(with_notes(reply, attachments, truncated))
+    let cut_in_reply = truncated && runs_to_the_end(body, &reply);
+    Some(with_notes(reply, attachments, cut_in_reply))
+}
+
+/// Stripping left the whole body but for blank edges.
+fn runs_to_the_end(body: &str, reply: &str) -> bool {
+    without_blank_edges(&normalise_line_ends(body)).len() == reply.len()
 }
 
 /// A new ticket's description: the subject, a blank line and the stripped body,
@@ -63,6 +83,7 @@ pub fn description_text(
 ) -> Option<String> {
     let subject = subject.trim();
     let reply = strip_reply(body);
+    let truncated = truncated && runs_to_the_end(body, &reply);
     let text = match (subject.is_empty(), reply.is_empty()) {
         (true, true) => return None,
         (false, true) => subject.to_string(),
@@ -295,6 +316,11 @@ mod tests {
         assert_eq!(
             comment_text("Here.", 0, true).unwrap(),
             format!("Here.\n\n[{TRUNCATED_NOTE}]")
+        );
+        // Cut inside the quoted history: nothing of the reply is missing.
+        assert_eq!(
+            comment_text("Here.\n\nOn Mon, Dana wrote:\n> old\n> ol", 0, true).unwrap(),
+            "Here."
         );
         assert_eq!(
             description_text("Printer on fire", "", 0, false).unwrap(),
