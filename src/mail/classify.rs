@@ -183,6 +183,8 @@ pub enum Refusal {
     NotAddressed(String),
     EmptyReply,
     EmptyMessage,
+    /// Larger than the configured cap (bytes); the command read no further.
+    TooLarge(usize),
 }
 
 impl fmt::Display for Refusal {
@@ -198,6 +200,7 @@ impl fmt::Display for Refusal {
             Refusal::NotAddressed(a) => write!(f, "not addressed to `{a}`"),
             Refusal::EmptyReply => f.write_str("empty reply"),
             Refusal::EmptyMessage => f.write_str("empty message"),
+            Refusal::TooLarge(limit) => write!(f, "larger than the limit of {} bytes", limit),
         }
     }
 }
@@ -333,7 +336,7 @@ pub fn classify<L: Lookup>(
         Err(problem) => return Ok(Outcome::Refused(Refusal::Sender(problem.clone()))),
     };
     if let Some(trusted) = &config.trusted_authserv_id {
-        let domain = message.from_domain().unwrap_or_default();
+        let domain = message.sender_domain().unwrap_or_default();
         if !auth::is_authenticated(&message.authentication_results, trusted, &domain) {
             return Ok(Outcome::Refused(Refusal::NotAuthenticated));
         }
@@ -628,8 +631,10 @@ mod tests {
     }
 
     pub(crate) fn store() -> FakeStore {
-        let mut s = FakeStore::default();
-        s.tickets = vec![7, 12, 13];
+        let mut s = FakeStore {
+            tickets: vec![7, 12, 13],
+            ..FakeStore::default()
+        };
         s.threads
             .insert("<ticket-7.5f3a9c@help.example.org>".into(), 7);
         for (id, ticket, to) in [
@@ -994,6 +999,126 @@ mod tests {
         let no_id = plain("", "x").replace("Message-ID: <m1@example.com>\r\n", "");
         assert_eq!(outcome(&no_id), Outcome::Refused(Refusal::NoMessageId));
         assert_eq!(Outcome::Ticket(t).reason(), None);
+        assert_eq!(
+            Outcome::Refused(Refusal::TooLarge(32 << 20))
+                .reason()
+                .unwrap(),
+            "larger than the limit of 33554432 bytes"
+        );
+    }
+
+    /// Every hostile shape from the issue ends in a defined outcome.
+    #[test]
+    fn hostile_messages_each_get_a_defined_outcome() {
+        let reply = "In-Reply-To: <ticket-7.5f3a9c@help.example.org>\r\n";
+
+        // 25 MB: a base64 attachment; the text is kept, the file counted.
+        let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkw\r\n";
+        let big = plain(
+            "Content-Type: multipart/mixed; boundary=b\r\n",
+            &format!(
+                "--b\r\nContent-Type: text/plain\r\n\r\nLog attached.\r\n--b\r\n\
+                 Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+                 {}--b--\r\n",
+                line.repeat(25 * (1 << 20) / line.len())
+            ),
+        );
+        let Outcome::Ticket(t) = outcome(&big) else {
+            panic!("25 MB message: not a ticket");
+        };
+        assert_eq!(
+            t.description,
+            "Hello\n\nLog attached.\n\n[1 attachment was left out]"
+        );
+
+        // 10,000 MIME parts.
+        let mut parts = String::from("--b\r\nContent-Type: text/plain\r\n\r\nMany files.\r\n");
+        for i in 0..10_000 {
+            parts.push_str(&format!(
+                "--b\r\nContent-Type: image/png; name=p{i}.png\r\n\r\nx\r\n"
+            ));
+        }
+        parts.push_str("--b--\r\n");
+        let many = plain(
+            &format!("{reply}Content-Type: multipart/mixed; boundary=b\r\n"),
+            &parts,
+        );
+        let Outcome::Comment(c) = outcome(&many) else {
+            panic!("10,000 parts: not a comment");
+        };
+        assert_eq!(c.text, "Many files.\n\n[10000 attachments were left out]");
+
+        // A malformed boundary: nothing readable, refused as empty.
+        let malformed = plain(
+            &format!("{reply}Content-Type: multipart/mixed; boundary=\"open\r\n"),
+            "--open\r\nContent-Type: text/plain\r\n\r\ntext\r\n",
+        );
+        assert_eq!(outcome(&malformed), Outcome::Refused(Refusal::EmptyReply));
+
+        // A 1 MB header: the subject is cut to one line's length.
+        let huge = plain(&format!("X-Filler: {}\r\n", "y".repeat(1 << 20)), "Body.").replace(
+            "Subject: Hello",
+            &format!("Subject: {}", "s".repeat(1 << 20)),
+        );
+        let Outcome::Ticket(t) = outcome(&huge) else {
+            panic!("1 MB header: not a ticket");
+        };
+        assert_eq!(t.description, format!("{}\n\nBody.", "s".repeat(998)));
+
+        // Invalid UTF-8 and mixed charsets: decoded, bad bytes replaced.
+        let mut mixed = plain(
+            &format!("{reply}Content-Type: text/plain; charset=iso-8859-1\r\n"),
+            "",
+        )
+        .into_bytes();
+        mixed.extend_from_slice(b"Gr\xfc\xdfe \xff\r\n");
+        let message = parse(&mixed).unwrap();
+        let Ok(Outcome::Comment(c)) = classify(&message, &config(), &store()) else {
+            panic!("mixed charsets: not a comment");
+        };
+        assert_eq!(c.text, "Grüße ÿ");
+        let mut broken = plain(reply, "").into_bytes();
+        broken.extend_from_slice(b"caf\xc3\xa9 \xff\xfe ok");
+        let message = parse(&broken).unwrap();
+        let Ok(Outcome::Comment(c)) = classify(&message, &config(), &store()) else {
+            panic!("invalid UTF-8: not a comment");
+        };
+        assert_eq!(c.text, "café \u{fffd}\u{fffd} ok");
+
+        // A reply quoting 500 levels.
+        let mut deep = String::from("Top reply.\r\n\r\n");
+        for level in (1..=500).rev() {
+            deep.push_str(&format!("{} level {level}\r\n", ">".repeat(level)));
+        }
+        let Outcome::Comment(c) = outcome(&plain(reply, &deep)) else {
+            panic!("500 levels: not a comment");
+        };
+        assert_eq!(c.text, "Top reply.");
+
+        // A From with CR/LF or two addresses.
+        let crlf = plain(reply, "x").replace(
+            "From: Dana <dana@example.com>",
+            "From: =?utf-8?q?Dana=0D=0ABcc=3A_all=40example=2Ecom?= <dana@example.com>",
+        );
+        assert_eq!(
+            outcome(&crlf),
+            Outcome::Refused(Refusal::Sender(FromProblem::LineBreak))
+        );
+        let two = plain(reply, "x").replace(
+            "Dana <dana@example.com>",
+            "dana@example.com, sam.lee@example.com",
+        );
+        assert_eq!(
+            outcome(&two),
+            Outcome::Refused(Refusal::Sender(FromProblem::Several(2)))
+        );
+
+        // A forged X-Helpdesk-Ticket from a real user.
+        let forged = plain(&format!("{reply}X-Helpdesk-Ticket: 12\r\n"), "x");
+        assert_eq!(outcome(&forged), Outcome::Ignored(Ignore::OwnMail));
+
+        // Not a message at all.
+        assert!(parse(b"\x00\x9f\x92\x96 binary").is_err());
     }
 
     #[test]

@@ -20,6 +20,9 @@ use mail_parser::{
     Address, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };
 
+/// A sensible cap for the command to read a message up to (32 MiB): a larger
+/// one is refused (`Refusal::TooLarge`) without being parsed whole.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 32 << 20;
 /// The most body text kept, in bytes; the rest is left out and
 /// [`Inbound::body_truncated`] says so.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -170,7 +173,7 @@ pub struct Inbound {
 
 impl Inbound {
     /// The domain of the sender address, lowercased.
-    pub fn from_domain(&self) -> Option<String> {
+    pub fn sender_domain(&self) -> Option<String> {
         let from = self.from.as_ref().ok()?;
         from.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())
     }
@@ -984,8 +987,9 @@ pub(crate) mod tests {
 
     #[test]
     fn a_25_megabyte_message_is_read() {
-        let chunk = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkw".repeat(1) + "\r\n";
+        let chunk = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkw\r\n";
         let attachment = chunk.repeat(25 * (1 << 20) / chunk.len());
+        assert!(attachment.len() < DEFAULT_MAX_MESSAGE_BYTES);
         let raw = format!(
             "From: a@example.com\r\nSubject: big\r\nMessage-ID: <big@example.com>\r\n\
              Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
