@@ -562,13 +562,67 @@ pub fn html_to_text(html: &str) -> (String, bool) {
     let cut = kept.len() < html.len();
     // A wide page so lines are not wrapped; allow_width_overflow keeps deeply
     // nested quotes from failing as "too narrow".
-    let text = html2text::config::plain_no_decorate()
+    let text = match html2text::config::rich()
         .allow_width_overflow()
         .no_table_borders()
-        .string_from_read(kept.as_bytes(), 10_000)
+        .lines_from_read(kept.as_bytes(), 10_000)
+    {
+        Ok(lines) => text_with_links(&lines),
         // mail-parser's own conversion is the fallback: it never fails.
-        .unwrap_or_else(|_| mail_parser::decoders::html::html_to_text(kept));
+        Err(_) => mail_parser::decoders::html::html_to_text(kept),
+    };
     (text, cut)
+}
+
+/// Rendered lines as text, each link followed by its target in angle brackets
+/// unless the link's text already says it (`<a href="https://x">https://x</a>`).
+fn text_with_links(
+    lines: &[html2text::render::TaggedLine<Vec<html2text::render::RichAnnotation>>],
+) -> String {
+    use html2text::render::RichAnnotation;
+
+    fn close(out: &mut String, link: Option<(&str, String)>) {
+        let Some((url, text)) = link else {
+            return;
+        };
+        let text = text.trim();
+        let said = url == text
+            || url.strip_prefix("mailto:") == Some(text)
+            || url
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.trim_end_matches('/') == text.trim_end_matches('/'));
+        let kept = ["http://", "https://", "ftp://", "mailto:"]
+            .iter()
+            .any(|scheme| {
+                url.len() >= scheme.len() && url[..scheme.len()].eq_ignore_ascii_case(scheme)
+            });
+        if kept && !said {
+            out.push_str(&format!(" <{url}>"));
+        }
+    }
+
+    let mut out = String::new();
+    for line in lines {
+        let mut open: Option<(&str, String)> = None;
+        for piece in line.tagged_strings() {
+            let link = piece.tag.iter().find_map(|a| match a {
+                RichAnnotation::Link(url) => Some(url.as_str()),
+                _ => None,
+            });
+            if open.as_ref().is_some_and(|(url, _)| Some(*url) != link) {
+                close(&mut out, open.take());
+            }
+            out.push_str(&piece.s);
+            if let Some(url) = link {
+                open.get_or_insert_with(|| (url, String::new()))
+                    .1
+                    .push_str(&piece.s);
+            }
+        }
+        close(&mut out, open.take());
+        out.push('\n');
+    }
+    out
 }
 
 /// The most elements open at once in HTML handed to the conversion. An HTML
@@ -860,6 +914,20 @@ pub(crate) mod tests {
         assert!(m.body.contains("Thanks, that fixed it."), "{}", m.body);
         assert!(m.body.contains("> Ticket #7 was updated"), "{}", m.body);
         assert!(!m.body.contains("<div"), "{}", m.body);
+        // The address is the link's text: its mailto: target is not repeated.
+        assert!(
+            m.body.contains("Helpdesk <help+7@example.org> wrote:"),
+            "{}",
+            m.body
+        );
+        let (text, _) = html_to_text(
+            "<p>See <a href=\"https://x.org/a\">the page</a>, <a href=\"https://x.org/\">x.org</a> \
+             and <a href=\"javascript:alert(1)\">this</a> &amp; <b>bold</b></p><ul><li>one</li></ul>",
+        );
+        assert_eq!(
+            text.trim(),
+            "See the page <https://x.org/a>, x.org and this & bold\n* one"
+        );
     }
 
     #[test]
