@@ -516,7 +516,10 @@ fn body_text(message: &Message<'_>) -> (String, bool, bool) {
     let mut from_html = false;
     for part in message.text_bodies() {
         let piece: Cow<'_, str> = match &part.body {
-            PartType::Text(text) => Cow::Borrowed(text.as_ref()),
+            PartType::Text(text) => match flowed(part) {
+                Some(delsp) => Cow::Owned(unflow(text, delsp)),
+                None => Cow::Borrowed(text.as_ref()),
+            },
             PartType::Html(html) => {
                 from_html = true;
                 let (text, cut) = html_to_text(html);
@@ -550,6 +553,58 @@ fn body_text(message: &Message<'_>) -> (String, bool, bool) {
         body.push_str(kept);
     }
     (body, truncated, from_html)
+}
+
+/// `Some(delsp)` for a `text/plain; format=flowed` part (RFC 3676).
+fn flowed(part: &MessagePart<'_>) -> Option<bool> {
+    let content_type = part.content_type()?;
+    let is = |name: &str, value: &str| {
+        content_type
+            .attribute(name)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+    };
+    is("format", "flowed").then(|| is("delsp", "yes"))
+}
+
+/// Joins the soft line breaks of `format=flowed` text (a line ending in a
+/// space continues on the next line of the same quote depth), removes space
+/// stuffing, and writes quotes back as `> ` prefixes. Only the first
+/// [`MAX_BODY_BYTES`] of the text are read.
+fn unflow(text: &str, delsp: bool) -> String {
+    let text = prefix_bytes(text, MAX_BODY_BYTES);
+    let mut out = String::with_capacity(text.len());
+    // The quote depth of the line being joined, when its last piece was soft.
+    let mut open: Option<usize> = None;
+    for (i, raw) in text.split('\n').enumerate() {
+        if i > 0 && open.is_none() {
+            out.push('\n');
+        }
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let depth = line.bytes().take_while(|&b| b == b'>').count();
+        let content = &line[depth..];
+        let content = content.strip_prefix(' ').unwrap_or(content);
+        if open.is_some_and(|d| d != depth) {
+            // A change of quote depth ends the line even after a soft break.
+            out.push('\n');
+            open = None;
+        }
+        if open.is_none() && depth > 0 {
+            out.push_str(&">".repeat(depth));
+            out.push(' ');
+        }
+        if content.ends_with(' ') && content != "-- " {
+            out.push_str(if delsp {
+                &content[..content.len() - 1]
+            } else {
+                content
+            });
+            open = Some(depth);
+        } else {
+            out.push_str(content);
+            open = None;
+        }
+    }
+    out
 }
 
 /// HTML to plain text, quotes as `> ` lines (so the quote stripper treats an
@@ -594,7 +649,8 @@ fn text_with_links(
         let kept = ["http://", "https://", "ftp://", "mailto:"]
             .iter()
             .any(|scheme| {
-                url.len() >= scheme.len() && url[..scheme.len()].eq_ignore_ascii_case(scheme)
+                url.get(..scheme.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
             });
         if kept && !said {
             out.push_str(&format!(" <{url}>"));
@@ -930,6 +986,33 @@ pub(crate) mod tests {
         );
     }
 
+    /// Found by `classification_is_deterministic`: a link target whose first
+    /// bytes are not ASCII.
+    #[test]
+    fn a_link_target_starting_with_non_ascii_is_read() {
+        let (text, _) = html_to_text("<a href=\"mailto:\u{fffd}elp@example.org\">help</a>");
+        assert_eq!(text.trim(), "help <mailto:\u{fffd}elp@example.org>");
+        let (text, _) = html_to_text("<a href=\"\u{e9}\u{e9}\u{e9}\u{e9}\">x</a>");
+        assert_eq!(text.trim(), "x");
+    }
+
+    #[test]
+    fn flowed_text_is_joined() {
+        let text = "It is out now, \r\nthanks.\r\n \r\n>> Is it \r\n>> on?\r\n> yes \r\n>> no\r\n-- \r\nDana";
+        assert_eq!(
+            unflow(text, false),
+            "It is out now, thanks.\n\n>> Is it on?\n> yes \n>> no\n-- \nDana"
+        );
+        assert_eq!(unflow("a\u{e9} \nb", true), "a\u{e9}b");
+        assert_eq!(unflow(" From me\n", false), "From me\n");
+        let m = parsed(fixtures::THUNDERBIRD_REPLY);
+        assert!(
+            m.body.contains("The toner was the problem.\n"),
+            "{}",
+            m.body
+        );
+    }
+
     #[test]
     fn attachments_are_counted() {
         let m = parsed(fixtures::OUTLOOK_REPLY);
@@ -1213,6 +1296,11 @@ pub(crate) mod tests {
                 proptest::prop_assert!(m.body.len() <= MAX_BODY_BYTES);
                 proptest::prop_assert!(m.subject.chars().count() <= MAX_FIELD_CHARS);
             }
+        }
+
+        #[test]
+        fn unflowing_never_panics(text in "[a-z> \r\n-]{0,200}", delsp in proptest::prelude::any::<bool>()) {
+            let _ = unflow(&text, delsp);
         }
 
         #[test]
