@@ -364,7 +364,12 @@ pub fn classify<L: Lookup>(
     };
     if let Some((ticket_id, found_by)) = found {
         return Ok(
-            match text::comment_text(&message.body, message.attachments, message.body_truncated) {
+            match text::comment_text(
+                &message.subject,
+                &message.body,
+                message.attachments,
+                message.body_truncated,
+            ) {
                 Some(text) => Outcome::Comment(Comment {
                     ticket_id,
                     author,
@@ -771,6 +776,9 @@ mod tests {
             o.reason().unwrap(),
             "a delivery report about mail helpdesk did not send"
         );
+        let commented =
+            fixtures::POSTFIX_BOUNCE.replace("Action: failed", "Action: FAILED (permanent)");
+        assert!(matches!(outcome(&commented), Outcome::Bounce(_)));
         let delayed = fixtures::POSTFIX_BOUNCE
             .replace("Action: failed", "Action: delayed")
             .replace("Status: 5.1.1", "Status: 4.4.1");

@@ -836,7 +836,9 @@ fn delivery_status(body: &[u8]) -> Vec<DsnRecipient> {
             } else if is("Original-Recipient") {
                 recipient.original_recipient = Some(typed_address(&value));
             } else if is("Action") {
-                recipient.action = Some(value.to_ascii_lowercase());
+                // `failed`, or with a comment: `failed (permanent)`.
+                let action = value.split([' ', '(', ';']).next().unwrap_or_default();
+                recipient.action = Some(action.to_ascii_lowercase());
                 is_recipient = true;
             } else if is("Status") {
                 let status = value.split_whitespace().next().unwrap_or_default();

@@ -5,7 +5,8 @@
 //! removed, blank lines around trimmed; and the note on attachments left out.
 //!
 //! Quotes inside the reply (answers interleaved with `>` lines) are kept: only
-//! the quoted tail goes. Every step is one pass over the lines, so a reply
+//! the quoted tail goes. A forward (`Fwd:`, `Fw:`, `WG:` subject) is kept
+//! whole: what it carries below the separator is the point of sending it. Every step is one pass over the lines, so a reply
 //! quoting 500 levels deep costs no more than its length. Stripping twice gives
 //! the same text as stripping once. Whether a blank result is refused is the
 //! caller's rule (`classify`).
@@ -41,6 +42,25 @@ fn without_blank_edges(text: &str) -> &str {
     &text[start..]
 }
 
+/// The text kept of a message's body: a forward whole, a reply stripped.
+pub fn reply_text(subject: &str, body: &str) -> String {
+    if is_forward(subject) {
+        without_blank_edges(&normalise_line_ends(body)).to_string()
+    } else {
+        strip_reply(body)
+    }
+}
+
+/// The subject's first prefix marks a forward.
+pub fn is_forward(subject: &str) -> bool {
+    let Some((prefix, _)) = subject.trim_start().split_once(':') else {
+        return false;
+    };
+    ["fwd", "fw", "wg"]
+        .iter()
+        .any(|p| prefix.trim().eq_ignore_ascii_case(p))
+}
+
 /// The note on attachments left out: `1 attachment was left out`.
 pub fn attachments_note(count: usize) -> Option<String> {
     match count {
@@ -59,8 +79,13 @@ pub const TRUNCATED_NOTE: &str = "the message was too long: its end was left out
 /// `truncated` says the body was cut at a size cap. Stripping only removes an
 /// end, so when it removed anything the cut fell in the quote or signature and
 /// needs no note; the note is added only when the reply runs to the cut.
-pub fn comment_text(body: &str, attachments: usize, truncated: bool) -> Option<String> {
-    let reply = strip_reply(body);
+pub fn comment_text(
+    subject: &str,
+    body: &str,
+    attachments: usize,
+    truncated: bool,
+) -> Option<String> {
+    let reply = reply_text(subject, body);
     if reply.is_empty() {
         return None;
     }
@@ -81,8 +106,8 @@ pub fn description_text(
     attachments: usize,
     truncated: bool,
 ) -> Option<String> {
+    let reply = reply_text(subject, body);
     let subject = subject.trim();
-    let reply = strip_reply(body);
     let truncated = truncated && runs_to_the_end(body, &reply);
     let text = match (subject.is_empty(), reply.is_empty()) {
         (true, true) => return None,
@@ -113,8 +138,9 @@ fn is_signature_delimiter(line: &str) -> bool {
     line.trim_end() == "--"
 }
 
-/// `-----Original Message-----` (Outlook) and `----- Forwarded message -----`
-/// style separators: the text between the dash runs names an earlier message.
+/// `-----Original Message-----` (Outlook): the text between the dash runs
+/// names the message replied to. (A forward's separator is not one: what it
+/// carries is meant to be read.)
 fn is_original_message_separator(line: &str) -> bool {
     let line = line.trim();
     if line.len() < 10 || !line.starts_with("-----") || !line.ends_with("-----") {
@@ -123,7 +149,7 @@ fn is_original_message_separator(line: &str) -> bool {
     let inner = line.trim_matches('-').trim().to_lowercase();
     matches!(
         inner.as_str(),
-        "original message" | "forwarded message" | "original-nachricht" | "ursprüngliche nachricht"
+        "original message" | "original-nachricht" | "ursprüngliche nachricht"
     )
 }
 
@@ -301,7 +327,7 @@ mod tests {
     fn a_reply_of_only_quote_is_blank() {
         assert_eq!(strip_reply("On Mon, Dana wrote:\n> hi\n"), "");
         assert_eq!(strip_reply("\n\n-- \nsig"), "");
-        assert_eq!(comment_text("> only a quote", 2, false), None);
+        assert_eq!(comment_text("Re: x", "> only a quote", 2, false), None);
     }
 
     #[test]
@@ -310,16 +336,22 @@ mod tests {
         assert_eq!(attachments_note(1).unwrap(), "1 attachment was left out");
         assert_eq!(attachments_note(3).unwrap(), "3 attachments were left out");
         assert_eq!(
-            comment_text("Here.", 1, false).unwrap(),
+            comment_text("Re: x", "Here.", 1, false).unwrap(),
             "Here.\n\n[1 attachment was left out]"
         );
         assert_eq!(
-            comment_text("Here.", 0, true).unwrap(),
+            comment_text("Re: x", "Here.", 0, true).unwrap(),
             format!("Here.\n\n[{TRUNCATED_NOTE}]")
         );
         // Cut inside the quoted history: nothing of the reply is missing.
         assert_eq!(
-            comment_text("Here.\n\nOn Mon, Dana wrote:\n> old\n> ol", 0, true).unwrap(),
+            comment_text(
+                "Re: x",
+                "Here.\n\nOn Mon, Dana wrote:\n> old\n> ol",
+                0,
+                true
+            )
+            .unwrap(),
             "Here."
         );
         assert_eq!(
@@ -331,6 +363,26 @@ mod tests {
             "Printer\n\nIt smokes."
         );
         assert_eq!(description_text(" ", "> x", 0, false), None);
+    }
+
+    #[test]
+    fn a_forward_is_kept_whole() {
+        let body = "Please look at this.\n-- \nDana\n\n---------- Forwarded message ---------\nFrom: Customer <c@example.net>\nDate: Mon\n\n> The printer smokes.\n";
+        assert!(is_forward("Fwd: printer") && is_forward(" FW: x") && is_forward("WG: x"));
+        assert!(!is_forward("Re: Fwd: printer") && !is_forward("Forward planning"));
+        assert_eq!(reply_text("Fwd: printer", body), body.trim_end());
+        assert_eq!(reply_text("Re: printer", body), "Please look at this.");
+        assert_eq!(
+            description_text("Fwd: printer", "\n\nFYI\n> quoted\n", 0, false).unwrap(),
+            "Fwd: printer\n\nFYI\n> quoted"
+        );
+        // Without the forward's subject, only the signature is cut there.
+        assert_eq!(
+            strip_reply(
+                "See below.\n---------- Forwarded message ---------\nFrom: c\nTo: d\n\nText"
+            ),
+            "See below.\n---------- Forwarded message ---------\nFrom: c\nTo: d\n\nText"
+        );
     }
 
     #[test]
