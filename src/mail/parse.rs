@@ -229,7 +229,8 @@ pub fn parse(raw: &[u8]) -> Result<Inbound, NotAMessage> {
     };
 
     let mut seen_return_path = false;
-    for (name, value) in message.headers_raw() {
+    for (name, value) in raw_headers(&message) {
+        let value = value.as_ref();
         let is = |n: &str| name.eq_ignore_ascii_case(n);
         if is("Delivered-To") {
             if inbound.delivered_to.len() < MAX_ADDRESSES {
@@ -267,6 +268,20 @@ pub fn parse(raw: &[u8]) -> Result<Inbound, NotAMessage> {
     inbound.body_truncated = truncated;
     inbound.body_from_html = from_html;
     Ok(inbound)
+}
+
+/// The top-level header fields as name and raw value, in order. Unlike
+/// mail-parser's `headers_raw`, a value with invalid UTF-8 is kept (lossily
+/// decoded), not skipped: skipping our own server's `Authentication-Results`
+/// would let a forged one below it count as the first.
+fn raw_headers<'a>(message: &'a Message<'_>) -> impl Iterator<Item = (&'a str, Cow<'a, str>)> {
+    let raw = message.raw_message.as_ref();
+    message.root_part().headers().iter().map(move |header| {
+        let value = raw
+            .get(header.offset_start as usize..header.offset_end as usize)
+            .unwrap_or_default();
+        (header.name.as_str(), String::from_utf8_lossy(value))
+    })
 }
 
 /// `<id>` for a Message-ID as mail-parser gives it (without brackets); `None`
@@ -827,7 +842,8 @@ fn delivery_status(body: &[u8]) -> Vec<DsnRecipient> {
         };
         let mut recipient = DsnRecipient::default();
         let mut is_recipient = false;
-        for (name, value) in fields.headers_raw() {
+        for (name, value) in raw_headers(&fields) {
+            let value = value.as_ref();
             let value = truncate_chars(unfold(value).trim(), MAX_FIELD_CHARS);
             let is = |n: &str| name.eq_ignore_ascii_case(n);
             if is("Final-Recipient") {
@@ -1238,6 +1254,20 @@ pub(crate) mod tests {
         assert!(m.subject.contains("café"), "{}", m.subject);
         assert!(m.body.contains("Grüße"), "{}", m.body);
         assert!(m.body.contains("bad \u{fffd}"), "{}", m.body);
+    }
+
+    #[test]
+    fn headers_with_invalid_utf8_are_still_read() {
+        let m = parse(
+            b"From: a@example.com\r\nAuthentication-Results: mx.example.org; dmarc=fail header.from=\xff.example\r\n\
+              Authentication-Results: mx.example.org; dmarc=pass header.from=example.com\r\n\
+              X-Helpdesk-Ticket: \xfe\r\nAuto-Submitted: auto-generated\xff\r\n\r\nhi",
+        )
+        .unwrap();
+        assert_eq!(m.authentication_results.len(), 2);
+        assert!(m.authentication_results[0].starts_with("mx.example.org; dmarc=fail"));
+        assert!(m.has_helpdesk_ticket);
+        assert_eq!(m.auto_submitted.as_deref(), Some("auto-generated\u{fffd}"));
     }
 
     #[test]
