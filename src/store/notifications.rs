@@ -110,7 +110,9 @@ pub struct InboxItem {
     pub delivered_at: Option<i64>,
 }
 
-/// A user's in-app notifications, newest first.
+/// A user's in-app notifications, newest first: the newest from
+/// `inbox_recent` (written in order, scanned), the rest from `inbox` (one
+/// range per user), merged (schema/002_inbox.sql).
 pub fn inbox(
     conn: &Connection,
     user_id: i64,
@@ -119,12 +121,18 @@ pub fn inbox(
 ) -> Result<Vec<InboxItem>> {
     let sql = if unread_only {
         "SELECT n.id, n.ticket_id, e.title, e.body, e.url, n.priority, n.read_at, n.delivered_at
-           FROM notifications n JOIN events e ON e.id = n.event_id
-          WHERE n.user_id = ?1 AND n.channel = 'app' AND n.read_at IS NULL ORDER BY n.id DESC LIMIT ?2"
+           FROM (SELECT id FROM inbox_recent WHERE user_id = ?1 AND unread
+                 UNION ALL SELECT id FROM inbox WHERE user_id = ?1 AND unread
+                 ORDER BY id DESC LIMIT ?2) i
+           JOIN notifications n ON n.id = i.id JOIN events e ON e.id = n.event_id
+          ORDER BY n.id DESC"
     } else {
         "SELECT n.id, n.ticket_id, e.title, e.body, e.url, n.priority, n.read_at, n.delivered_at
-           FROM notifications n JOIN events e ON e.id = n.event_id
-          WHERE n.user_id = ?1 AND n.channel = 'app' ORDER BY n.id DESC LIMIT ?2"
+           FROM (SELECT id FROM inbox_recent WHERE user_id = ?1
+                 UNION ALL SELECT id FROM inbox WHERE user_id = ?1
+                 ORDER BY id DESC LIMIT ?2) i
+           JOIN notifications n ON n.id = i.id JOIN events e ON e.id = n.event_id
+          ORDER BY n.id DESC"
     };
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(params![user_id, limit], |row| {
@@ -142,12 +150,11 @@ pub fn inbox(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// How many in-app notifications the user has not read.
+/// How many in-app notifications the user has not read: the counter that
+/// schema/002_inbox.sql keeps exact in every transaction that changes one.
 pub fn unread_count(conn: &Connection, user_id: i64) -> Result<i64> {
     Ok(conn
-        .prepare_cached(
-            "SELECT count(*) FROM notifications WHERE user_id = ?1 AND channel = 'app' AND read_at IS NULL",
-        )?
+        .prepare_cached("SELECT coalesce((SELECT unread FROM inbox_unread WHERE user_id = ?1), 0)")?
         .query_row([user_id], |row| row.get(0))?)
 }
 
@@ -182,7 +189,10 @@ pub fn mark_read(conn: &Connection, user_id: i64, ids: &[i64], at: i64) -> Resul
 pub fn mark_all_read(conn: &Connection, user_id: i64, at: i64) -> Result<usize> {
     Ok(conn
         .prepare_cached(
-            "UPDATE notifications SET read_at = ?2 WHERE user_id = ?1 AND channel = 'app' AND read_at IS NULL",
+            "UPDATE notifications SET read_at = ?2
+              WHERE id IN (SELECT id FROM inbox_recent WHERE user_id = ?1 AND unread
+                           UNION ALL SELECT id FROM inbox WHERE user_id = ?1 AND unread)
+                AND user_id = ?1 AND channel = 'app' AND read_at IS NULL",
         )?
         .execute(params![user_id, at])?)
 }
@@ -632,6 +642,184 @@ mod tests {
             .unwrap();
         }
         store
+    }
+
+    /// Writes `rounds` events on one ticket, each with an in-app notification
+    /// for every user in `users` and an email for the first; returns the store
+    /// and the users' IDs.
+    fn inboxes(users: &[&str], rounds: usize) -> (Store, Vec<i64>) {
+        let store = Store::open_in_memory();
+        let conn = store.conn();
+        let ids: Vec<i64> = users
+            .iter()
+            .map(|name| {
+                users::insert(
+                    conn,
+                    &NewUser {
+                        username: name,
+                        email: &format!("{name}@example.org"),
+                        name: "",
+                    },
+                )
+                .unwrap()
+                .id
+            })
+            .collect();
+        let ticket = tickets::insert(
+            conn,
+            &tickets::NewTicket {
+                created_by: ids[0],
+                purpose: Purpose::App,
+                priority: Priority::Low,
+                description: "d",
+            },
+        )
+        .unwrap();
+        let wording = Wording {
+            title: "t",
+            body: "b",
+            url: "/u",
+        };
+        for _ in 0..rounds {
+            let event = events::insert(conn, ticket, "new", ids[0], "{}", &wording).unwrap();
+            for (i, &user_id) in ids.iter().enumerate() {
+                for channel in [Channel::App, Channel::Email] {
+                    if channel == Channel::Email && i > 0 {
+                        continue;
+                    }
+                    let app = channel == Channel::App;
+                    insert(
+                        conn,
+                        &NewNotification {
+                            event_id: event.id,
+                            ticket_id: ticket,
+                            user_id,
+                            channel,
+                            priority: NotificationPriority::Low,
+                            status: if app {
+                                NotificationStatus::Sent
+                            } else {
+                                NotificationStatus::Pending
+                            },
+                            to_addr: (!app).then_some("u@example.org"),
+                            message_id: (!app).then_some("<x@example.com>"),
+                            created_at: 0,
+                            delivered_at: app.then_some(0),
+                        },
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        (store, ids)
+    }
+
+    fn sql_ids(conn: &Connection, sql: &str, user_id: i64) -> Vec<i64> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([user_id], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// The user's in-app notifications (or unread ones), newest first, from the ledger itself.
+    fn ledger(conn: &Connection, user_id: i64, unread_only: bool) -> Vec<i64> {
+        let unread = if unread_only {
+            "AND read_at IS NULL"
+        } else {
+            ""
+        };
+        sql_ids(
+            conn,
+            &format!(
+                "SELECT id FROM notifications WHERE user_id = ?1 AND channel = 'app' {unread} ORDER BY id DESC"
+            ),
+            user_id,
+        )
+    }
+
+    fn listed(conn: &Connection, user_id: i64, unread_only: bool, limit: u32) -> Vec<i64> {
+        inbox(conn, user_id, unread_only, limit)
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Every listing and count of the user agrees with the ledger.
+    fn assert_inbox_matches_ledger(conn: &Connection, user_id: i64) {
+        let all = ledger(conn, user_id, false);
+        let unread = ledger(conn, user_id, true);
+        assert_eq!(listed(conn, user_id, false, u32::MAX), all);
+        assert_eq!(listed(conn, user_id, true, u32::MAX), unread);
+        assert_eq!(listed(conn, user_id, false, 7), all[..7.min(all.len())]);
+        assert_eq!(
+            listed(conn, user_id, true, 7),
+            unread[..7.min(unread.len())]
+        );
+        assert_eq!(unread_count(conn, user_id).unwrap(), unread.len() as i64);
+    }
+
+    #[test]
+    fn the_inbox_and_its_unread_count_follow_the_ledger_across_filing_batches() {
+        // 3 in-app notifications and an email per round: 22,000 IDs, 2.7 batches of 8192.
+        let (store, users) = inboxes(&["a", "b", "c"], 5_500);
+        let conn = store.conn();
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert!(count("SELECT count(*) FROM inbox") > 0, "some were filed");
+        assert!(
+            count("SELECT count(*) FROM inbox_recent") > 0,
+            "some are recent"
+        );
+        assert!(count("SELECT count(*) FROM inbox_recent") < 8192);
+        assert_eq!(
+            count("SELECT (SELECT count(*) FROM inbox) + (SELECT count(*) FROM inbox_recent)"),
+            count("SELECT count(*) FROM notifications WHERE channel = 'app'"),
+            "each in-app notification is filed or recent, once"
+        );
+        let (a, b, c) = (users[0], users[1], users[2]);
+        // Read every third of a's, filed and recent alike, and one that is not hers.
+        let thirds: Vec<i64> = ledger(conn, a, false).into_iter().step_by(3).collect();
+        let foreign = ledger(conn, b, false)[0];
+        let mut ids = thirds.clone();
+        ids.push(foreign);
+        assert_eq!(mark_read(conn, a, &ids, 1).unwrap(), thirds.len());
+        assert_eq!(mark_read(conn, a, &ids, 2).unwrap(), 0, "already read");
+        assert_eq!(not_in_inbox(conn, a, &ids).unwrap(), [foreign]);
+        assert_eq!(mark_all_read(conn, b, 3).unwrap(), 5_500);
+        for user in [a, b, c] {
+            assert_inbox_matches_ledger(conn, user);
+        }
+        assert_eq!(unread_count(conn, b).unwrap(), 0);
+        assert_eq!(unread_count(conn, a).unwrap(), 5_500 - thirds.len() as i64);
+        // Unread again (an operator's UPDATE), and deleted: the count follows.
+        conn.execute(
+            "UPDATE notifications SET read_at = NULL WHERE user_id = ?1 AND channel = 'app' AND id % 2 = 0",
+            [b],
+        )
+        .unwrap();
+        conn.execute(
+            "DELETE FROM notifications WHERE user_id = ?1 AND channel = 'app' AND id % 5 = 0",
+            [c],
+        )
+        .unwrap();
+        for user in [a, b, c] {
+            assert_inbox_matches_ledger(conn, user);
+        }
+        assert_eq!(unread_count(conn, 999).unwrap(), 0, "a user with nothing");
+    }
+
+    #[test]
+    fn a_notification_never_changes_user_or_channel() {
+        let (store, users) = inboxes(&["a", "b"], 1);
+        let err = store
+            .conn()
+            .execute(
+                "UPDATE notifications SET user_id = ?1 WHERE channel = 'app'",
+                [users[1]],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("never change"), "{err}");
     }
 
     fn ids(claimed: &[Claimed]) -> Vec<i64> {

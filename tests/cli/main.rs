@@ -11,4 +11,5 @@ mod lifecycle;
 mod notify;
 mod soak;
 mod ticket;
+mod unread_count;
 mod user;
