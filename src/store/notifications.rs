@@ -501,14 +501,64 @@ pub fn failed_ids(conn: &Connection) -> Result<Vec<i64>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Deletes sent and failed notifications created before `before` (never
-/// pending, processing or errored ones), with their attempts; returns how many.
-pub fn purge(conn: &Connection, before: i64) -> Result<usize> {
+/// What a purge may delete: email that is `sent` or `failed` and in-app
+/// notifications that were read, created before `:before`, of `:channel`
+/// unless it is NULL. Never an unread in-app notification, never email still
+/// due (`pending`, `processing`, `errored`).
+const PURGEABLE: &str = "created_at < :before AND (:channel IS NULL OR channel = :channel)
+                         AND ((channel = 'email' AND (status = 'sent' OR status = 'failed'))
+                              OR (channel = 'app' AND read_at IS NOT NULL))";
+
+/// How many notifications of each kind a purge deletes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub email_sent: u64,
+    pub email_failed: u64,
+    pub app_read: u64,
+}
+
+impl Purged {
+    pub fn total(&self) -> u64 {
+        self.email_sent + self.email_failed + self.app_read
+    }
+}
+
+/// What `purge` would delete now, changing nothing.
+pub fn purgeable(conn: &Connection, before: i64, channel: Option<Channel>) -> Result<Purged> {
     Ok(conn
-        .prepare_cached(
-            "DELETE FROM notifications WHERE status IN ('sent', 'failed') AND created_at < ?1",
-        )?
-        .execute([before])?)
+        .prepare_cached(&format!(
+            "SELECT coalesce(sum(channel = 'email' AND status = 'sent'), 0),
+                    coalesce(sum(channel = 'email' AND status = 'failed'), 0),
+                    coalesce(sum(channel = 'app'), 0)
+               FROM notifications WHERE {PURGEABLE}"
+        ))?
+        .query_row(
+            named_params! {":before": before, ":channel": channel.map(|c| c.as_str())},
+            |row| {
+                Ok(Purged {
+                    email_sent: row.get(0)?,
+                    email_failed: row.get(1)?,
+                    app_read: row.get(2)?,
+                })
+            },
+        )?)
+}
+
+/// Deletes what `purgeable` counts, with the attempts of the deleted emails;
+/// returns the counts. Run it in a transaction (`Store::in_tx`), so the counts
+/// are what was deleted.
+pub fn purge(conn: &Connection, before: i64, channel: Option<Channel>) -> Result<Purged> {
+    let purged = purgeable(conn, before, channel)?;
+    let params = named_params! {":before": before, ":channel": channel.map(|c| c.as_str())};
+    conn.prepare_cached(&format!(
+        "DELETE FROM attempts WHERE notification_id IN (SELECT id FROM notifications WHERE {PURGEABLE})"
+    ))?
+    .execute(params)?;
+    let deleted = conn
+        .prepare_cached(&format!("DELETE FROM notifications WHERE {PURGEABLE}"))?
+        .execute(params)?;
+    debug_assert_eq!(deleted as u64, purged.total());
+    Ok(purged)
 }
 
 /// (channel, status, count) for every combination present.

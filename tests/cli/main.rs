@@ -9,6 +9,7 @@ mod hardening;
 mod inbox;
 mod lifecycle;
 mod notify;
+mod purge;
 mod soak;
 mod ticket;
 mod unread_count;
