@@ -43,7 +43,9 @@ pub fn insert(conn: &Connection, new: &NewNotification<'_>) -> Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
-fn parse_stored<T>(
+/// Reads a stored enum (`parse` is its `from_stored`); a value this version
+/// does not know is a damaged row. Every store file reads its enums with this.
+pub(super) fn stored<T>(
     row: &Row<'_>,
     index: usize,
     parse: fn(&str) -> Option<T>,
@@ -89,8 +91,8 @@ pub fn of_ticket(conn: &Connection, ticket_id: i64) -> Result<Vec<Summary>> {
         Ok(Summary {
             id: row.get(0)?,
             username: row.get(1)?,
-            channel: parse_stored(row, 2, Channel::from_stored)?,
-            status: parse_stored(row, 3, NotificationStatus::from_stored)?,
+            channel: stored(row, 2, Channel::from_stored)?,
+            status: stored(row, 3, NotificationStatus::from_stored)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -252,7 +254,7 @@ pub fn claim_due(
                     to_addr: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
                     message_id: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
                     attempts: row.get(5)?,
-                    claimed_from: parse_stored(row, 6, NotificationStatus::from_stored)?,
+                    claimed_from: stored(row, 6, NotificationStatus::from_stored)?,
                 })
             },
         )?
@@ -415,11 +417,11 @@ const QUEUE_SELECT: &str = "SELECT n.id, n.channel, u.username, n.to_addr, n.tic
 fn queue_row(row: &Row<'_>) -> rusqlite::Result<QueueRow> {
     Ok(QueueRow {
         id: row.get(0)?,
-        channel: parse_stored(row, 1, Channel::from_stored)?,
+        channel: stored(row, 1, Channel::from_stored)?,
         username: row.get(2)?,
         to_addr: row.get(3)?,
         ticket_id: row.get(4)?,
-        status: parse_stored(row, 5, NotificationStatus::from_stored)?,
+        status: stored(row, 5, NotificationStatus::from_stored)?,
         attempts: row.get(6)?,
         next_attempt_at: row.get(7)?,
         last_error: row.get(8)?,
@@ -568,8 +570,8 @@ pub fn counts(conn: &Connection) -> Result<Vec<(Channel, NotificationStatus, i64
     )?;
     let rows = stmt.query_map([], |row| {
         Ok((
-            parse_stored(row, 0, Channel::from_stored)?,
-            parse_stored(row, 1, NotificationStatus::from_stored)?,
+            stored(row, 0, Channel::from_stored)?,
+            stored(row, 1, NotificationStatus::from_stored)?,
             row.get(2)?,
         ))
     })?;
@@ -640,6 +642,26 @@ mod tests {
     use crate::store::users::NewUser;
     use crate::store::{Store, events, tickets, users};
 
+    const WORDING: Wording<'static> = Wording {
+        title: "t",
+        body: "b",
+        url: "/u",
+    };
+
+    /// A ticket by this user, for notifications to hang on.
+    fn ticket_by(conn: &Connection, user_id: i64) -> i64 {
+        tickets::insert(
+            conn,
+            &tickets::NewTicket {
+                created_by: user_id,
+                purpose: Purpose::App,
+                priority: Priority::Low,
+                description: "d",
+            },
+        )
+        .unwrap()
+    }
+
     /// A store with one ticket and `n` pending emails (ids 1..=n), priorities cycling low, medium, high.
     fn queue(n: i64) -> Store {
         let store = Store::open_in_memory();
@@ -653,23 +675,9 @@ mod tests {
             },
         )
         .unwrap();
-        let ticket = tickets::insert(
-            conn,
-            &tickets::NewTicket {
-                created_by: user.id,
-                purpose: Purpose::App,
-                priority: Priority::Low,
-                description: "d",
-            },
-        )
-        .unwrap();
-        let wording = Wording {
-            title: "t",
-            body: "b",
-            url: "/u",
-        };
+        let ticket = ticket_by(conn, user.id);
         for i in 0..n {
-            let event = events::insert(conn, ticket, "new", user.id, "{}", &wording).unwrap();
+            let event = events::insert(conn, ticket, "new", user.id, "{}", &WORDING).unwrap();
             insert(
                 conn,
                 &NewNotification {
@@ -715,23 +723,9 @@ mod tests {
                 .id
             })
             .collect();
-        let ticket = tickets::insert(
-            conn,
-            &tickets::NewTicket {
-                created_by: ids[0],
-                purpose: Purpose::App,
-                priority: Priority::Low,
-                description: "d",
-            },
-        )
-        .unwrap();
-        let wording = Wording {
-            title: "t",
-            body: "b",
-            url: "/u",
-        };
+        let ticket = ticket_by(conn, ids[0]);
         for _ in 0..rounds {
-            let event = events::insert(conn, ticket, "new", ids[0], "{}", &wording).unwrap();
+            let event = events::insert(conn, ticket, "new", ids[0], "{}", &WORDING).unwrap();
             for (i, &user_id) in ids.iter().enumerate() {
                 for channel in [Channel::App, Channel::Email] {
                     if channel == Channel::Email && i > 0 {
@@ -857,6 +851,23 @@ mod tests {
             assert_inbox_matches_ledger(conn, user);
         }
         assert_eq!(unread_count(conn, 999).unwrap(), 0, "a user with nothing");
+    }
+
+    #[test]
+    fn an_unknown_stored_value_is_a_damaged_row_in_tickets_and_notifications() {
+        let (store, _) = inboxes(&["a"], 1);
+        let conn = store.conn();
+        conn.pragma_update(None, "ignore_check_constraints", true)
+            .unwrap();
+        conn.execute_batch(
+            "UPDATE tickets SET status = 'lost'; UPDATE notifications SET status = 'lost';",
+        )
+        .unwrap();
+        let ticket = tickets::by_id(conn, 1).unwrap_err().to_string();
+        let notification = by_id(conn, 1).unwrap_err().to_string();
+        for err in [ticket, notification] {
+            assert!(err.contains("unknown stored value `lost`"), "{err}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::notifications::stored;
 use super::{Result, now_ms};
 use crate::model::{Priority, Purpose, Status};
 
@@ -30,18 +31,6 @@ const SELECT: &str =
     "SELECT t.id, t.created_by, u.username, t.purpose, t.priority, t.status, t.description,
                              t.created_at, t.updated_at
                         FROM tickets t JOIN users u ON u.id = t.created_by";
-
-/// Reads a stored enum; a value this version does not know is a damaged row.
-fn stored<T>(row: &Row<'_>, index: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
-    let text: String = row.get(index)?;
-    parse(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Text,
-            format!("unknown stored value `{text}`").into(),
-        )
-    })
-}
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Ticket> {
     Ok(Ticket {
