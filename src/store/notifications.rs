@@ -677,7 +677,7 @@ mod tests {
         .unwrap();
         let ticket = ticket_by(conn, user.id);
         for i in 0..n {
-            let event = events::insert(conn, ticket, "new", user.id, "{}", &WORDING).unwrap();
+            let event = events::insert(conn, ticket, "new", user.id, "{}", &WORDING, 0).unwrap();
             insert(
                 conn,
                 &NewNotification {
@@ -725,7 +725,7 @@ mod tests {
             .collect();
         let ticket = ticket_by(conn, ids[0]);
         for _ in 0..rounds {
-            let event = events::insert(conn, ticket, "new", ids[0], "{}", &WORDING).unwrap();
+            let event = events::insert(conn, ticket, "new", ids[0], "{}", &WORDING, 0).unwrap();
             for (i, &user_id) in ids.iter().enumerate() {
                 for channel in [Channel::App, Channel::Email] {
                     if channel == Channel::Email && i > 0 {
