@@ -439,6 +439,10 @@ if want 3 5; then
   INBOX_USER=user042
   got=$(sqlite3 "$WORK/inbox.db" "SELECT count(*), sum(user_id = (SELECT id FROM users WHERE username = '$INBOX_USER')) FROM notifications")
   [ "$got" = "1000000|10000" ] || die "inbox database: (all, $INBOX_USER's) = $got, expected 1000000|10000"
+  # What the measured command will show: the newest 1,000 of the user's 10,000 are unread.
+  got=$(hd --config "$WORK/inbox.toml" --format json inbox --user "$INBOX_USER" --limit 1000 \
+        | awk '/"unread"/ { gsub(/[^0-9]/, ""); u = $0 } /"read": false/ { n++ } END { print u "|" n }')
+  [ "$got" = "1000|1000" ] || die "inbox of $INBOX_USER: (unread, unread listed) = $got, expected 1000|1000"
 fi
 echo "data: made in $(( $(date +%s) - t_data )) s; one queued email is $MSG_BYTES bytes (smtp-source: 2048-byte body + its headers)"
 
