@@ -121,23 +121,15 @@ pub fn inbox(
     unread_only: bool,
     limit: u32,
 ) -> Result<Vec<InboxItem>> {
-    let sql = if unread_only {
+    let mut stmt = conn.prepare_cached(
         "SELECT n.id, n.ticket_id, e.title, e.body, e.url, n.priority, n.read_at, n.delivered_at
-           FROM (SELECT id FROM inbox_recent WHERE user_id = ?1 AND unread
-                 UNION ALL SELECT id FROM inbox WHERE user_id = ?1 AND unread
+           FROM (SELECT id FROM inbox_recent WHERE user_id = ?1 AND (unread OR NOT ?3)
+                 UNION ALL SELECT id FROM inbox WHERE user_id = ?1 AND (unread OR NOT ?3)
                  ORDER BY id DESC LIMIT ?2) i
            JOIN notifications n ON n.id = i.id JOIN events e ON e.id = n.event_id
-          ORDER BY n.id DESC"
-    } else {
-        "SELECT n.id, n.ticket_id, e.title, e.body, e.url, n.priority, n.read_at, n.delivered_at
-           FROM (SELECT id FROM inbox_recent WHERE user_id = ?1
-                 UNION ALL SELECT id FROM inbox WHERE user_id = ?1
-                 ORDER BY id DESC LIMIT ?2) i
-           JOIN notifications n ON n.id = i.id JOIN events e ON e.id = n.event_id
-          ORDER BY n.id DESC"
-    };
-    let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map(params![user_id, limit], |row| {
+          ORDER BY n.id DESC",
+    )?;
+    let rows = stmt.query_map(params![user_id, limit, unread_only], |row| {
         Ok(InboxItem {
             id: row.get(0)?,
             ticket_id: row.get(1)?,
