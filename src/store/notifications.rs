@@ -144,11 +144,15 @@ pub fn inbox(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// How many in-app notifications the user has not read: the counter that
-/// schema/002_inbox.sql keeps exact in every transaction that changes one.
+/// How many in-app notifications the user has not read: the counter of their
+/// filed ones plus their unread recent ones (at most 8192 rows to look at),
+/// both kept exact in every transaction that changes one (schema/002_inbox.sql).
 pub fn unread_count(conn: &Connection, user_id: i64) -> Result<i64> {
     Ok(conn
-        .prepare_cached("SELECT coalesce((SELECT unread FROM inbox_unread WHERE user_id = ?1), 0)")?
+        .prepare_cached(
+            "SELECT coalesce((SELECT unread FROM inbox_unread WHERE user_id = ?1), 0)
+                    + (SELECT count(*) FROM inbox_recent WHERE user_id = ?1 AND unread)",
+        )?
         .query_row([user_id], |row| row.get(0))?)
 }
 
@@ -715,7 +719,14 @@ mod tests {
                 .id
             })
             .collect();
-        let ticket = ticket_by(conn, ids[0]);
+        ticket_by(conn, ids[0]);
+        add_rounds(conn, &ids, rounds);
+        (store, ids)
+    }
+
+    /// `rounds` more events on ticket 1, notified as `inboxes` says.
+    fn add_rounds(conn: &Connection, ids: &[i64], rounds: usize) {
+        let ticket = 1;
         for _ in 0..rounds {
             let event = events::insert(conn, ticket, "new", ids[0], "{}", &WORDING, 0).unwrap();
             for (i, &user_id) in ids.iter().enumerate() {
@@ -747,7 +758,6 @@ mod tests {
                 }
             }
         }
-        (store, ids)
     }
 
     fn sql_ids(conn: &Connection, sql: &str, user_id: i64) -> Vec<i64> {
@@ -839,6 +849,11 @@ mod tests {
             [c],
         )
         .unwrap();
+        for user in [a, b, c] {
+            assert_inbox_matches_ledger(conn, user);
+        }
+        // Those read (or deleted) while recent are filed with the next batch.
+        add_rounds(conn, &users, 3_000);
         for user in [a, b, c] {
             assert_inbox_matches_ledger(conn, user);
         }

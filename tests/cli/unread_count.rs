@@ -1,5 +1,6 @@
-//! The inbox's `unread` is a per-user counter, kept in the same transaction
-//! as every change to an in-app notification (src/store/schema/002_inbox.sql).
+//! The inbox's `unread` comes from a per-user counter of filed notifications
+//! and the user's unread recent ones, kept in the same transaction as every
+//! change to an in-app notification (src/store/schema/002_inbox.sql).
 //! It must stay exact while tickets are created and notifications read at
 //! the same time, also across the batch in which recent in-app notifications
 //! are filed per user.
@@ -58,8 +59,8 @@ fn unread_in_ledger(sb: &Sandbox, user: &str) -> i64 {
 fn unread_counts_stay_exact_under_concurrent_creates_and_reads() {
     let sb = setup();
     sb.ticket("bob", "low", "the first");
-    // 8,100 in-app notifications: the next twenty tickets or so fill the
-    // batch of recent ones (8192 IDs), which is then filed per user.
+    // 8,100 in-app notifications: some twenty tickets later a notification
+    // gets ID 8192, which files the recent ones per user.
     seed(&sb, 2_700);
     assert_eq!(
         sb.sql_i64("SELECT count(*) FROM inbox"),
@@ -146,11 +147,21 @@ fn unread_counts_stay_exact_under_concurrent_creates_and_reads() {
         sb.sql_i64(
             "SELECT count(*) FROM users u
               WHERE coalesce((SELECT unread FROM inbox_unread c WHERE c.user_id = u.id), 0)
-                 <> (SELECT count(*) FROM notifications n
-                      WHERE n.user_id = u.id AND n.channel = 'app' AND n.read_at IS NULL)"
+                 <> (SELECT count(*) FROM inbox i JOIN notifications n ON n.id = i.id
+                      WHERE i.user_id = u.id AND n.read_at IS NULL)"
         ),
         0,
-        "every user's counter equals a real count"
+        "every user's counter of filed unread notifications equals a real count"
+    );
+    assert_eq!(
+        sb.sql_i64(
+            "SELECT (SELECT count(*) FROM inbox i JOIN notifications n ON n.id = i.id
+                      WHERE i.unread <> (n.read_at IS NULL))
+                  + (SELECT count(*) FROM inbox_recent r JOIN notifications n ON n.id = r.id
+                      WHERE r.unread <> (n.read_at IS NULL))"
+        ),
+        0,
+        "every unread flag follows read_at"
     );
     assert_eq!(
         sb.sql_i64(
