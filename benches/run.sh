@@ -51,13 +51,23 @@
 # smtp-source repetitions, default 5, QUICK 2), HF_RUNS (hyperfine runs,
 # default 30, QUICK 10), BIG_RUNS (100,000-email flushes, default 3, QUICK 1),
 # HELPDESK_BIN (skip the build), KEEP=1 (keep the work folder and logs),
-# BENCH_TMP (where the work folder goes, default $TMPDIR or /tmp).
+# BENCH_TMP (where the work folder goes, default $TMPDIR or /tmp), ONLY (the
+# rows to measure, e.g. ONLY="4 4b 5"; only their data is made; default all).
 
 set -euo pipefail
 export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=${QUICK:-0}
+ONLY=${ONLY:-}
+# want ROW…: whether any of these rows is to be measured (ONLY, or every row).
+want() {
+  [ -z "$ONLY" ] && return 0
+  local r w
+  for r in ${ONLY//,/ }; do for w in "$@"; do [ "$r" = "$w" ] && return 0; done; done
+  return 1
+}
+FLUSH_ROWS=(1 1a 1b 2 6)
 if [ "$QUICK" = 1 ]; then
   RUNS=${RUNS:-2}; HF_RUNS=${HF_RUNS:-10}; BIG_RUNS=${BIG_RUNS:-1}
 else
@@ -109,7 +119,7 @@ trap 'exit 130' INT TERM
 echo "helpdesk benchmarks — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1),"\
      "$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -sr)"
-echo "mode: $([ "$QUICK" = 1 ] && echo QUICK || echo full) (RUNS=$RUNS, HF_RUNS=$HF_RUNS, BIG_RUNS=$BIG_RUNS)"
+echo "mode: $([ "$QUICK" = 1 ] && echo QUICK || echo full) (RUNS=$RUNS, HF_RUNS=$HF_RUNS, BIG_RUNS=$BIG_RUNS)${ONLY:+, rows $ONLY only}"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "load average at start: $LOAD_START (1, 5, 15 min)"
 # CPU time of the whole machine (user+nice+system+irq+softirq+steal, in ticks),
@@ -279,7 +289,12 @@ source_run() {
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 PORT=""
+sink_pid=""
+if ! want "${FLUSH_ROWS[@]}"; then
+  PORT=25   # no row sends mail: the configurations only need a port number
+fi
 for attempt in $(seq 1 20); do
+  [ -n "$PORT" ] && break
   candidate=$((20000 + RANDOM % 40000))
   port_open "$candidate" && continue
   "$SMTP_SINK" "${SINK_USER[@]}" "127.0.0.1:$candidate" 256 >"$WORK/logs/smtp-sink.log" 2>&1 &
@@ -294,7 +309,7 @@ for attempt in $(seq 1 20); do
   kill "$sink_pid" 2>/dev/null || true
 done
 [ -n "$PORT" ] || die "could not start smtp-sink on 127.0.0.1 (see $WORK/logs/smtp-sink.log)"
-echo "smtp-sink: 127.0.0.1:$PORT (pid $sink_pid)"
+[ -n "$sink_pid" ] && echo "smtp-sink: 127.0.0.1:$PORT (pid $sink_pid)"
 
 # ---- data ------------------------------------------------------------------------------------------
 
@@ -332,25 +347,28 @@ create_tickets() { # CONFIG N CREATOR
 }
 
 t_data=$(date +%s)
-log "data: flush queues (100 developers; 100 tickets = $SMALL_EMAILS emails, 1,000 tickets = $BIG_EMAILS)"
-config "$WORK/flush.toml" flush.db 100 smtp
-add_users "$WORK/flush.toml" dev 100
-create_tickets "$WORK/flush.toml" 100 dev001
-settle "$WORK/flush.db"
-cp "$WORK/flush.db" "$WORK/flush10k.saved.db"
-create_tickets "$WORK/flush.toml" 900 dev001
-settle "$WORK/flush.db"
-mv "$WORK/flush.db" "$WORK/flush100k.saved.db"
-for saved in flush10k:$SMALL_EMAILS flush100k:$BIG_EMAILS; do
-  got=$(sqlite3 "$WORK/${saved%%:*}.saved.db" "SELECT count(*) FROM notifications WHERE channel = 'email' AND status = 'pending'")
-  [ "$got" = "${saved#*:}" ] || die "${saved%%:*}: $got pending emails, expected ${saved#*:}"
-done
+MSG_BYTES=0
+if want "${FLUSH_ROWS[@]}"; then
+  log "data: flush queues (100 developers; 100 tickets = $SMALL_EMAILS emails, 1,000 tickets = $BIG_EMAILS)"
+  config "$WORK/flush.toml" flush.db 100 smtp
+  add_users "$WORK/flush.toml" dev 100
+  create_tickets "$WORK/flush.toml" 100 dev001
+  settle "$WORK/flush.db"
+  cp "$WORK/flush.db" "$WORK/flush10k.saved.db"
+  create_tickets "$WORK/flush.toml" 900 dev001
+  settle "$WORK/flush.db"
+  mv "$WORK/flush.db" "$WORK/flush100k.saved.db"
+  for saved in flush10k:$SMALL_EMAILS flush100k:$BIG_EMAILS; do
+    got=$(sqlite3 "$WORK/${saved%%:*}.saved.db" "SELECT count(*) FROM notifications WHERE channel = 'email' AND status = 'pending'")
+    [ "$got" = "${saved#*:}" ] || die "${saved%%:*}: $got pending emails, expected ${saved#*:}"
+  done
 
-# The size of one queued message, as the file transport writes it.
-config "$WORK/file.toml" file.db 100 file
-restore "$WORK/flush10k.saved.db" "$WORK/file.db"
-hd --config "$WORK/file.toml" -q notify flush --limit 1 >/dev/null
-MSG_BYTES=$(cat "$WORK"/outbox/*.eml | wc -c)
+  # The size of one queued message, as the file transport writes it.
+  config "$WORK/file.toml" file.db 100 file
+  restore "$WORK/flush10k.saved.db" "$WORK/file.db"
+  hd --config "$WORK/file.toml" -q notify flush --limit 1 >/dev/null
+  MSG_BYTES=$(cat "$WORK"/outbox/*.eml | wc -c)
+fi
 
 # clone_sql DB TABLE KEY col=expr…: an INSERT copying the rows of TABLE with
 # KEY = 1 once per k in the temporary table seq, every column copied as it is
@@ -394,55 +412,68 @@ clone_ticket() {
   settle "$db"
 }
 
-log "data: ticket create (20 developers, 500 managers; and the same after 1,000 tickets)"
-config "$WORK/tc.toml" tc.db 20 smtp
-add_users "$WORK/tc.toml" dev 20
-add_users "$WORK/tc.toml" mgr 500
-hd --config "$WORK/tc.toml" -q group add managers --perm delete_helpdeskticket
-for i in $(seq -f '%03g' 1 500); do hd --config "$WORK/tc.toml" -q group add-user managers "mgr$i"; done
-create_tickets "$WORK/tc.toml" 1 dev001   # a first ticket, so the measured ones are not the first
-settle "$WORK/tc.db"
-cp "$WORK/tc.db" "$WORK/tchist.db"
-config "$WORK/tchist.toml" tchist.db 20 smtp
-clone_ticket "$WORK/tchist.db" 1000       # 1,000 tickets, 540,000 notifications
+if want 4 4b; then
+  log "data: ticket create (20 developers, 500 managers; and the same after 1,000 tickets)"
+  config "$WORK/tc.toml" tc.db 20 smtp
+  add_users "$WORK/tc.toml" dev 20
+  add_users "$WORK/tc.toml" mgr 500
+  hd --config "$WORK/tc.toml" -q group add managers --perm delete_helpdeskticket
+  for i in $(seq -f '%03g' 1 500); do hd --config "$WORK/tc.toml" -q group add-user managers "mgr$i"; done
+  create_tickets "$WORK/tc.toml" 1 dev001   # a first ticket, so the measured ones are not the first
+  settle "$WORK/tc.db"
+  cp "$WORK/tc.db" "$WORK/tchist.db"
+  config "$WORK/tchist.toml" tchist.db 20 smtp
+  if want 4b; then
+    clone_ticket "$WORK/tchist.db" 1000       # 1,000 tickets, 540,000 notifications
+  fi
+fi
 
-log "data: inbox (100 users, 10,000 tickets, 1,000,000 in-app notifications)"
-config "$WORK/inbox.toml" inbox.db 0 smtp
-add_users "$WORK/inbox.toml" user 100
-hd --config "$WORK/inbox.toml" -q group add managers --perm delete_helpdeskticket
-for i in $(seq -f '%03g' 1 100); do hd --config "$WORK/inbox.toml" -q group add-user managers "user$i"; done
-create_tickets "$WORK/inbox.toml" 1 user001   # ticket 1, event 1, 100 in-app notifications
-clone_ticket "$WORK/inbox.db" 10000
-INBOX_USER=user042
-got=$(sqlite3 "$WORK/inbox.db" "SELECT count(*), sum(user_id = (SELECT id FROM users WHERE username = '$INBOX_USER')) FROM notifications")
-[ "$got" = "1000000|10000" ] || die "inbox database: (all, $INBOX_USER's) = $got, expected 1000000|10000"
+if want 3 5; then
+  log "data: inbox (100 users, 10,000 tickets, 1,000,000 in-app notifications)"
+  config "$WORK/inbox.toml" inbox.db 0 smtp
+  add_users "$WORK/inbox.toml" user 100
+  hd --config "$WORK/inbox.toml" -q group add managers --perm delete_helpdeskticket
+  for i in $(seq -f '%03g' 1 100); do hd --config "$WORK/inbox.toml" -q group add-user managers "user$i"; done
+  create_tickets "$WORK/inbox.toml" 1 user001   # ticket 1, event 1, 100 in-app notifications
+  clone_ticket "$WORK/inbox.db" 10000
+  INBOX_USER=user042
+  got=$(sqlite3 "$WORK/inbox.db" "SELECT count(*), sum(user_id = (SELECT id FROM users WHERE username = '$INBOX_USER')) FROM notifications")
+  [ "$got" = "1000000|10000" ] || die "inbox database: (all, $INBOX_USER's) = $got, expected 1000000|10000"
+  # What the measured command will show: the newest 1,000 of the user's 10,000 are unread.
+  got=$(hd --config "$WORK/inbox.toml" --format json inbox --user "$INBOX_USER" --limit 1000 \
+        | awk '/"unread"/ { gsub(/[^0-9]/, ""); u = $0 } /"read": false/ { n++ } END { print u "|" n }')
+  [ "$got" = "1000|1000" ] || die "inbox of $INBOX_USER: (unread, unread listed) = $got, expected 1000|1000"
+fi
 echo "data: made in $(( $(date +%s) - t_data )) s; one queued email is $MSG_BYTES bytes (smtp-source: 2048-byte body + its headers)"
 
 # ---- 1, 2: flush throughput against smtp-source, interleaved ---------------------------------------------
 
-log "warm-up: smtp-source and one flush"
-place free
-source_run warmup-source 1
-flush_run warmup-flush "$WORK/flush10k.saved.db" "$SMALL_EMAILS"
-rm -f "$RES"/warmup-*
-
-PLACEMENTS=(same)
-[ "${#CPUS[@]}" -ge 2 ] && PLACEMENTS+=(two)
-for r in $(seq 1 "$RUNS"); do
-  log "run $r/$RUNS: smtp-source -s 1 and flush (client and sink on one CPU, then on two), smtp-source -s 4, flush --concurrency 4"
-  for where in "${PLACEMENTS[@]}"; do
-    place "$where"
-    source_run "source1-$where" 1
-    flush_run "flush1-$where" "$WORK/flush10k.saved.db" "$SMALL_EMAILS"
-  done
+if want 1 1a 1b 2; then
+  log "warm-up: smtp-source and one flush"
   place free
-  source_run source4 4
-  flush_run flush4 "$WORK/flush10k.saved.db" "$SMALL_EMAILS" --concurrency 4
-done
+  source_run warmup-source 1
+  flush_run warmup-flush "$WORK/flush10k.saved.db" "$SMALL_EMAILS"
+  rm -f "$RES"/warmup-*
+
+  PLACEMENTS=(same)
+  [ "${#CPUS[@]}" -ge 2 ] && PLACEMENTS+=(two)
+  for r in $(seq 1 "$RUNS"); do
+    log "run $r/$RUNS: smtp-source -s 1 and flush (client and sink on one CPU, then on two), smtp-source -s 4, flush --concurrency 4"
+    for where in "${PLACEMENTS[@]}"; do
+      place "$where"
+      source_run "source1-$where" 1
+      flush_run "flush1-$where" "$WORK/flush10k.saved.db" "$SMALL_EMAILS"
+    done
+    place free
+    source_run source4 4
+    flush_run flush4 "$WORK/flush10k.saved.db" "$SMALL_EMAILS" --concurrency 4
+  done
+fi
 
 # ---- 6: memory with 100,000 due ---------------------------------------------------------------------------
 
 for r in $(seq 1 "$BIG_RUNS"); do
+  want 6 || break
   log "run $r/$BIG_RUNS: flush of $BIG_EMAILS emails"
   flush_run flush100k "$WORK/flush100k.saved.db" "$BIG_EMAILS"
 done
@@ -451,13 +482,17 @@ done
 
 log "hyperfine: /bin/true (the floor), cron no-op flush, ticket create (x2), inbox"
 hf floor /bin/true
-hf noop "$BIN" --config "$WORK/inbox.toml" notify flush
-[ -z "$(cat "$WORK/logs/noop.err" 2>/dev/null)" ] || die "the no-op flush printed: $(head -n 3 "$WORK/logs/noop.err")"
-hf create "$BIN" --config "$WORK/tc.toml" ticket create --created-by dev001 --purpose app --priority high --description "$DESCRIPTION"
-got=$(sqlite3 "$WORK/tc.db" "SELECT count(*) FROM notifications WHERE ticket_id = (SELECT max(id) FROM tickets)")
-[ "$got" = 540 ] || die "ticket create wrote $got notifications, expected 540 (20 x 2 + 500)"
-hf createhist "$BIN" --config "$WORK/tchist.toml" ticket create --created-by dev001 --purpose app --priority high --description "$DESCRIPTION"
-hf inbox "$BIN" --config "$WORK/inbox.toml" inbox --user "$INBOX_USER"
+if want 3; then
+  hf noop "$BIN" --config "$WORK/inbox.toml" notify flush
+  [ -z "$(cat "$WORK/logs/noop.err" 2>/dev/null)" ] || die "the no-op flush printed: $(head -n 3 "$WORK/logs/noop.err")"
+fi
+if want 4; then
+  hf create "$BIN" --config "$WORK/tc.toml" ticket create --created-by dev001 --purpose app --priority high --description "$DESCRIPTION"
+  got=$(sqlite3 "$WORK/tc.db" "SELECT count(*) FROM notifications WHERE ticket_id = (SELECT max(id) FROM tickets)")
+  [ "$got" = 540 ] || die "ticket create wrote $got notifications, expected 540 (20 x 2 + 500)"
+fi
+want 4b && hf createhist "$BIN" --config "$WORK/tchist.toml" ticket create --created-by dev001 --purpose app --priority high --description "$DESCRIPTION"
+want 5 && hf inbox "$BIN" --config "$WORK/inbox.toml" inbox --user "$INBOX_USER"
 
 # ---- the table ----------------------------------------------------------------------------------------------
 
@@ -470,9 +505,10 @@ ROWS=()
 row() { ROWS+=("$(printf '%s\t' "$@")"); }
 
 # Throughput: rate from the median wall time; spread from the slowest/fastest run.
-pairs=("1a:flush1-same:source1-same:1 conn, client+sink on 1 CPU:-s 1:80")
-[ -s "$RES/flush1-two.ms" ] && pairs+=("1b:flush1-two:source1-two:1 conn, client/sink on 2 CPUs:-s 1:80")
-pairs+=("2:flush4:source4:--concurrency 4:-s 4:50")
+pairs=()
+want 1 1a && pairs+=("1a:flush1-same:source1-same:1 conn, client+sink on 1 CPU:-s 1:80")
+want 1 1b && [ -s "$RES/flush1-two.ms" ] && pairs+=("1b:flush1-two:source1-two:1 conn, client/sink on 2 CPUs:-s 1:80")
+want 2 && pairs+=("2:flush4:source4:--concurrency 4:-s 4:50")
 for pair in "${pairs[@]}"; do
   IFS=: read -r n f s what sref target <<<"$pair"
   fm=$(median "$RES/$f.ms"); sm=$(median "$RES/$s.ms")
@@ -484,20 +520,30 @@ for pair in "${pairs[@]}"; do
 done
 
 floor_ms=$(cut -d' ' -f1 "$RES/floor.hf"); floor_rss=$(median "$RES/floor.rss")
-read -r m lo hi <"$RES/noop.hf"
-row 3a "cron run, nothing due (1M rows): wall" "$m ms" "$lo-$hi" "/bin/true: $floor_ms ms" "-" "< 5 ms" "$(verdict "$m" "<" 5)"
-r=$(mib "$(median "$RES/noop.rss")")
-row 3b "cron run, nothing due: peak RSS" "$r MiB" "$(mib "$(minimum "$RES/noop.rss")")-$(mib "$(maximum "$RES/noop.rss")")" \
-  "/bin/true: $(mib "$floor_rss") MiB" "-" "< 10 MiB" "$(verdict "$r" "<" 10)"
-read -r m lo hi <"$RES/create.hf"
-row 4 "ticket create, 20 devs + 500 managers" "$m ms" "$lo-$hi" "/bin/true: $floor_ms ms" "-" "< 10 ms" "$(verdict "$m" "<" 10)"
-read -r m lo hi <"$RES/createhist.hf"
-row 4b "  the same, after 1,000 tickets (540k rows)" "$m ms" "$lo-$hi" "/bin/true: $floor_ms ms" "-" "< 10 ms" "$(verdict "$m" "<" 10)"
-read -r m lo hi <"$RES/inbox.hf"
-row 5 "inbox --user, 1M rows (10k the user's)" "$m ms" "$lo-$hi" "/bin/true: $floor_ms ms" "-" "< 10 ms" "$(verdict "$m" "<" 10)"
-big=$(mib "$(median "$RES/flush100k.rss")"); small=$(mib "$(median "$RES/flush1-same.rss")")
-row 6 "notify flush, $BIG_EMAILS due: peak RSS" "$big MiB" "$(mib "$(minimum "$RES/flush100k.rss")")-$(mib "$(maximum "$RES/flush100k.rss")")" \
-  "flush of $SMALL_EMAILS: $small MiB" "$(pct "$big" "$small") %" "< 20 MiB" "$(verdict "$big" "<" 20)"
+if want 3; then
+  read -r m lo hi <"$RES/noop.hf"
+  row 3a "cron run, nothing due (1M rows): wall" "$m ms" "$lo-$hi" "/bin/true: $floor_ms ms" "-" "< 5 ms" "$(verdict "$m" "<" 5)"
+  r=$(mib "$(median "$RES/noop.rss")")
+  row 3b "cron run, nothing due: peak RSS" "$r MiB" "$(mib "$(minimum "$RES/noop.rss")")-$(mib "$(maximum "$RES/noop.rss")")" \
+    "/bin/true: $(mib "$floor_rss") MiB" "-" "< 10 MiB" "$(verdict "$r" "<" 10)"
+fi
+if want 4; then
+  read -r m lo hi <"$RES/create.hf"
+  row 4 "ticket create, 20 devs + 500 managers" "$m ms" "$lo-$hi" "/bin/true: $floor_ms ms" "-" "< 10 ms" "$(verdict "$m" "<" 10)"
+fi
+if want 4b; then
+  read -r m lo hi <"$RES/createhist.hf"
+  row 4b "  the same, after 1,000 tickets (540k rows)" "$m ms" "$lo-$hi" "/bin/true: $floor_ms ms" "-" "< 10 ms" "$(verdict "$m" "<" 10)"
+fi
+if want 5; then
+  read -r m lo hi <"$RES/inbox.hf"
+  row 5 "inbox --user, 1M rows (10k the user's)" "$m ms" "$lo-$hi" "/bin/true: $floor_ms ms" "-" "< 10 ms" "$(verdict "$m" "<" 10)"
+fi
+if want 6; then
+  big=$(mib "$(median "$RES/flush100k.rss")"); small=$(mib "$(median "$RES/flush1-same.rss")")
+  row 6 "notify flush, $BIG_EMAILS due: peak RSS" "$big MiB" "$(mib "$(minimum "$RES/flush100k.rss")")-$(mib "$(maximum "$RES/flush100k.rss")")" \
+    "flush of $SMALL_EMAILS: $small MiB" "$(pct "$big" "$small") %" "< 20 MiB" "$(verdict "$big" "<" 20)"
+fi
 
 echo
 {
@@ -508,16 +554,23 @@ echo
 
 echo
 echo "other figures (medians):"
-printf '  wall (%s emails): flush 1 conn %.0f ms (1 CPU), flush x4 %.0f ms, smtp-source -s 1 %.0f ms (1 CPU), -s 4 %.0f ms; flush of %s (unpinned): %.0f ms (%s msg/s)\n' \
-  "$SMALL_EMAILS" "$(median "$RES/flush1-same.ms")" "$(median "$RES/flush4.ms")" "$(median "$RES/source1-same.ms")" "$(median "$RES/source4.ms")" \
-  "$BIG_EMAILS" "$(median "$RES/flush100k.ms")" "$(rate "$BIG_EMAILS" "$(median "$RES/flush100k.ms")")"
-printf '  peak RSS: flush 1 conn %s MiB, flush x4 %s MiB, smtp-source -s 1 %s MiB, ticket create %s MiB, inbox %s MiB\n' \
-  "$(mib "$(median "$RES/flush1-same.rss")")" "$(mib "$(median "$RES/flush4.rss")")" "$(mib "$(median "$RES/source1-same.rss")")" \
-  "$(mib "$(median "$RES/create.rss")")" "$(mib "$(median "$RES/inbox.rss")")"
-for f in source1-same flush1-same source1-two flush1-two source4 flush4 flush100k; do
-  [ -s "$RES/$f.ms" ] && printf '  every run, %s (ms): %s\n' "$f" "$(paste -sd' ' "$RES/$f.ms")"
-done
-echo "  message size: helpdesk $MSG_BYTES bytes; smtp-source 2048-byte body plus its own headers"
+if [ -z "$ONLY" ]; then
+  printf '  wall (%s emails): flush 1 conn %.0f ms (1 CPU), flush x4 %.0f ms, smtp-source -s 1 %.0f ms (1 CPU), -s 4 %.0f ms; flush of %s (unpinned): %.0f ms (%s msg/s)\n' \
+    "$SMALL_EMAILS" "$(median "$RES/flush1-same.ms")" "$(median "$RES/flush4.ms")" "$(median "$RES/source1-same.ms")" "$(median "$RES/source4.ms")" \
+    "$BIG_EMAILS" "$(median "$RES/flush100k.ms")" "$(rate "$BIG_EMAILS" "$(median "$RES/flush100k.ms")")"
+  printf '  peak RSS: flush 1 conn %s MiB, flush x4 %s MiB, smtp-source -s 1 %s MiB, ticket create %s MiB, inbox %s MiB\n' \
+    "$(mib "$(median "$RES/flush1-same.rss")")" "$(mib "$(median "$RES/flush4.rss")")" "$(mib "$(median "$RES/source1-same.rss")")" \
+    "$(mib "$(median "$RES/create.rss")")" "$(mib "$(median "$RES/inbox.rss")")"
+  for f in source1-same flush1-same source1-two flush1-two source4 flush4 flush100k; do
+    [ -s "$RES/$f.ms" ] && printf '  every run, %s (ms): %s\n' "$f" "$(paste -sd' ' "$RES/$f.ms")"
+  done
+  echo "  message size: helpdesk $MSG_BYTES bytes; smtp-source 2048-byte body plus its own headers"
+else
+  for f in create createhist inbox; do
+    [ -s "$RES/$f.rss" ] && printf '  peak RSS, %s: %s MiB\n' "$f" "$(mib "$(median "$RES/$f.rss")")"
+    true
+  done
+fi
 # Other processes' share: the machine's CPU time during the run, less what this
 # script's children (every measured process, waited for) and smtp-sink used.
 own=$(times | tail -n 1 | awk '{ t = 0; for (i = 1; i <= NF; i++) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] } print t }')

@@ -330,7 +330,7 @@ pub enum NotifyCommand {
     Show(NotificationIdArg),
     /// Put failed notifications back in the queue, with their attempt count reset
     Retry(RetryArgs),
-    /// Delete sent and failed notifications older than a duration (never pending ones)
+    /// Delete sent and failed email and read in-app notifications older than a duration (never unread or due ones)
     Purge(PurgeArgs),
     /// Send one test email through the configured transport
     Test(TestMailArgs),
@@ -390,6 +390,12 @@ pub struct PurgeArgs {
     /// Age, written like 45s, 90m, 12h or 30d
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub older_than: std::time::Duration,
+    /// Only this channel
+    #[arg(long, value_enum, ignore_case = true)]
+    pub channel: Option<crate::model::Channel>,
+    /// Show how many would be deleted; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

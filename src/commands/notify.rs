@@ -475,13 +475,67 @@ fn retry(app: &mut App, args: &RetryArgs) -> Result<Status> {
     Ok(Status::Done)
 }
 
+#[derive(Serialize)]
+struct PurgeView {
+    dry_run: bool,
+    /// How many were (or would be) deleted.
+    count: u64,
+    /// The same, per channel and status (in-app: `read`), for the channels purged.
+    by_channel: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+}
+
+impl View for PurgeView {
+    fn human(&self) -> String {
+        let mut parts = Vec::new();
+        for (channel, label, statuses) in [
+            ("email", "email", &["sent", "failed"][..]),
+            ("app", "in-app", &["read"][..]),
+        ] {
+            if let Some(counts) = self.by_channel.get(channel) {
+                let counts: Vec<String> = statuses
+                    .iter()
+                    .map(|status| format!("{status} {}", counts.get(status).unwrap_or(&0)))
+                    .collect();
+                parts.push(format!("{label} {}", counts.join(", ")));
+            }
+        }
+        let what = format!("{} notifications ({})", self.count, parts.join("; "));
+        if self.dry_run {
+            format!("would purge {what}\ndry run: nothing was deleted")
+        } else {
+            format!("purged {what}")
+        }
+    }
+}
+
+/// Deletes what is old and done with (SPEC §5): sent and failed email, read
+/// in-app notifications; never an unread one, never email still due.
 fn purge(app: &mut App, args: &PurgeArgs) -> Result<Status> {
-    let before = now_ms() - i64::try_from(args.older_than.as_millis()).unwrap_or(i64::MAX);
-    let count = app.store.in_tx(|tx| notifications::purge(tx, before))?;
-    app.out.show(&CountView {
-        what: "purged sent and failed notifications:",
-        count,
-        ids: Vec::new(),
+    let older_than = i64::try_from(args.older_than.as_millis()).unwrap_or(i64::MAX);
+    let before = now_ms().saturating_sub(older_than);
+    let purged = if args.dry_run {
+        notifications::purgeable(app.store.conn(), before, args.channel)?
+    } else {
+        app.store
+            .in_tx(|tx| notifications::purge(tx, before, args.channel))?
+    };
+    let mut by_channel = BTreeMap::new();
+    if args.channel != Some(Channel::App) {
+        by_channel.insert(
+            Channel::Email.as_str(),
+            BTreeMap::from([("sent", purged.email_sent), ("failed", purged.email_failed)]),
+        );
+    }
+    if args.channel != Some(Channel::Email) {
+        by_channel.insert(
+            Channel::App.as_str(),
+            BTreeMap::from([("read", purged.app_read)]),
+        );
+    }
+    app.out.show(&PurgeView {
+        dry_run: args.dry_run,
+        count: purged.total(),
+        by_channel,
     })?;
     Ok(Status::Done)
 }

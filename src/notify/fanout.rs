@@ -60,6 +60,7 @@ pub fn record_event(
         actor.id,
         &data.to_json(),
         &wording,
+        now_ms(),
     )?;
     let rule = rule(kind);
     let mut people = People::default();

@@ -161,7 +161,7 @@ impl Row<'_, '_> {
         let text = self.text(i)?;
         parse(&text).ok_or_else(|| {
             StoreError::Corrupt(format!(
-                "column {i} holds `{}`, which this version does not know",
+                "unknown stored value `{}` in column {i}",
                 crate::output::cell(&text, 40)
             ))
         })

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Result, now_ms};
+use super::Result;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
@@ -40,7 +40,7 @@ pub struct Wording<'a> {
     pub url: &'a str,
 }
 
-/// Records an event; the caller decides the transaction.
+/// Records an event that happened at `now`; the caller decides the transaction.
 pub fn insert(
     conn: &Connection,
     ticket_id: i64,
@@ -48,8 +48,8 @@ pub fn insert(
     actor_id: i64,
     data: &str,
     wording: &Wording<'_>,
+    now: i64,
 ) -> Result<EventRow> {
-    let now = now_ms();
     conn.prepare_cached(
         "INSERT INTO events (ticket_id, kind, actor_id, data, title, body, url, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -81,4 +81,30 @@ pub fn of_ticket(conn: &Connection, ticket_id: i64) -> Result<Vec<EventRow>> {
         conn.prepare_cached(&format!("{SELECT} WHERE e.ticket_id = ?1 ORDER BY e.id"))?;
     let rows = stmt.query_map([ticket_id], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn an_event_is_dated_by_the_callers_clock() {
+        let store = Store::open_in_memory();
+        let conn = store.conn();
+        conn.execute_batch(
+            "INSERT INTO users (id, username, email, created_at) VALUES (1, 'u', 'u@x', 0);
+             INSERT INTO tickets (id, created_by, purpose, priority, status, description, created_at, updated_at)
+                  VALUES (1, 1, 'app', 'low', 'ready', 'd', 0, 0);",
+        )
+        .unwrap();
+        let wording = Wording {
+            title: "t",
+            body: "b",
+            url: "/u",
+        };
+        let event = insert(conn, 1, "new", 1, "{}", &wording, 1_234).unwrap();
+        assert_eq!((event.created_at, event.actor.as_str()), (1_234, "u"));
+        assert_eq!(of_ticket(conn, 1).unwrap(), [event]);
+    }
 }

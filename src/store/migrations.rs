@@ -19,13 +19,53 @@ fn steps() -> Vec<M<'static>> {
         // 1: the first schema: people and permissions, tickets and their events,
         // notifications with their delivery state, and a log of every attempt.
         M::up(include_str!("schema/001_initial.sql")),
+        // 2: in-app notifications filed per user in batches, with an unread counter: a new ticket
+        // wrote one page per recipient in two per-user indexes, 3 MB per ticket with history.
+        M::up(include_str!("schema/002_inbox.sql")),
     ]
 }
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::Connection;
+
+    use crate::store::notifications;
+
     #[test]
     fn migrations_are_valid() {
         super::all().validate().unwrap();
+    }
+
+    #[test]
+    fn step_2_files_an_existing_databases_inbox_and_counts_its_unread() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::all().to_version(&mut conn, 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, username, email, created_at) VALUES (1, 'a', 'a@x', 0), (2, 'b', 'b@x', 0);
+             INSERT INTO tickets (id, created_by, purpose, priority, status, description, created_at, updated_at)
+                  VALUES (1, 1, 'app', 'low', 'ready', 'd', 0, 0);
+             INSERT INTO events (id, ticket_id, kind, actor_id, data, title, body, url, created_at)
+                  VALUES (1, 1, 'new', 1, '{}', 't1', 'b', '/u', 0), (2, 1, 'comment', 2, '{}', 't2', 'b', '/u', 0);
+             INSERT INTO notifications (id, event_id, ticket_id, user_id, channel, priority, status, read_at, created_at)
+                  VALUES (1, 1, 1, 1, 'app', 1, 'sent', NULL, 0), (2, 1, 1, 1, 'email', 1, 'pending', NULL, 0),
+                         (3, 1, 1, 2, 'app', 1, 'sent', 5, 0), (4, 2, 1, 1, 'app', 1, 'sent', 6, 0),
+                         (5, 2, 1, 2, 'app', 1, 'sent', NULL, 0);",
+        )
+        .unwrap();
+        super::all().to_latest(&mut conn).unwrap();
+        let listed = |user, unread_only| -> Vec<(i64, String)> {
+            notifications::inbox(&conn, user, unread_only, 50)
+                .unwrap()
+                .into_iter()
+                .map(|n| (n.id, n.title))
+                .collect()
+        };
+        assert_eq!(listed(1, false), [(4, "t2".into()), (1, "t1".into())]);
+        assert_eq!(listed(1, true), [(1, "t1".into())]);
+        assert_eq!(listed(2, false), [(5, "t2".into()), (3, "t1".into())]);
+        assert_eq!(notifications::unread_count(&conn, 1).unwrap(), 1);
+        assert_eq!(notifications::unread_count(&conn, 2).unwrap(), 1);
+        assert_eq!(notifications::mark_all_read(&conn, 2, 9).unwrap(), 1);
+        assert_eq!(notifications::unread_count(&conn, 2).unwrap(), 0);
     }
 }

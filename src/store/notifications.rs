@@ -43,7 +43,9 @@ pub fn insert(conn: &Connection, new: &NewNotification<'_>) -> Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
-fn parse_stored<T>(
+/// Reads a stored enum (`parse` is its `from_stored`); a value this version
+/// does not know is a damaged row. Every store file reads its enums with this.
+pub(super) fn stored<T>(
     row: &Row<'_>,
     index: usize,
     parse: fn(&str) -> Option<T>,
@@ -89,8 +91,8 @@ pub fn of_ticket(conn: &Connection, ticket_id: i64) -> Result<Vec<Summary>> {
         Ok(Summary {
             id: row.get(0)?,
             username: row.get(1)?,
-            channel: parse_stored(row, 2, Channel::from_stored)?,
-            status: parse_stored(row, 3, NotificationStatus::from_stored)?,
+            channel: stored(row, 2, Channel::from_stored)?,
+            status: stored(row, 3, NotificationStatus::from_stored)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -110,24 +112,24 @@ pub struct InboxItem {
     pub delivered_at: Option<i64>,
 }
 
-/// A user's in-app notifications, newest first.
+/// A user's in-app notifications, newest first: the newest from
+/// `inbox_recent` (written in order, scanned), the rest from `inbox` (one
+/// range per user), merged (schema/002_inbox.sql).
 pub fn inbox(
     conn: &Connection,
     user_id: i64,
     unread_only: bool,
     limit: u32,
 ) -> Result<Vec<InboxItem>> {
-    let sql = if unread_only {
+    let mut stmt = conn.prepare_cached(
         "SELECT n.id, n.ticket_id, e.title, e.body, e.url, n.priority, n.read_at, n.delivered_at
-           FROM notifications n JOIN events e ON e.id = n.event_id
-          WHERE n.user_id = ?1 AND n.channel = 'app' AND n.read_at IS NULL ORDER BY n.id DESC LIMIT ?2"
-    } else {
-        "SELECT n.id, n.ticket_id, e.title, e.body, e.url, n.priority, n.read_at, n.delivered_at
-           FROM notifications n JOIN events e ON e.id = n.event_id
-          WHERE n.user_id = ?1 AND n.channel = 'app' ORDER BY n.id DESC LIMIT ?2"
-    };
-    let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map(params![user_id, limit], |row| {
+           FROM (SELECT id FROM inbox_recent WHERE user_id = ?1 AND (unread OR NOT ?3)
+                 UNION ALL SELECT id FROM inbox WHERE user_id = ?1 AND (unread OR NOT ?3)
+                 ORDER BY id DESC LIMIT ?2) i
+           JOIN notifications n ON n.id = i.id JOIN events e ON e.id = n.event_id
+          ORDER BY n.id DESC",
+    )?;
+    let rows = stmt.query_map(params![user_id, limit, unread_only], |row| {
         Ok(InboxItem {
             id: row.get(0)?,
             ticket_id: row.get(1)?,
@@ -142,11 +144,14 @@ pub fn inbox(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// How many in-app notifications the user has not read.
+/// How many in-app notifications the user has not read: the counter of their
+/// filed ones plus their unread recent ones (at most 8192 rows to look at),
+/// both kept exact in every transaction that changes one (schema/002_inbox.sql).
 pub fn unread_count(conn: &Connection, user_id: i64) -> Result<i64> {
     Ok(conn
         .prepare_cached(
-            "SELECT count(*) FROM notifications WHERE user_id = ?1 AND channel = 'app' AND read_at IS NULL",
+            "SELECT coalesce((SELECT unread FROM inbox_unread WHERE user_id = ?1), 0)
+                    + (SELECT count(*) FROM inbox_recent WHERE user_id = ?1 AND unread)",
         )?
         .query_row([user_id], |row| row.get(0))?)
 }
@@ -182,7 +187,10 @@ pub fn mark_read(conn: &Connection, user_id: i64, ids: &[i64], at: i64) -> Resul
 pub fn mark_all_read(conn: &Connection, user_id: i64, at: i64) -> Result<usize> {
     Ok(conn
         .prepare_cached(
-            "UPDATE notifications SET read_at = ?2 WHERE user_id = ?1 AND channel = 'app' AND read_at IS NULL",
+            "UPDATE notifications SET read_at = ?2
+              WHERE id IN (SELECT id FROM inbox_recent WHERE user_id = ?1 AND unread
+                           UNION ALL SELECT id FROM inbox WHERE user_id = ?1 AND unread)
+                AND user_id = ?1 AND channel = 'app' AND read_at IS NULL",
         )?
         .execute(params![user_id, at])?)
 }
@@ -244,7 +252,7 @@ pub fn claim_due(
                     to_addr: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
                     message_id: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
                     attempts: row.get(5)?,
-                    claimed_from: parse_stored(row, 6, NotificationStatus::from_stored)?,
+                    claimed_from: stored(row, 6, NotificationStatus::from_stored)?,
                     created_at: row.get(7)?,
                 })
             },
@@ -442,11 +450,11 @@ const QUEUE_SELECT: &str = "SELECT n.id, n.channel, u.username, n.to_addr, n.tic
 fn queue_row(row: &Row<'_>) -> rusqlite::Result<QueueRow> {
     Ok(QueueRow {
         id: row.get(0)?,
-        channel: parse_stored(row, 1, Channel::from_stored)?,
+        channel: stored(row, 1, Channel::from_stored)?,
         username: row.get(2)?,
         to_addr: row.get(3)?,
         ticket_id: row.get(4)?,
-        status: parse_stored(row, 5, NotificationStatus::from_stored)?,
+        status: stored(row, 5, NotificationStatus::from_stored)?,
         attempts: row.get(6)?,
         next_attempt_at: row.get(7)?,
         last_error: row.get(8)?,
@@ -528,14 +536,64 @@ pub fn failed_ids(conn: &Connection) -> Result<Vec<i64>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Deletes sent and failed notifications created before `before` (never
-/// pending, processing or errored ones), with their attempts; returns how many.
-pub fn purge(conn: &Connection, before: i64) -> Result<usize> {
+/// What a purge may delete: email that is `sent` or `failed` and in-app
+/// notifications that were read, created before `:before`, of `:channel`
+/// unless it is NULL. Never an unread in-app notification, never email still
+/// due (`pending`, `processing`, `errored`).
+const PURGEABLE: &str = "created_at < :before AND (:channel IS NULL OR channel = :channel)
+                         AND ((channel = 'email' AND (status = 'sent' OR status = 'failed'))
+                              OR (channel = 'app' AND read_at IS NOT NULL))";
+
+/// How many notifications of each kind a purge deletes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub email_sent: u64,
+    pub email_failed: u64,
+    pub app_read: u64,
+}
+
+impl Purged {
+    pub fn total(&self) -> u64 {
+        self.email_sent + self.email_failed + self.app_read
+    }
+}
+
+/// What `purge` would delete now, changing nothing.
+pub fn purgeable(conn: &Connection, before: i64, channel: Option<Channel>) -> Result<Purged> {
     Ok(conn
-        .prepare_cached(
-            "DELETE FROM notifications WHERE status IN ('sent', 'failed') AND created_at < ?1",
-        )?
-        .execute([before])?)
+        .prepare_cached(&format!(
+            "SELECT coalesce(sum(channel = 'email' AND status = 'sent'), 0),
+                    coalesce(sum(channel = 'email' AND status = 'failed'), 0),
+                    coalesce(sum(channel = 'app'), 0)
+               FROM notifications WHERE {PURGEABLE}"
+        ))?
+        .query_row(
+            named_params! {":before": before, ":channel": channel.map(|c| c.as_str())},
+            |row| {
+                Ok(Purged {
+                    email_sent: row.get(0)?,
+                    email_failed: row.get(1)?,
+                    app_read: row.get(2)?,
+                })
+            },
+        )?)
+}
+
+/// Deletes what `purgeable` counts, with the attempts of the deleted emails;
+/// returns the counts. Run it in a transaction (`Store::in_tx`), so the counts
+/// are what was deleted.
+pub fn purge(conn: &Connection, before: i64, channel: Option<Channel>) -> Result<Purged> {
+    let purged = purgeable(conn, before, channel)?;
+    let params = named_params! {":before": before, ":channel": channel.map(|c| c.as_str())};
+    conn.prepare_cached(&format!(
+        "DELETE FROM attempts WHERE notification_id IN (SELECT id FROM notifications WHERE {PURGEABLE})"
+    ))?
+    .execute(params)?;
+    let deleted = conn
+        .prepare_cached(&format!("DELETE FROM notifications WHERE {PURGEABLE}"))?
+        .execute(params)?;
+    debug_assert_eq!(deleted as u64, purged.total());
+    Ok(purged)
 }
 
 /// (channel, status, count) for every combination present.
@@ -545,8 +603,8 @@ pub fn counts(conn: &Connection) -> Result<Vec<(Channel, NotificationStatus, i64
     )?;
     let rows = stmt.query_map([], |row| {
         Ok((
-            parse_stored(row, 0, Channel::from_stored)?,
-            parse_stored(row, 1, NotificationStatus::from_stored)?,
+            stored(row, 0, Channel::from_stored)?,
+            stored(row, 1, NotificationStatus::from_stored)?,
             row.get(2)?,
         ))
     })?;
@@ -639,6 +697,27 @@ mod tests {
     use crate::store::users::NewUser;
     use crate::store::{Store, events, tickets, users};
 
+    const WORDING: Wording<'static> = Wording {
+        title: "t",
+        body: "b",
+        url: "/u",
+    };
+
+    /// A ticket by this user, for notifications to hang on.
+    fn ticket_by(conn: &Connection, user_id: i64) -> i64 {
+        tickets::insert(
+            conn,
+            &tickets::NewTicket {
+                created_by: user_id,
+                purpose: Purpose::App,
+                priority: Priority::Low,
+                description: "d",
+            },
+            1_000,
+        )
+        .unwrap()
+    }
+
     /// A store with one ticket and `n` pending emails (ids 1..=n), priorities cycling low, medium, high.
     fn queue(n: i64) -> Store {
         let store = Store::open_in_memory();
@@ -653,24 +732,9 @@ mod tests {
             1_000,
         )
         .unwrap();
-        let ticket = tickets::insert(
-            conn,
-            &tickets::NewTicket {
-                created_by: user.id,
-                purpose: Purpose::App,
-                priority: Priority::Low,
-                description: "d",
-            },
-            1_000,
-        )
-        .unwrap();
-        let wording = Wording {
-            title: "t",
-            body: "b",
-            url: "/u",
-        };
+        let ticket = ticket_by(conn, user.id);
         for i in 0..n {
-            let event = events::insert(conn, ticket, "new", user.id, "{}", &wording).unwrap();
+            let event = events::insert(conn, ticket, "new", user.id, "{}", &WORDING, 0).unwrap();
             insert(
                 conn,
                 &NewNotification {
@@ -693,6 +757,199 @@ mod tests {
             .unwrap();
         }
         store
+    }
+
+    /// Writes `rounds` events on one ticket, each with an in-app notification
+    /// for every user in `users` and an email for the first; returns the store
+    /// and the users' IDs.
+    fn inboxes(users: &[&str], rounds: usize) -> (Store, Vec<i64>) {
+        let store = Store::open_in_memory();
+        let conn = store.conn();
+        let ids: Vec<i64> = users
+            .iter()
+            .map(|name| {
+                users::insert(
+                    conn,
+                    &NewUser {
+                        username: name,
+                        email: &format!("{name}@example.org"),
+                        name: "",
+                    },
+                    1_000,
+                )
+                .unwrap()
+                .id
+            })
+            .collect();
+        ticket_by(conn, ids[0]);
+        add_rounds(conn, &ids, rounds);
+        (store, ids)
+    }
+
+    /// `rounds` more events on ticket 1, notified as `inboxes` says.
+    fn add_rounds(conn: &Connection, ids: &[i64], rounds: usize) {
+        let ticket = 1;
+        for _ in 0..rounds {
+            let event = events::insert(conn, ticket, "new", ids[0], "{}", &WORDING, 0).unwrap();
+            for (i, &user_id) in ids.iter().enumerate() {
+                for channel in [Channel::App, Channel::Email] {
+                    if channel == Channel::Email && i > 0 {
+                        continue;
+                    }
+                    let app = channel == Channel::App;
+                    insert(
+                        conn,
+                        &NewNotification {
+                            event_id: event.id,
+                            ticket_id: ticket,
+                            user_id,
+                            channel,
+                            priority: NotificationPriority::Low,
+                            status: if app {
+                                NotificationStatus::Sent
+                            } else {
+                                NotificationStatus::Pending
+                            },
+                            to_addr: (!app).then_some("u@example.org"),
+                            message_id: (!app).then_some("<x@example.com>"),
+                            created_at: 0,
+                            delivered_at: app.then_some(0),
+                        },
+                    )
+                    .unwrap();
+                }
+            }
+        }
+    }
+
+    fn sql_ids(conn: &Connection, sql: &str, user_id: i64) -> Vec<i64> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([user_id], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// The user's in-app notifications (or unread ones), newest first, from the ledger itself.
+    fn ledger(conn: &Connection, user_id: i64, unread_only: bool) -> Vec<i64> {
+        let unread = if unread_only {
+            "AND read_at IS NULL"
+        } else {
+            ""
+        };
+        sql_ids(
+            conn,
+            &format!(
+                "SELECT id FROM notifications WHERE user_id = ?1 AND channel = 'app' {unread} ORDER BY id DESC"
+            ),
+            user_id,
+        )
+    }
+
+    fn listed(conn: &Connection, user_id: i64, unread_only: bool, limit: u32) -> Vec<i64> {
+        inbox(conn, user_id, unread_only, limit)
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Every listing and count of the user agrees with the ledger.
+    fn assert_inbox_matches_ledger(conn: &Connection, user_id: i64) {
+        let all = ledger(conn, user_id, false);
+        let unread = ledger(conn, user_id, true);
+        assert_eq!(listed(conn, user_id, false, u32::MAX), all);
+        assert_eq!(listed(conn, user_id, true, u32::MAX), unread);
+        assert_eq!(listed(conn, user_id, false, 7), all[..7.min(all.len())]);
+        assert_eq!(
+            listed(conn, user_id, true, 7),
+            unread[..7.min(unread.len())]
+        );
+        assert_eq!(unread_count(conn, user_id).unwrap(), unread.len() as i64);
+    }
+
+    #[test]
+    fn the_inbox_and_its_unread_count_follow_the_ledger_across_filing_batches() {
+        // 3 in-app notifications and an email per round: 22,000 IDs, 2.7 batches of 8192.
+        let (store, users) = inboxes(&["a", "b", "c"], 5_500);
+        let conn = store.conn();
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert!(count("SELECT count(*) FROM inbox") > 0, "some were filed");
+        assert!(
+            count("SELECT count(*) FROM inbox_recent") > 0,
+            "some are recent"
+        );
+        assert!(count("SELECT count(*) FROM inbox_recent") < 8192);
+        assert_eq!(
+            count("SELECT (SELECT count(*) FROM inbox) + (SELECT count(*) FROM inbox_recent)"),
+            count("SELECT count(*) FROM notifications WHERE channel = 'app'"),
+            "each in-app notification is filed or recent, once"
+        );
+        let (a, b, c) = (users[0], users[1], users[2]);
+        // Read every third of a's, filed and recent alike, and one that is not hers.
+        let thirds: Vec<i64> = ledger(conn, a, false).into_iter().step_by(3).collect();
+        let foreign = ledger(conn, b, false)[0];
+        let mut ids = thirds.clone();
+        ids.push(foreign);
+        assert_eq!(mark_read(conn, a, &ids, 1).unwrap(), thirds.len());
+        assert_eq!(mark_read(conn, a, &ids, 2).unwrap(), 0, "already read");
+        assert_eq!(not_in_inbox(conn, a, &ids).unwrap(), [foreign]);
+        assert_eq!(mark_all_read(conn, b, 3).unwrap(), 5_500);
+        for user in [a, b, c] {
+            assert_inbox_matches_ledger(conn, user);
+        }
+        assert_eq!(unread_count(conn, b).unwrap(), 0);
+        assert_eq!(unread_count(conn, a).unwrap(), 5_500 - thirds.len() as i64);
+        // Unread again (an operator's UPDATE), and deleted: the count follows.
+        conn.execute(
+            "UPDATE notifications SET read_at = NULL WHERE user_id = ?1 AND channel = 'app' AND id % 2 = 0",
+            [b],
+        )
+        .unwrap();
+        conn.execute(
+            "DELETE FROM notifications WHERE user_id = ?1 AND channel = 'app' AND id % 5 = 0",
+            [c],
+        )
+        .unwrap();
+        for user in [a, b, c] {
+            assert_inbox_matches_ledger(conn, user);
+        }
+        // Those read (or deleted) while recent are filed with the next batch.
+        add_rounds(conn, &users, 3_000);
+        for user in [a, b, c] {
+            assert_inbox_matches_ledger(conn, user);
+        }
+        assert_eq!(unread_count(conn, 999).unwrap(), 0, "a user with nothing");
+    }
+
+    #[test]
+    fn an_unknown_stored_value_is_a_damaged_row_in_tickets_and_notifications() {
+        let (store, _) = inboxes(&["a"], 1);
+        let conn = store.conn();
+        conn.pragma_update(None, "ignore_check_constraints", true)
+            .unwrap();
+        conn.execute_batch(
+            "UPDATE tickets SET status = 'lost'; UPDATE notifications SET status = 'lost';",
+        )
+        .unwrap();
+        let ticket = tickets::by_id(conn, 1).unwrap_err().to_string();
+        let notification = by_id(conn, 1).unwrap_err().to_string();
+        for err in [ticket, notification] {
+            assert!(err.contains("unknown stored value `lost`"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_notification_never_changes_user_or_channel() {
+        let (store, users) = inboxes(&["a", "b"], 1);
+        let err = store
+            .conn()
+            .execute(
+                "UPDATE notifications SET user_id = ?1 WHERE channel = 'app'",
+                [users[1]],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("never change"), "{err}");
     }
 
     fn ids(claimed: &[Claimed]) -> Vec<i64> {
