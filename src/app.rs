@@ -24,7 +24,7 @@ impl App {
     pub fn load(global: &GlobalArgs, out: Output) -> Result<App> {
         let env: HashMap<String, String> = std::env::vars().collect();
         let config = load_config(global, &env)?;
-        let store = Store::open(&config.database)
+        let store = Store::open(&config.database, &config.access(&env))
             .map_err(|e| crate::error::explain_store_error(e.into(), Some(&config.database)))?;
         Ok(App {
             config,
@@ -48,7 +48,7 @@ pub fn load_config(global: &GlobalArgs, env: &HashMap<String, String>) -> Result
 /// Creates the database the configuration file at `config_path` names (with
 /// the environment's overrides), if it does not exist yet: for the commands
 /// that make a database (`demo`; `init` does its own checks first).
-pub fn create_database(config_path: &std::path::Path) -> Result<std::path::PathBuf> {
+pub fn create_database(config_path: &std::path::Path) -> Result<crate::store::Database> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let cwd = std::env::current_dir()?;
     let overrides = Overrides {
@@ -59,6 +59,7 @@ pub fn create_database(config_path: &std::path::Path) -> Result<std::path::PathB
             .map(std::path::PathBuf::from),
     };
     let config = Config::load(&overrides, &env, &cwd)?;
-    Store::create(&config.database)?;
+    Store::create(&config.database, &config.access(&env))
+        .map_err(|e| crate::error::explain_store_error(e.into(), Some(&config.database)))?;
     Ok(config.database)
 }

@@ -20,7 +20,8 @@ pub fn now_ms() -> i64 {
 }
 
 /// How far the clock runs ahead of the real one (0 outside test builds).
-fn offset_ms() -> i64 {
+/// A PostgreSQL server's clock, which leases use, is moved by as much.
+pub fn offset_ms() -> i64 {
     static OFFSET: OnceLock<i64> = OnceLock::new();
     *OFFSET.get_or_init(|| {
         if !cfg!(debug_assertions) {

@@ -26,7 +26,9 @@ pub struct Config {
     /// The file it came from, if any.
     pub file: Option<PathBuf>,
     pub debug: bool,
-    pub database: PathBuf,
+    pub database: crate::store::Database,
+    /// How long to wait for a PostgreSQL server to answer a connection.
+    pub database_timeout_secs: u64,
     pub admins: Vec<Admin>,
     pub default_from_email: String,
     pub development_email: Option<String>,
@@ -203,6 +205,8 @@ fn duration_as_text<S: serde::Serializer>(
 struct FileConfig {
     debug: Option<bool>,
     database: Option<PathBuf>,
+    #[serde(default, deserialize_with = "database_timeout_secs")]
+    database_timeout_secs: Option<u64>,
     admins: Option<Vec<AdminEntry>>,
     default_from_email: Option<String>,
     development_email: Option<String>,
@@ -349,6 +353,7 @@ number_key!(batch_size, u32, 1, 1_000_000);
 number_key!(max_attempts, u32, 1, 10_000);
 number_key!(retry_backoff_secs, u64, 0, 86_400);
 number_key!(lease_secs, u64, 1, 604_800);
+number_key!(database_timeout_secs, u64, 1, 3_600);
 
 /// What the command line contributes to the configuration.
 #[derive(Debug, Default, Clone)]
@@ -416,10 +421,18 @@ impl Config {
             })?;
         }
         if let Some(db) = overrides.db.as_ref().filter(|p| !p.as_os_str().is_empty()) {
-            config.database = cwd.join(db);
+            config.database = crate::store::Database::from_text(db, cwd);
         }
         config.validate(env)?;
         Ok(config)
+    }
+
+    /// What opening the database needs beyond its name.
+    pub fn access<'a>(&self, env: &'a HashMap<String, String>) -> crate::store::Access<'a> {
+        crate::store::Access {
+            env,
+            timeout: std::time::Duration::from_secs(self.database_timeout_secs),
+        }
     }
 
     /// Where an email for `to` goes under this configuration: in debug mode
@@ -803,10 +816,13 @@ fn resolve(file: FileConfig, source: Option<PathBuf>, base: &Path) -> Result<Con
     Ok(Config {
         file: source,
         debug: file.debug.unwrap_or(false),
-        database: base.join(
-            file.database
+        database: crate::store::Database::from_text(
+            &file
+                .database
                 .unwrap_or_else(|| PathBuf::from("helpdesk.db")),
+            base,
         ),
+        database_timeout_secs: file.database_timeout_secs.unwrap_or(10),
         admins,
         default_from_email: file
             .default_from_email
@@ -951,7 +967,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::load(&Overrides::default(), &HashMap::new(), dir.path()).unwrap();
         assert!(config.file.is_none());
-        assert_eq!(config.database, dir.path().join("helpdesk.db"));
+        assert_eq!(
+            config.database.file(),
+            Some(dir.path().join("helpdesk.db").as_path())
+        );
         assert_eq!(config.email.smtp.host, "localhost");
         assert_eq!(config.email.smtp.port, 25);
         assert_eq!(config.email.smtp.security, Security::None);
@@ -1111,6 +1130,9 @@ mod tests {
             .parent()
             .unwrap()
             .to_path_buf();
-        assert_eq!(config.database, folder.join("data/hd.db"));
+        assert_eq!(
+            config.database.file(),
+            Some(folder.join("data/hd.db").as_path())
+        );
     }
 }

@@ -3,7 +3,6 @@
 //! anyhow error so the place that knows the fix can name it.
 
 use std::fmt;
-use std::path::Path;
 
 use crate::store::StoreError;
 
@@ -50,7 +49,10 @@ pub fn report(err: &anyhow::Error) {
 
 /// Says what to do about the store's errors, naming the database (`database`,
 /// when the caller knows which one it opened).
-pub fn explain_store_error(err: anyhow::Error, database: Option<&Path>) -> anyhow::Error {
+pub fn explain_store_error(
+    err: anyhow::Error,
+    database: Option<&crate::store::Database>,
+) -> anyhow::Error {
     let Some(store_error) = err
         .chain()
         .find_map(|cause| cause.downcast_ref::<StoreError>())
@@ -58,7 +60,7 @@ pub fn explain_store_error(err: anyhow::Error, database: Option<&Path>) -> anyho
         return err;
     };
     let message = match database {
-        Some(path) => store_error.naming(path),
+        Some(database) => store_error.naming(database),
         None => store_error.to_string(),
     };
     let (message, hint) = match store_error {
@@ -68,6 +70,14 @@ pub fn explain_store_error(err: anyhow::Error, database: Option<&Path>) -> anyho
                 "create it with `helpdesk init`, or name an existing database with `--config` or `--db` (looked for `{}`)",
                 path.display()
             ),
+        ),
+        StoreError::NoSchema { .. } => (
+            message,
+            "create the help desk in it with `helpdesk init`, or name another database with `--config` or `--db`".into(),
+        ),
+        StoreError::Unreachable(_) => (
+            message,
+            "check that the server is running and reachable, then run the command again".into(),
         ),
         StoreError::Folder { .. } => (
             message,

@@ -43,7 +43,7 @@ impl View for CheckView {
                         .display()
                         .to_string())
             ),
-            format!("database:            {}", c.database.display()),
+            format!("database:            {}", c.database),
             format!("debug:               {}", c.debug),
             format!(
                 "development_email:   {}",
@@ -100,13 +100,14 @@ impl View for CheckView {
 pub fn run(global: &GlobalArgs, out: Output, command: ConfigCommand) -> Result<Status> {
     match command {
         ConfigCommand::Check => {
-            let config = load_config(global, &std::env::vars().collect())?;
+            let env = std::env::vars().collect();
+            let config = load_config(global, &env)?;
             // Every template compiles now, not at the first flush.
             Renderer::new(config.templates_dir.as_deref())?;
             if config.email.transport == crate::config::TransportKind::Sendmail {
-                config.sendmail_command(&std::env::vars().collect())?;
+                config.sendmail_command(&env)?;
             }
-            let store = Store::open(&config.database)
+            let store = Store::open(&config.database, &config.access(&env))
                 .map_err(|e| explain_store_error(e.into(), Some(&config.database)))?;
             let (_, missing) = fanout::developers(store.conn(), &config)?;
             let mut warnings = config.warnings.clone();

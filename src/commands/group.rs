@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::cli::{GroupCommand, GroupMemberArgs, GroupPermArgs};
 use crate::output::{Table, View, cell};
 use crate::store::groups::{self, Group};
-use crate::store::{Conn, StoreError, users};
+use crate::store::{Db, StoreError, users};
 
 pub fn run(app: &mut App, command: GroupCommand) -> Result<Status> {
     match command {
@@ -56,7 +56,7 @@ struct GroupView {
 }
 
 impl GroupView {
-    fn of(conn: &Conn, group: &Group, message: String) -> Result<GroupView> {
+    fn of(conn: &dyn Db, group: &Group, message: String) -> Result<GroupView> {
         Ok(GroupView {
             name: group.name.clone(),
             permissions: groups::permissions(conn, group.id)?,

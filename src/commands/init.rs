@@ -19,7 +19,7 @@ struct InitView {
     config: PathBuf,
     /// False when a configuration file was already there (it is left alone).
     config_written: bool,
-    database: PathBuf,
+    database: crate::store::Database,
 }
 
 impl View for InitView {
@@ -49,8 +49,8 @@ pub fn run(global: &GlobalArgs, out: &Output) -> Result<Status> {
     } else {
         Config::from_text(Some((&path, EXAMPLE)), &overrides, &env, &cwd)?
     };
-    let database_existed = config.database.exists();
-    Store::create(&config.database)
+    let database_existed = config.database.file().is_none_or(Path::exists);
+    Store::create(&config.database, &config.access(&env))
         .map_err(|e| explain_store_error(e.into(), Some(&config.database)))?;
     if existed {
         out.note(&format!(
@@ -61,7 +61,10 @@ pub fn run(global: &GlobalArgs, out: &Output) -> Result<Status> {
         if !database_existed {
             // Nothing is left behind when init fails.
             for suffix in ["", "-wal", "-shm"] {
-                let mut name = config.database.as_os_str().to_owned();
+                let Some(file) = config.database.file() else {
+                    break;
+                };
+                let mut name = file.as_os_str().to_owned();
                 name.push(suffix);
                 let _ = std::fs::remove_file(PathBuf::from(name));
             }
@@ -73,10 +76,7 @@ pub fn run(global: &GlobalArgs, out: &Output) -> Result<Status> {
             path.display()
         ));
     }
-    out.note(&format!(
-        "database `{}` is ready",
-        config.database.display()
-    ));
+    out.note(&format!("database `{}` is ready", config.database));
     out.show(&InitView {
         config: path,
         config_written: !existed,

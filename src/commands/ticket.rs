@@ -16,7 +16,7 @@ use crate::notify::event::{Change, EventData, EventKind};
 use crate::notify::fanout::{self, Recorded};
 use crate::output::{Table, Time, View, block, cell};
 use crate::store::tickets::{self, NewTicket, Ticket};
-use crate::store::{Conn, events, notifications};
+use crate::store::{Db, events, notifications};
 
 pub fn run(app: &mut App, command: TicketCommand) -> Result<Status> {
     match command {
@@ -157,7 +157,7 @@ struct TicketView {
 }
 
 impl TicketView {
-    fn of(conn: &Conn, ticket: &Ticket) -> Result<TicketView> {
+    fn of(conn: &dyn Db, ticket: &Ticket) -> Result<TicketView> {
         let notifications = notifications::of_ticket(conn, ticket.id)?
             .into_iter()
             .map(|n| NotificationRef {
@@ -256,7 +256,7 @@ impl View for TicketView {
     }
 }
 
-fn find(conn: &Conn, id: i64) -> Result<Ticket> {
+fn find(conn: &dyn Db, id: i64) -> Result<Ticket> {
     tickets::by_id(conn, id)?.ok_or_else(|| {
         crate::error::hinted(
             format!("ticket #{id} does not exist"),

@@ -9,7 +9,7 @@ use crate::cli::{AddUserArgs, UserCommand, UserPermArgs};
 use crate::notify::MANAGER_PERMISSION;
 use crate::output::{Table, Time, View, cell};
 use crate::store::users::{self, NewUser, User};
-use crate::store::{Conn, StoreError, groups};
+use crate::store::{Db, StoreError, groups};
 
 pub fn run(app: &mut App, command: UserCommand) -> Result<Status> {
     match command {
@@ -42,7 +42,7 @@ struct UserFields {
 }
 
 impl UserFields {
-    fn of(conn: &Conn, user: &User) -> Result<UserFields> {
+    fn of(conn: &dyn Db, user: &User) -> Result<UserFields> {
         Ok(UserFields {
             username: user.username.clone(),
             email: user.email.clone(),
@@ -157,7 +157,7 @@ struct UserChange {
 }
 
 impl UserChange {
-    fn of(conn: &Conn, user: &User, message: String) -> Result<UserChange> {
+    fn of(conn: &dyn Db, user: &User, message: String) -> Result<UserChange> {
         Ok(UserChange {
             user: UserFields::of(conn, user)?,
             message,

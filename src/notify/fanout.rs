@@ -2,8 +2,8 @@
 //! caller's transaction, so a ticket never exists without them), and who
 //! the developers are. How queued email is retried is `policy`'s.
 
+use crate::store::Db;
 use anyhow::Result;
-use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::model::{Channel, NotificationPriority, NotificationStatus};
@@ -38,7 +38,7 @@ pub struct Recorded {
 /// email ones `pending`, addressed to `development_email` in debug mode.
 /// Runs in the caller's transaction.
 pub fn record_event(
-    conn: &Connection,
+    conn: &dyn Db,
     config: &Config,
     ticket: &Ticket,
     kind: EventKind,
@@ -81,7 +81,9 @@ pub fn record_event(
     let priority = NotificationPriority::from(data.priority);
     let now = now_ms();
     let nonce = fastrand::u64(..);
-    let mut written = Vec::new();
+    // Every notification of the event is written at once (one statement on
+    // PostgreSQL, however many recipients).
+    let mut rows = Vec::new();
     for recipient in recipients::resolve(rule, &people, actor.id) {
         for channel in recipient.channels {
             let (status, to_addr, message_id, delivered_at) = match channel {
@@ -97,29 +99,44 @@ pub fn record_event(
                     (NotificationStatus::Pending, Some(to), Some(id), None)
                 }
             };
-            let id = notifications::insert(
-                conn,
-                &NewNotification {
-                    event_id: event.id,
-                    ticket_id: ticket.id,
-                    user_id: recipient.user.id,
-                    channel,
-                    priority,
-                    status,
-                    to_addr: to_addr.as_deref(),
-                    message_id: message_id.as_deref(),
-                    created_at: now,
-                    delivered_at,
-                },
-            )?;
-            written.push(Written {
-                id,
-                username: recipient.user.username.clone(),
+            rows.push((
+                recipient.user.clone(),
                 channel,
                 status,
-            });
+                to_addr,
+                message_id,
+                delivered_at,
+            ));
         }
     }
+    let new: Vec<NewNotification<'_>> = rows
+        .iter()
+        .map(
+            |(user, channel, status, to_addr, message_id, delivered_at)| NewNotification {
+                event_id: event.id,
+                ticket_id: ticket.id,
+                user_id: user.id,
+                channel: *channel,
+                priority,
+                status: *status,
+                to_addr: to_addr.as_deref(),
+                message_id: message_id.as_deref(),
+                created_at: now,
+                delivered_at: *delivered_at,
+            },
+        )
+        .collect();
+    let ids = notifications::insert_all(conn, &new)?;
+    let written = rows
+        .iter()
+        .zip(ids)
+        .map(|((user, channel, status, ..), id)| Written {
+            id,
+            username: user.username.clone(),
+            channel: *channel,
+            status: *status,
+        })
+        .collect();
     Ok(Recorded {
         notifications: written,
         warnings,
@@ -129,7 +146,7 @@ pub fn record_event(
 /// The developers: active or not, the users whose address is in `admins`
 /// (case-insensitive), each once; and a warning for every admin address no
 /// user has.
-pub fn developers(conn: &Connection, config: &Config) -> Result<(Vec<User>, Vec<String>)> {
+pub fn developers(conn: &dyn Db, config: &Config) -> Result<(Vec<User>, Vec<String>)> {
     let mut found: Vec<User> = Vec::new();
     let mut warnings = Vec::new();
     for admin in &config.admins {

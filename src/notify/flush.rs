@@ -207,12 +207,12 @@ fn keep_leases(shared: &Shared<'_>, config: &Config, claims: &[String]) {
             continue;
         }
         last = Instant::now();
-        let until = now_ms() + lease.as_millis() as i64;
+        let (now, lease_ms) = (now_ms(), lease.as_millis() as i64);
         // A failure here is not the run's: the checks before each final `.` still hold.
         let _ = shared.store().in_tx(|tx| {
             claims
                 .iter()
-                .try_for_each(|claim| notifications::extend_claim(tx, claim, until))
+                .try_for_each(|claim| notifications::extend_claim(tx, claim, now, lease_ms))
         });
     }
 }
@@ -296,8 +296,10 @@ struct Worker<'a, 's> {
     waiting: VecDeque<Claimed>,
     /// Handed to the transport, outcome not yet heard, in order.
     out: VecDeque<Claimed>,
-    /// Until when this run holds `waiting` and `out`.
-    lease_until: i64,
+    /// Until when this run holds `waiting` and `out`, on this host's
+    /// monotonic clock (taken before the database set the lease, so never
+    /// later than the lease: the database's clock may be another host's).
+    lease_deadline: Instant,
     /// Each event's email, rendered once for all its recipients.
     rendered: HashMap<i64, Result<Rc<Prepared>, String>>,
     /// The first error writing to the store: the worker stops at once.
@@ -374,7 +376,7 @@ impl<'a, 's> Worker<'a, 's> {
             lease: Duration::from_secs(config.queue.lease_secs),
             waiting: VecDeque::new(),
             out: VecDeque::new(),
-            lease_until: 0,
+            lease_deadline: Instant::now(),
             rendered: HashMap::new(),
             error: None,
         })
@@ -393,12 +395,18 @@ impl<'a, 's> Worker<'a, 's> {
         if want == 0 {
             return false;
         }
-        let now = now_ms();
-        let lease_until = now + self.lease.as_millis() as i64;
-        let (claim, started) = (self.claim, self.shared.started);
-        let batch = self.shared.store().in_tx(|tx| {
-            notifications::claim_due(tx, now, started, lease_until, claim, want as u32)
-        });
+        let asked = Instant::now();
+        let request = notifications::ClaimRequest {
+            now: now_ms(),
+            run_started: self.shared.started,
+            lease_ms: self.lease.as_millis() as i64,
+            claim: self.claim,
+            limit: want as u32,
+        };
+        let batch = self
+            .shared
+            .store()
+            .in_tx(|tx| notifications::claim_due(tx, &request));
         let batch = match batch.context("could not claim due email") {
             Ok(batch) => batch,
             Err(e) => {
@@ -410,7 +418,7 @@ impl<'a, 's> Worker<'a, 's> {
         if batch.is_empty() {
             return false;
         }
-        self.lease_until = lease_until;
+        self.lease_deadline = asked + self.lease;
         self.add(|r| r.claimed += batch.len() as u64);
         self.waiting.extend(batch);
         true
@@ -652,13 +660,12 @@ impl<'a, 's> Worker<'a, 's> {
     /// renewing the lease when it runs short. False when another flush has
     /// taken email `key` over.
     fn keep_claim(&mut self, key: i64) -> Result<bool> {
-        let now = now_ms();
-        let margin = self.config.send_margin().as_millis() as i64;
-        if now + margin < self.lease_until {
+        let asked = Instant::now();
+        if asked + self.config.send_margin() < self.lease_deadline {
             return Ok(true);
         }
         // Never past one lease from now: a flush that dies must free its claim after `lease_secs`.
-        let until = now + self.lease.as_millis() as i64;
+        let (now, lease_ms) = (now_ms(), self.lease.as_millis() as i64);
         let ids: Vec<i64> = self
             .out
             .iter()
@@ -667,10 +674,10 @@ impl<'a, 's> Worker<'a, 's> {
             .collect();
         let claim = self.claim;
         let still_ours = self.shared.store().in_tx(|tx| {
-            notifications::extend_lease(tx, &ids, claim, until)?;
+            notifications::extend_lease(tx, &ids, claim, now, lease_ms)?;
             notifications::holds(tx, key, claim)
         })?;
-        self.lease_until = until;
+        self.lease_deadline = asked + self.lease;
         Ok(still_ours)
     }
 

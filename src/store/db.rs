@@ -31,6 +31,10 @@ pub enum Value<'a> {
     Text(&'a str),
     Bool(bool),
     Null,
+    /// Arrays exist on PostgreSQL only: one statement for many rows
+    /// (`unnest`), where SQLite runs a prepared statement per row instead.
+    Ints(&'a [Option<i64>]),
+    Texts(&'a [Option<&'a str>]),
 }
 
 /// What can be bound to a parameter.
@@ -80,6 +84,18 @@ impl<T: Param> Param for Option<T> {
     }
 }
 
+impl Param for Vec<Option<i64>> {
+    fn value(&self) -> Value<'_> {
+        Value::Ints(self)
+    }
+}
+
+impl Param for Vec<Option<&str>> {
+    fn value(&self) -> Value<'_> {
+        Value::Texts(self)
+    }
+}
+
 impl Param for Value<'_> {
     fn value(&self) -> Value<'_> {
         *self
@@ -93,6 +109,11 @@ impl rusqlite::ToSql for Value<'_> {
             Value::Text(s) => ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(s.as_bytes())),
             Value::Bool(b) => ToSqlOutput::Owned(SqliteValue::Integer(i64::from(b))),
             Value::Null => ToSqlOutput::Owned(SqliteValue::Null),
+            Value::Ints(_) | Value::Texts(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "arrays are bound on PostgreSQL only".into(),
+                ));
+            }
         })
     }
 }
@@ -109,6 +130,8 @@ impl PgToSql for Value<'_> {
             Value::Text(s) => s.to_sql(ty, out),
             Value::Bool(b) => b.to_sql(ty, out),
             Value::Null => Ok(postgres::types::IsNull::Yes),
+            Value::Ints(values) => values.to_sql(ty, out),
+            Value::Texts(values) => values.to_sql(ty, out),
         }
     }
 
@@ -189,6 +212,7 @@ pub trait PgSession {
         statement: &postgres::Statement,
         params: &[&(dyn PgToSql + Sync)],
     ) -> std::result::Result<u64, postgres::Error>;
+    fn batch(&mut self, sql: &str) -> std::result::Result<(), postgres::Error>;
 }
 
 impl<C: postgres::GenericClient> PgSession for C {
@@ -211,10 +235,14 @@ impl<C: postgres::GenericClient> PgSession for C {
     ) -> std::result::Result<u64, postgres::Error> {
         postgres::GenericClient::execute(self, statement, params)
     }
+
+    fn batch(&mut self, sql: &str) -> std::result::Result<(), postgres::Error> {
+        postgres::GenericClient::batch_execute(self, sql)
+    }
 }
 
 /// Prepared statements of one PostgreSQL connection, by their text.
-pub type StatementCache = HashMap<&'static str, postgres::Statement>;
+pub type StatementCache = HashMap<String, postgres::Statement>;
 
 /// A PostgreSQL client or transaction with its connection's statement cache.
 pub struct PgDb<'a> {
@@ -230,7 +258,7 @@ impl<'a> PgDb<'a> {
 
     fn run<T>(
         &self,
-        sql: &'static str,
+        sql: &str,
         params: &[&dyn Param],
         call: impl FnOnce(
             &mut dyn PgSession,
@@ -244,7 +272,7 @@ impl<'a> PgDb<'a> {
             Some(found) => found.clone(),
             None => {
                 let statement = session.prepare(sql)?;
-                cache.insert(sql, statement.clone());
+                cache.insert(sql.to_string(), statement.clone());
                 statement
             }
         };
@@ -264,20 +292,24 @@ pub trait Db {
     /// Runs a query, handing each row to `each`.
     fn each_row(
         &self,
-        sql: &'static str,
+        sql: &str,
         params: &[&dyn Param],
         each: &mut dyn FnMut(&Row<'_, '_>) -> Result<()>,
     ) -> Result<()>;
 
     /// Runs a statement; how many rows it changed.
-    fn execute(&self, sql: &'static str, params: &[&dyn Param]) -> Result<u64>;
+    fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64>;
+
+    /// Runs statements without parameters and without keeping them prepared
+    /// (schema work, copies, tests).
+    fn execute_batch(&self, sql: &str) -> Result<()>;
 }
 
 impl dyn Db + '_ {
     /// Runs a query and maps every row.
     pub fn query<T>(
         &self,
-        sql: &'static str,
+        sql: &str,
         params: &[&dyn Param],
         mut map: impl FnMut(&Row<'_, '_>) -> Result<T>,
     ) -> Result<Vec<T>> {
@@ -292,7 +324,7 @@ impl dyn Db + '_ {
     /// The first row a query finds, or None.
     pub fn query_opt<T>(
         &self,
-        sql: &'static str,
+        sql: &str,
         params: &[&dyn Param],
         mut map: impl FnMut(&Row<'_, '_>) -> Result<T>,
     ) -> Result<Option<T>> {
@@ -309,7 +341,7 @@ impl dyn Db + '_ {
     /// The row a query always finds (an aggregate, a `RETURNING` clause).
     pub fn query_one<T>(
         &self,
-        sql: &'static str,
+        sql: &str,
         params: &[&dyn Param],
         map: impl FnMut(&Row<'_, '_>) -> Result<T>,
     ) -> Result<T> {
@@ -325,7 +357,7 @@ impl Db for rusqlite::Connection {
 
     fn each_row(
         &self,
-        sql: &'static str,
+        sql: &str,
         params: &[&dyn Param],
         each: &mut dyn FnMut(&Row<'_, '_>) -> Result<()>,
     ) -> Result<()> {
@@ -338,10 +370,14 @@ impl Db for rusqlite::Connection {
         Ok(())
     }
 
-    fn execute(&self, sql: &'static str, params: &[&dyn Param]) -> Result<u64> {
+    fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64> {
         let mut statement = self.prepare_cached(sql)?;
         bind(&mut statement, params)?;
         Ok(statement.raw_execute()? as u64)
+    }
+
+    fn execute_batch(&self, sql: &str) -> Result<()> {
+        Ok(rusqlite::Connection::execute_batch(self, sql)?)
     }
 }
 
@@ -352,7 +388,7 @@ impl Db for PgDb<'_> {
 
     fn each_row(
         &self,
-        sql: &'static str,
+        sql: &str,
         params: &[&dyn Param],
         each: &mut dyn FnMut(&Row<'_, '_>) -> Result<()>,
     ) -> Result<()> {
@@ -362,10 +398,14 @@ impl Db for PgDb<'_> {
         rows.iter().try_for_each(|row| each(&Row::Postgres(row)))
     }
 
-    fn execute(&self, sql: &'static str, params: &[&dyn Param]) -> Result<u64> {
+    fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64> {
         self.run(sql, params, |session, statement, params| {
             session.execute(statement, params)
         })
+    }
+
+    fn execute_batch(&self, sql: &str) -> Result<()> {
+        Ok(self.inner.borrow_mut().0.batch(sql)?)
     }
 }
 

@@ -1,9 +1,8 @@
 //! SQL for ticket events: what happened to a ticket, by whom, with the facts
 //! its notifications are rendered from (JSON, owned by `notify::event`).
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
-
-use super::Result;
+use super::db::{Db, Row};
+use super::{Result, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
@@ -17,19 +16,23 @@ pub struct EventRow {
     pub created_at: i64,
 }
 
-const SELECT: &str =
-    "SELECT e.id, e.ticket_id, e.kind, e.actor_id, u.username, e.data, e.created_at
-                        FROM events e JOIN users u ON u.id = e.actor_id";
+/// The start of every event query; `from_row` reads its columns.
+macro_rules! select {
+    () => {
+        "SELECT e.id, e.ticket_id, e.kind, e.actor_id, u.username, e.data, e.created_at
+           FROM events e JOIN users u ON u.id = e.actor_id"
+    };
+}
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
+fn from_row(row: &Row<'_, '_>) -> Result<EventRow> {
     Ok(EventRow {
-        id: row.get(0)?,
-        ticket_id: row.get(1)?,
-        kind: row.get(2)?,
-        actor_id: row.get(3)?,
-        actor: row.get(4)?,
-        data: row.get(5)?,
-        created_at: row.get(6)?,
+        id: row.int(0)?,
+        ticket_id: row.int(1)?,
+        kind: row.text(2)?,
+        actor_id: row.int(3)?,
+        actor: row.text(4)?,
+        data: row.text(5)?,
+        created_at: row.int(6)?,
     })
 }
 
@@ -42,7 +45,7 @@ pub struct Wording<'a> {
 
 /// Records an event that happened at `now`; the caller decides the transaction.
 pub fn insert(
-    conn: &Connection,
+    conn: &dyn Db,
     ticket_id: i64,
     kind: &str,
     actor_id: i64,
@@ -50,37 +53,36 @@ pub fn insert(
     wording: &Wording<'_>,
     now: i64,
 ) -> Result<EventRow> {
-    conn.prepare_cached(
+    let id = conn.query_one(
         "INSERT INTO events (ticket_id, kind, actor_id, data, title, body, url, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        ticket_id,
-        kind,
-        actor_id,
-        data,
-        wording.title,
-        wording.body,
-        wording.url,
-        now
-    ])?;
-    let id = conn.last_insert_rowid();
-    Ok(by_id(conn, id)?.expect("the row inserted just now in this transaction"))
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        &[
+            &ticket_id,
+            &kind,
+            &actor_id,
+            &data,
+            &wording.title,
+            &wording.body,
+            &wording.url,
+            &now,
+        ],
+        |row| row.int(0),
+    )?;
+    by_id(conn, id)?
+        .ok_or_else(|| StoreError::Other(format!("event {id} vanished as it was written")))
 }
 
-pub fn by_id(conn: &Connection, id: i64) -> Result<Option<EventRow>> {
-    Ok(conn
-        .prepare_cached(&format!("{SELECT} WHERE e.id = ?1"))?
-        .query_row([id], from_row)
-        .optional()?)
+pub fn by_id(conn: &dyn Db, id: i64) -> Result<Option<EventRow>> {
+    conn.query_opt(concat!(select!(), " WHERE e.id = $1"), &[&id], from_row)
 }
 
 /// A ticket's events, oldest first.
-pub fn of_ticket(conn: &Connection, ticket_id: i64) -> Result<Vec<EventRow>> {
-    let mut stmt =
-        conn.prepare_cached(&format!("{SELECT} WHERE e.ticket_id = ?1 ORDER BY e.id"))?;
-    let rows = stmt.query_map([ticket_id], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub fn of_ticket(conn: &dyn Db, ticket_id: i64) -> Result<Vec<EventRow>> {
+    conn.query(
+        concat!(select!(), " WHERE e.ticket_id = $1 ORDER BY e.id"),
+        &[&ticket_id],
+        from_row,
+    )
 }
 
 #[cfg(test)]

@@ -1,34 +1,34 @@
-//! The store: the only code that speaks SQL. `Store` owns the SQLite
-//! connection; the query functions in the submodules are free functions over
-//! `&Connection`, so the same function runs inside or outside a transaction
-//! (a `Transaction` derefs to `Connection`). Callers decide the transaction.
-//! `Store::open` opens an existing database only; `Store::create` is the one
-//! entry point that makes one (`init`, `demo`, a copy's target). Errors come
-//! out as `StoreError` cases that callers act on, in words that do not
-//! depend on SQLite, so another backend can give the same ones.
+//! The store: the only code that speaks SQL, on either backend: a SQLite
+//! file (`sqlite.rs`) or a PostgreSQL server (`postgres/`), chosen by the
+//! `database` value (`Database`). The query functions in the submodules are
+//! written once, as free functions over `&dyn Db` (`db.rs`), so the same
+//! function runs on either backend, inside or outside a transaction: callers
+//! decide the transaction. What differs (claims, schema steps, opening) is
+//! each backend's own. `Store::open` opens an existing help desk only;
+//! `Store::create` is the one entry point that makes one (`init`, `demo`, a
+//! copy's target). Errors come out as `StoreError` cases that callers act
+//! on, in words that do not depend on the backend.
 
-// Until the PostgreSQL backend is wired in, its half of `db` serves the tests only.
-#[cfg_attr(not(test), allow(dead_code))]
 pub mod db;
 pub mod events;
 pub mod groups;
+mod location;
 mod migrations;
 pub mod notifications;
-// The PostgreSQL backend grows here; until the store is wired to it, only its tests use it.
-#[cfg_attr(not(test), allow(dead_code))]
 pub mod postgres;
+mod sqlite;
 pub mod tickets;
 pub mod users;
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-
-pub use rusqlite::Connection as Conn;
+pub use db::Db;
+pub use location::Database;
 
 /// How long a writer waits for another (cron and a person may write at once).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What went wrong in the store, in the cases callers act on. The wording
 /// is the backend's business, so a second backend says the same things;
@@ -40,6 +40,15 @@ pub enum StoreError {
     /// The database file is not there (only `Store::create` makes one).
     #[error("database `{}` does not exist", .path.display())]
     Missing { path: PathBuf },
+    /// The server's database holds no help desk yet (only `init` makes one).
+    #[error("database `{database}` holds no help desk yet")]
+    NoSchema { database: String },
+    /// The server cannot be reached now: worth trying again later.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The server refused us (password, TLS, no such database): a setup problem.
+    #[error("{0}")]
+    Server(String),
     /// The database path names a folder.
     #[error("database `{}` is a folder, not a database file", .path.display())]
     Folder { path: PathBuf },
@@ -86,12 +95,12 @@ impl From<rusqlite::Error> for StoreError {
             Some(ErrorCode::ReadOnly) => StoreError::ReadOnly,
             Some(ErrorCode::DiskFull) => StoreError::Full,
             Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
-                StoreError::Corrupt(describe(&err))
+                StoreError::Corrupt(sqlite::describe(&err))
             }
             Some(ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => {
-                StoreError::Io(describe(&err))
+                StoreError::Io(sqlite::describe(&err))
             }
-            _ => StoreError::Other(describe(&err)),
+            _ => StoreError::Other(sqlite::describe(&err)),
         }
     }
 }
@@ -127,8 +136,8 @@ impl From<::postgres::Error> for StoreError {
 impl StoreError {
     /// The message with the database named (`database` known to the
     /// caller: the cases that carry their own path already name it).
-    pub fn naming(&self, database: &Path) -> String {
-        let name = format!("database `{}`", database.display());
+    pub fn naming(&self, database: &dyn std::fmt::Display) -> String {
+        let name = format!("database `{database}`");
         match self {
             StoreError::Full => format!("{name}: the disk is full"),
             StoreError::Busy { .. }
@@ -147,466 +156,98 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What reaching a database server needs beyond its URL: the environment
+/// (`PGPASSWORD`, `PGPASSFILE`, `HOME`) and how long to wait for an answer.
+pub struct Access<'a> {
+    pub env: &'a HashMap<String, String>,
+    pub timeout: Duration,
+}
+
+/// The open database, of either backend.
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    inner: Inner,
+}
+
+enum Inner {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(Box<postgres::PgStore>),
 }
 
 impl Store {
-    /// Opens the existing database at `path` and runs the pending migrations
-    /// in one transaction. A missing file is `Missing`: nothing is created
-    /// (no file, no folder). Files another local user could read, write or
-    /// swap are `Untrusted`.
-    pub fn open(path: &Path) -> Result<Store> {
-        match std::fs::symlink_metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing {
-                    path: path.to_path_buf(),
-                });
-            }
-            // A dangling symlink reads as missing too: there is no database.
-            Ok(meta) if meta.file_type().is_symlink() && !path.exists() => {
-                return Err(StoreError::Missing {
-                    path: path.to_path_buf(),
-                });
-            }
-            _ => {}
-        }
-        Store::open_existing(path)
+    /// Opens an existing help desk and brings its schema up to date. A
+    /// missing SQLite file is `Missing`, a server database without the
+    /// schema `NoSchema`: nothing is created.
+    pub fn open(database: &Database, access: &Access<'_>) -> Result<Store> {
+        Store::connect(database, access, false)
     }
 
-    /// Opens the database at `path`, creating it (mode 0600) and its folder
-    /// when missing: the entry point of the commands that make a database
-    /// (`init`, `demo`). An existing database is opened as by `open`.
-    pub fn create(path: &Path) -> Result<Store> {
-        if let Ok(meta) = std::fs::symlink_metadata(path)
-            && meta.file_type().is_symlink()
-            && !path.exists()
-        {
-            return Err(StoreError::Open {
-                path: path.to_path_buf(),
-                reason: "it is a symbolic link to a file that does not exist; remove the link or point it at a database".into(),
-            });
-        }
-        if path.exists() {
-            return Store::open_existing(path);
-        }
-        if path.is_dir() {
-            return Err(StoreError::Folder {
-                path: path.to_path_buf(),
-            });
-        }
-        // Another user's `-wal` or `-shm` waiting beside it is refused first.
-        check_files(path)?;
-        let created = create_private_file(path).map_err(|e| StoreError::Open {
-            path: path.to_path_buf(),
-            reason: io_words(&e),
-        })?;
-        Store::open_existing(path).inspect_err(|_| {
-            if created {
-                // What could not become a database is not left behind.
-                let _ = std::fs::remove_file(path);
-            }
-        })
+    /// Opens the help desk, making it when it is not there: a SQLite file
+    /// (0600, with its folder), or the schema in an existing, empty
+    /// PostgreSQL database. For `init`, `demo` and a copy's target.
+    pub fn create(database: &Database, access: &Access<'_>) -> Result<Store> {
+        Store::connect(database, access, true)
     }
 
-    fn open_existing(path: &Path) -> Result<Store> {
-        let open_error = |reason: String| StoreError::Open {
-            path: path.to_path_buf(),
-            reason,
+    fn connect(database: &Database, access: &Access<'_>, create: bool) -> Result<Store> {
+        let inner = match database {
+            Database::File(path) if create => Inner::Sqlite(sqlite::SqliteStore::create(path)?),
+            Database::File(path) => Inner::Sqlite(sqlite::SqliteStore::open(path)?),
+            Database::Server(url) => {
+                Inner::Postgres(Box::new(postgres::PgStore::open(url, access, create)?))
+            }
         };
-        if path.is_dir() {
-            return Err(StoreError::Folder {
-                path: path.to_path_buf(),
-            });
-        }
-        check_files(path)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn =
-            Connection::open_with_flags(path, flags).map_err(|e| open_error(describe(&e)))?;
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
-        };
-        store
-            .conn
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| store.classify(e))?;
-        // SQLite answers "busy" at once, without waiting, when two connections
-        // would deadlock (both reading, both wanting to write), as commands
-        // creating the same new database do: try again until the busy timeout.
-        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-        loop {
-            match store.prepare() {
-                Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5 + fastrand::u64(0..20)));
-                }
-                result => {
-                    result?;
-                    // SQLite made `-wal` and `-shm` now if they were not there.
-                    check_files(path)?;
-                    return Ok(store);
-                }
-            }
-        }
+        Ok(Store { inner })
     }
 
-    /// Migrates, then sets the connection up. What the file is gets checked
-    /// before anything in it changes (WAL mode rewrites the header), so
-    /// someone else's database is left as it was.
-    fn prepare(&mut self) -> Result<()> {
-        self.migrate()?;
-        self.configure().map_err(|e| self.classify(e))
-    }
-
-    /// An in-memory database with the whole schema, for unit tests.
+    /// An in-memory SQLite database with the whole schema, for unit tests.
     #[cfg(test)]
     pub fn open_in_memory() -> Store {
-        let conn = Connection::open_in_memory().expect("in-memory SQLite always opens");
-        let mut store = Store {
-            conn,
-            path: PathBuf::from(":memory:"),
-        };
-        store
-            .migrate()
-            .expect("migrations apply to an empty database");
-        store
-            .configure()
-            .expect("pragmas apply to an in-memory database");
-        store
+        Store {
+            inner: Inner::Sqlite(sqlite::SqliteStore::open_in_memory()),
+        }
     }
 
-    /// For this connection, commits reach the operating system but are not
-    /// flushed to the disk one by one (`synchronous = NORMAL` in WAL mode).
-    /// A killed process loses nothing committed; a power cut may lose the
-    /// last commits. The flush records outcomes this way: after a power cut
-    /// an email whose outcome was lost is due again and resent, never lost.
-    pub fn relax_durability(&mut self) -> Result<()> {
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        Ok(())
+    /// The SQLite connection itself, for unit tests that look under the store.
+    #[cfg(test)]
+    pub fn sqlite(&self) -> &rusqlite::Connection {
+        match &self.inner {
+            Inner::Sqlite(store) => store.conn(),
+            Inner::Postgres(_) => panic!("a SQLite store was expected"),
+        }
     }
 
-    pub fn conn(&self) -> &Connection {
-        &self.conn
+    /// The connection, outside any transaction (each statement commits).
+    pub fn conn(&self) -> &dyn Db {
+        match &self.inner {
+            Inner::Sqlite(store) => store.conn(),
+            Inner::Postgres(store) => store.conn(),
+        }
     }
 
-    /// Runs `work` in one IMMEDIATE transaction: it takes the write lock at
-    /// the start (waiting up to the busy timeout), so concurrent writers queue
-    /// instead of failing with "database is locked" on a lock upgrade. Commits
-    /// when `work` returns Ok, rolls back otherwise.
-    pub fn in_tx<T, E>(&mut self, work: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
+    /// Runs `work` in one transaction that takes the write lock at its start
+    /// (SQLite's IMMEDIATE; PostgreSQL's row locks as the work goes), commits
+    /// when `work` returns Ok and rolls back otherwise. On PostgreSQL a
+    /// deadlock or serialization failure runs `work` again, a few times.
+    pub fn in_tx<T, E>(&mut self, work: impl FnMut(&dyn Db) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let value = work(&tx)?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(value)
-    }
-
-    fn configure(&self) -> rusqlite::Result<()> {
-        self.conn.busy_timeout(BUSY_TIMEOUT)?;
-        // WAL lets readers (inbox) run while a flush writes; FULL makes every
-        // recorded delivery survive a power cut, so a sent mail is not resent.
-        self.conn.pragma_update(None, "journal_mode", "WAL")?;
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
-        self.conn.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(())
-    }
-
-    fn migrate(&mut self) -> Result<()> {
-        let migrations = migrations::all();
-        let known = migrations::count();
-        let found = self.user_version()?;
-        if found > known {
-            return Err(StoreError::TooNew {
-                path: self.path.clone(),
-                found,
-                known,
-            });
-        }
-        if found == known {
-            return Ok(());
-        }
-        if found == 0 {
-            // One statement, one snapshot: another command may be creating
-            // this database right now.
-            let (tables, version): (i64, i64) = self
-                .conn
-                .query_row(
-                    "SELECT (SELECT count(*) FROM sqlite_schema), (SELECT user_version FROM pragma_user_version)",
-                    [],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .map_err(|e| self.classify(e))?;
-            if version == known {
-                return Ok(());
-            }
-            if tables > 0 {
-                return Err(StoreError::NotADatabase {
-                    path: self.path.clone(),
-                    reason: "it is a SQLite database of another program".into(),
-                });
-            }
-        }
-        match migrations.to_latest(&mut self.conn) {
-            Ok(()) => Ok(()),
-            // Two commands creating the same new database at once: one of them
-            // migrates, the other's attempt fails and finds the work done.
-            Err(_) if self.user_version()? == known => Ok(()),
-            Err(rusqlite_migration::Error::RusqliteError { err, .. }) => Err(self.classify(err)),
-            Err(other) => Err(StoreError::Open {
-                path: self.path.clone(),
-                reason: other.to_string(),
-            }),
+        match &mut self.inner {
+            Inner::Sqlite(store) => store.in_tx(work),
+            Inner::Postgres(store) => store.in_tx(work),
         }
     }
 
-    fn user_version(&self) -> Result<i64> {
-        self.conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(|e| self.classify(e))
-    }
-
-    /// Turns SQLite's errors while opening into messages naming the file.
-    fn classify(&self, err: rusqlite::Error) -> StoreError {
-        use rusqlite::ErrorCode;
-        match err.sqlite_error_code() {
-            Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
-                StoreError::NotADatabase {
-                    path: self.path.clone(),
-                    reason: describe(&err),
-                }
-            }
-            Some(ErrorCode::CannotOpen) => StoreError::Open {
-                path: self.path.clone(),
-                reason: format!(
-                    "{}; SQLite creates `-wal` and `-shm` files beside the database, so its folder must be writable: check the folder's permissions",
-                    describe(&err)
-                ),
-            },
-            Some(ErrorCode::ReadOnly) | Some(ErrorCode::PermissionDenied) => StoreError::Open {
-                path: self.path.clone(),
-                reason: describe(&err),
-            },
-            _ => StoreError::from(err),
+    /// For the flush: outcomes are committed without waiting for the disk,
+    /// so a crash may roll back the last ones (making them due again, never
+    /// lost): SQLite's `synchronous = NORMAL`, PostgreSQL's
+    /// `synchronous_commit = off`.
+    pub fn relax_durability(&mut self) -> Result<()> {
+        match &mut self.inner {
+            Inner::Sqlite(store) => store.relax_durability(),
+            Inner::Postgres(store) => store.relax_durability(),
         }
     }
-}
-
-/// Refuses the database and its `-wal` and `-shm` files when another local
-/// user could read, write or swap them (SPEC §4).
-fn check_files(path: &Path) -> Result<()> {
-    let mut names = vec![path.to_path_buf()];
-    for suffix in ["-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        names.push(PathBuf::from(name));
-    }
-    for name in names {
-        if let Some(reason) = crate::trust::check(&name, crate::trust::Use::Private) {
-            return Err(StoreError::Untrusted { path: name, reason });
-        }
-    }
-    Ok(())
-}
-
-/// The operating system's words for an I/O error, without `(os error N)`.
-fn io_words(err: &std::io::Error) -> String {
-    let text = err.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_lowercase(),
-        None => text,
-    }
-}
-
-/// SQLite's own words for an error, without Rust's debug formatting.
-fn describe(err: &rusqlite::Error) -> String {
-    match err {
-        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
-        // SQLite's text for the code, as a phrase: not "Error code 11: …".
-        rusqlite::Error::SqliteFailure(e, None) => {
-            let text = rusqlite::ffi::code_to_str(e.extended_code);
-            let mut chars = text.chars();
-            chars
-                .next()
-                .map(|first| first.to_lowercase().chain(chars).collect())
-                .unwrap_or_default()
-        }
-        other => other.to_string(),
-    }
-}
-
-/// Creates an empty file readable by its owner only; false when another
-/// process created it first.
-#[cfg(unix)]
-fn create_private_file(path: &Path) -> std::io::Result<bool> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(true),
-        // Another process created it between our check and now: theirs stands.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-#[cfg(not(unix))]
-fn create_private_file(path: &Path) -> std::io::Result<bool> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .open(path)
-        .map(|_| true)
 }
 
 pub use crate::clock::now_ms;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notes.db");
-        std::fs::write(
-            &path,
-            "just some text, not a database at all, long enough to look like a header",
-        )
-        .unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        let before = std::fs::read(&path).unwrap();
-        let err = Store::open(&path).err().expect("must be refused");
-        assert!(matches!(err, StoreError::NotADatabase { .. }), "{err}");
-        assert_eq!(std::fs::read(&path).unwrap(), before);
-    }
-
-    #[test]
-    fn a_newer_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("hd.db");
-        drop(Store::create(&path).unwrap());
-        let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", 99).unwrap();
-        drop(conn);
-        let err = Store::open(&path).err().expect("must be refused");
-        assert!(
-            err.to_string().contains("newer version of helpdesk"),
-            "{err}"
-        );
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn the_file_is_created_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/hd.db");
-        drop(Store::create(&path).unwrap());
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-    }
-
-    #[test]
-    fn open_creates_nothing_and_says_what_is_missing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/hd.db");
-        let err = Store::open(&path).err().expect("must be refused");
-        assert_eq!(
-            err.to_string(),
-            format!("database `{}` does not exist", path.display())
-        );
-        assert!(!dir.path().join("sub").exists(), "a folder was created");
-    }
-
-    #[test]
-    fn a_folder_is_not_a_database() {
-        let dir = tempfile::tempdir().unwrap();
-        for open in [Store::open, Store::create] {
-            let err = open(dir.path()).err().expect("must be refused");
-            assert!(matches!(err, StoreError::Folder { .. }), "{err}");
-        }
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn database_files_others_could_read_or_swap_are_refused() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("hd.db");
-        drop(Store::create(&path).unwrap());
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = Store::open(&path).err().expect("must be refused");
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "database file `{0}` is not safe to use: other users can read or write it (mode 644): run `chmod 600 {0}`",
-                path.display()
-            )
-        );
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::fs::hard_link(&path, dir.path().join("copy.db")).unwrap();
-        let err = Store::open(&path).err().expect("must be refused");
-        assert!(err.to_string().contains("it has 2 hard links"), "{err}");
-    }
-
-    #[test]
-    fn sqlite_errors_become_the_cases_callers_act_on() {
-        let sqlite = |code: i32| {
-            StoreError::from(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(code),
-                None,
-            ))
-        };
-        let db = Path::new("/srv/hd.db");
-        let cases = [
-            (
-                sqlite(rusqlite::ffi::SQLITE_BUSY),
-                "database `/srv/hd.db` is locked: another process held it longer than helpdesk waits (30 s)",
-            ),
-            (
-                sqlite(rusqlite::ffi::SQLITE_LOCKED),
-                "database `/srv/hd.db` is locked: another process held it longer than helpdesk waits (30 s)",
-            ),
-            (
-                sqlite(rusqlite::ffi::SQLITE_READONLY),
-                "database `/srv/hd.db` is read-only",
-            ),
-            (
-                sqlite(rusqlite::ffi::SQLITE_FULL),
-                "database `/srv/hd.db`: the disk is full",
-            ),
-            (
-                sqlite(rusqlite::ffi::SQLITE_CORRUPT),
-                "database `/srv/hd.db` is damaged (the database disk image is malformed)",
-            ),
-            (
-                sqlite(rusqlite::ffi::SQLITE_IOERR),
-                "database `/srv/hd.db` could not be read or written (some kind of disk I/O error occurred)",
-            ),
-        ];
-        for (err, expected) in cases {
-            assert_eq!(err.naming(db), expected);
-        }
-        assert!(sqlite(rusqlite::ffi::SQLITE_BUSY).is_busy());
-        assert!(!sqlite(rusqlite::ffi::SQLITE_FULL).is_busy());
-    }
-}

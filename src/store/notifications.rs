@@ -1,10 +1,13 @@
 //! SQL for notifications (in-app and email), their delivery attempts, and
 //! the log of completed flushes. The queue's policy (what is due when, how
 //! long to back off) is `notify::policy`'s; this file only reads and writes.
-
-use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
+//!
+//! Written once for both backends (`db.rs`), but for what is each one's own:
+//! the claim (SQLite's IMMEDIATE transaction; PostgreSQL's `FOR UPDATE SKIP
+//! LOCKED`, with leases on the server's clock) and writing many rows at once.
 
 use super::Result;
+use super::db::{Backend, Db, Row};
 use crate::model::{Channel, NotificationPriority, NotificationStatus};
 
 pub struct NewNotification<'a> {
@@ -21,53 +24,72 @@ pub struct NewNotification<'a> {
     pub delivered_at: Option<i64>,
 }
 
-/// Inserts a notification; the caller decides the transaction.
-pub fn insert(conn: &Connection, new: &NewNotification<'_>) -> Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, status,
-                                    to_addr, message_id, created_at, delivered_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        new.event_id,
-        new.ticket_id,
-        new.user_id,
-        new.channel.as_str(),
-        new.priority.rank(),
-        new.status.as_str(),
-        new.to_addr,
-        new.message_id,
-        new.created_at,
-        new.delivered_at,
-    ])?;
-    Ok(conn.last_insert_rowid())
+/// Inserts notifications, returning their IDs in order; the caller decides
+/// the transaction. SQLite runs one prepared statement per row (in-process,
+/// cheap); PostgreSQL gets all rows in one statement (one round trip).
+pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<i64>> {
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
+    match conn.backend() {
+        Backend::Sqlite => all
+            .iter()
+            .map(|new| {
+                conn.query_one(
+                    "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, status,
+                                                to_addr, message_id, created_at, delivered_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                    &[
+                        &new.event_id,
+                        &new.ticket_id,
+                        &new.user_id,
+                        &new.channel.as_str(),
+                        &new.priority.rank(),
+                        &new.status.as_str(),
+                        &new.to_addr,
+                        &new.message_id,
+                        &new.created_at,
+                        &new.delivered_at,
+                    ],
+                    |row| row.int(0),
+                )
+            })
+            .collect(),
+        Backend::Postgres => {
+            let ints = |f: &dyn Fn(&NewNotification<'_>) -> Option<i64>| -> Vec<Option<i64>> {
+                all.iter().map(f).collect()
+            };
+            let texts = |f: &dyn for<'n> Fn(&'n NewNotification<'_>) -> Option<&'n str>| {
+                all.iter().map(f).collect::<Vec<Option<&str>>>()
+            };
+            conn.query(
+                "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, status,
+                                            to_addr, message_id, created_at, delivered_at)
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[],
+                                      $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])
+                 RETURNING id",
+                &[
+                    &ints(&|n| Some(n.event_id)),
+                    &ints(&|n| Some(n.ticket_id)),
+                    &ints(&|n| Some(n.user_id)),
+                    &texts(&|n| Some(n.channel.as_str())),
+                    &ints(&|n| Some(n.priority.rank())),
+                    &texts(&|n| Some(n.status.as_str())),
+                    &texts(&|n| n.to_addr),
+                    &texts(&|n| n.message_id),
+                    &ints(&|n| Some(n.created_at)),
+                    &ints(&|n| n.delivered_at),
+                ],
+                |row| row.int(0),
+            )
+        }
+    }
 }
 
-/// Reads a stored enum (`parse` is its `from_stored`); a value this version
-/// does not know is a damaged row. Every store file reads its enums with this.
-pub(super) fn stored<T>(
-    row: &Row<'_>,
-    index: usize,
-    parse: fn(&str) -> Option<T>,
-) -> rusqlite::Result<T> {
-    let text: String = row.get(index)?;
-    parse(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Text,
-            format!("unknown stored value `{text}`").into(),
-        )
-    })
-}
-
-fn priority_at(row: &Row<'_>, index: usize) -> rusqlite::Result<NotificationPriority> {
-    let rank: i64 = row.get(index)?;
+fn priority_at(row: &Row<'_, '_>, index: usize) -> Result<NotificationPriority> {
+    let rank = row.int(index)?;
     NotificationPriority::from_rank(rank).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Integer,
-            format!("unknown priority rank {rank}").into(),
-        )
+        super::StoreError::Corrupt(format!("unknown priority rank {rank} in column {index}"))
     })
 }
 
@@ -82,20 +104,20 @@ pub struct Summary {
 }
 
 /// A ticket's notifications, in the order they were written.
-pub fn of_ticket(conn: &Connection, ticket_id: i64) -> Result<Vec<Summary>> {
-    let mut stmt = conn.prepare_cached(
+pub fn of_ticket(conn: &dyn Db, ticket_id: i64) -> Result<Vec<Summary>> {
+    conn.query(
         "SELECT n.id, u.username, n.channel, n.status FROM notifications n JOIN users u ON u.id = n.user_id
-          WHERE n.event_id IN (SELECT id FROM events WHERE ticket_id = ?1) ORDER BY n.id",
-    )?;
-    let rows = stmt.query_map([ticket_id], |row| {
-        Ok(Summary {
-            id: row.get(0)?,
-            username: row.get(1)?,
-            channel: stored(row, 2, Channel::from_stored)?,
-            status: stored(row, 3, NotificationStatus::from_stored)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+          WHERE n.event_id IN (SELECT id FROM events WHERE ticket_id = $1) ORDER BY n.id",
+        &[&ticket_id],
+        |row| {
+            Ok(Summary {
+                id: row.int(0)?,
+                username: row.text(1)?,
+                channel: row.stored(2, Channel::from_stored)?,
+                status: row.stored(3, NotificationStatus::from_stored)?,
+            })
+        },
+    )
 }
 
 // ---- The inbox -----------------------------------------------------------------------------
@@ -114,56 +136,54 @@ pub struct InboxItem {
 
 /// A user's in-app notifications, newest first: the newest from
 /// `inbox_recent` (written in order, scanned), the rest from `inbox` (one
-/// range per user), merged (schema/002_inbox.sql).
-pub fn inbox(
-    conn: &Connection,
-    user_id: i64,
-    unread_only: bool,
-    limit: u32,
-) -> Result<Vec<InboxItem>> {
-    let mut stmt = conn.prepare_cached(
+/// range per user), merged (schema/002_inbox.sql; on PostgreSQL both are
+/// views over `notifications` and its per-user index).
+pub fn inbox(conn: &dyn Db, user_id: i64, unread_only: bool, limit: u32) -> Result<Vec<InboxItem>> {
+    conn.query(
         "SELECT n.id, n.ticket_id, e.title, e.body, e.url, n.priority, n.read_at, n.delivered_at
-           FROM (SELECT id FROM inbox_recent WHERE user_id = ?1 AND (unread OR NOT ?3)
-                 UNION ALL SELECT id FROM inbox WHERE user_id = ?1 AND (unread OR NOT ?3)
-                 ORDER BY id DESC LIMIT ?2) i
+           FROM (SELECT id FROM inbox_recent WHERE user_id = $1 AND (unread OR NOT $3)
+                 UNION ALL SELECT id FROM inbox WHERE user_id = $1 AND (unread OR NOT $3)
+                 ORDER BY id DESC LIMIT $2) i
            JOIN notifications n ON n.id = i.id JOIN events e ON e.id = n.event_id
           ORDER BY n.id DESC",
-    )?;
-    let rows = stmt.query_map(params![user_id, limit, unread_only], |row| {
-        Ok(InboxItem {
-            id: row.get(0)?,
-            ticket_id: row.get(1)?,
-            title: row.get(2)?,
-            body: row.get(3)?,
-            url: row.get(4)?,
-            priority: priority_at(row, 5)?,
-            read_at: row.get(6)?,
-            delivered_at: row.get(7)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        &[&user_id, &limit, &unread_only],
+        |row| {
+            Ok(InboxItem {
+                id: row.int(0)?,
+                ticket_id: row.int(1)?,
+                title: row.text(2)?,
+                body: row.text(3)?,
+                url: row.text(4)?,
+                priority: priority_at(row, 5)?,
+                read_at: row.opt_int(6)?,
+                delivered_at: row.opt_int(7)?,
+            })
+        },
+    )
 }
 
 /// How many in-app notifications the user has not read: the counter of their
 /// filed ones plus their unread recent ones (at most 8192 rows to look at),
 /// both kept exact in every transaction that changes one (schema/002_inbox.sql).
-pub fn unread_count(conn: &Connection, user_id: i64) -> Result<i64> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT coalesce((SELECT unread FROM inbox_unread WHERE user_id = ?1), 0)
-                    + (SELECT count(*) FROM inbox_recent WHERE user_id = ?1 AND unread)",
-        )?
-        .query_row([user_id], |row| row.get(0))?)
+pub fn unread_count(conn: &dyn Db, user_id: i64) -> Result<i64> {
+    conn.query_one(
+        "SELECT coalesce((SELECT unread FROM inbox_unread WHERE user_id = $1), 0)
+                + (SELECT count(*) FROM inbox_recent WHERE user_id = $1 AND unread)",
+        &[&user_id],
+        |row| row.int(0),
+    )
 }
 
 /// Of `ids`, those that are not in-app notifications of this user.
-pub fn not_in_inbox(conn: &Connection, user_id: i64, ids: &[i64]) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT 1 FROM notifications WHERE id = ?1 AND user_id = ?2 AND channel = 'app'",
-    )?;
+pub fn not_in_inbox(conn: &dyn Db, user_id: i64, ids: &[i64]) -> Result<Vec<i64>> {
     let mut missing = Vec::new();
     for &id in ids {
-        if !stmt.exists(params![id, user_id])? {
+        let found = conn.query_opt(
+            "SELECT 1 FROM notifications WHERE id = $1 AND user_id = $2 AND channel = 'app'",
+            &[&id, &user_id],
+            |_| Ok(()),
+        )?;
+        if found.is_none() {
             missing.push(id);
         }
     }
@@ -171,28 +191,27 @@ pub fn not_in_inbox(conn: &Connection, user_id: i64, ids: &[i64]) -> Result<Vec<
 }
 
 /// Marks these of the user's notifications read (those not read yet); returns how many changed.
-pub fn mark_read(conn: &Connection, user_id: i64, ids: &[i64], at: i64) -> Result<usize> {
-    let mut stmt = conn.prepare_cached(
-        "UPDATE notifications SET read_at = ?3
-          WHERE id = ?1 AND user_id = ?2 AND channel = 'app' AND read_at IS NULL",
-    )?;
+pub fn mark_read(conn: &dyn Db, user_id: i64, ids: &[i64], at: i64) -> Result<usize> {
     let mut changed = 0;
     for &id in ids {
-        changed += stmt.execute(params![id, user_id, at])?;
+        changed += conn.execute(
+            "UPDATE notifications SET read_at = $3
+              WHERE id = $1 AND user_id = $2 AND channel = 'app' AND read_at IS NULL",
+            &[&id, &user_id, &at],
+        )?;
     }
-    Ok(changed)
+    Ok(changed as usize)
 }
 
 /// Marks every unread notification of the user read; returns how many changed.
-pub fn mark_all_read(conn: &Connection, user_id: i64, at: i64) -> Result<usize> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE notifications SET read_at = ?2
-              WHERE id IN (SELECT id FROM inbox_recent WHERE user_id = ?1 AND unread
-                           UNION ALL SELECT id FROM inbox WHERE user_id = ?1 AND unread)
-                AND user_id = ?1 AND channel = 'app' AND read_at IS NULL",
-        )?
-        .execute(params![user_id, at])?)
+pub fn mark_all_read(conn: &dyn Db, user_id: i64, at: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE notifications SET read_at = $2
+          WHERE id IN (SELECT id FROM inbox_recent WHERE user_id = $1 AND unread
+                       UNION ALL SELECT id FROM inbox WHERE user_id = $1 AND unread)
+            AND user_id = $1 AND channel = 'app' AND read_at IS NULL",
+        &[&user_id, &at],
+    )? as usize)
 }
 
 // ---- The email queue -----------------------------------------------------------------------
@@ -213,61 +232,145 @@ pub struct Claimed {
     pub claimed_from: NotificationStatus,
 }
 
-/// Email notifications due at `now`, highest priority first, then oldest:
-/// `pending`, `errored` whose next attempt has come, `processing` whose lease
-/// has expired.
-/// `:retry_until` is when an `errored` email must have become due: `:now`,
-/// except for a claim, which takes the run's start so that a run tries each
-/// email at most once.
-const DUE: &str =
-    "channel = 'email' AND (status = 'pending' OR status = 'errored' OR status = 'processing')
-                   AND (status = 'pending'
-                        OR (status = 'errored' AND next_attempt_at <= :retry_until)
-                        OR (status = 'processing' AND lease_until <= :now))";
+/// The start of every queue listing; `queue_row` reads its columns.
+macro_rules! queue_select {
+    () => {
+        "SELECT n.id, n.channel, u.username, n.to_addr, n.ticket_id, n.status, n.attempts,
+                n.next_attempt_at, n.last_error, e.title, n.message_id, n.created_at,
+                n.delivered_at
+           FROM notifications n JOIN users u ON u.id = n.user_id
+                JOIN events e ON e.id = n.event_id"
+    };
+}
+
+/// Email notifications due at `$1` (now), highest priority first, then
+/// oldest: `pending`, `errored` whose next attempt has come by `$2`, and
+/// `processing` whose lease has expired. `$2` is `$1`, except for a claim,
+/// which takes the run's start so that a run tries each email at most once.
+/// The first line repeats the due index's WHERE, so SQLite reads that index.
+/// On PostgreSQL a lease ends by the server's clock (`server_now!`): hosts'
+/// clocks may differ, the server's is the one every flush shares.
+macro_rules! due {
+    (sqlite) => {
+        "channel = 'email' AND (status = 'pending' OR status = 'errored' OR status = 'processing')
+         AND (status = 'pending'
+              OR (status = 'errored' AND next_attempt_at <= $2)
+              OR (status = 'processing' AND lease_until <= $1))"
+    };
+    (postgres) => {
+        concat!(
+            "channel = 'email' AND status IN ('pending', 'errored', 'processing')
+             AND (status = 'pending'
+                  OR (status = 'errored' AND next_attempt_at <= LEAST(CAST($1 AS BIGINT), CAST($2 AS BIGINT)))
+                  OR (status = 'processing' AND lease_until <= ",
+            server_now!(),
+            "))"
+        )
+    };
+}
+
+/// The PostgreSQL server's time, in the store's milliseconds (moved as the
+/// host's clock is in test builds: `helpdesk.clock_offset`, set by
+/// `PgStore::open` only there).
+macro_rules! server_now {
+    () => {
+        "(CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)
+          + coalesce(CAST(nullif(current_setting('helpdesk.clock_offset', true), '') AS BIGINT), 0))"
+    };
+}
+
+/// What a flush asks for when it claims.
+pub struct ClaimRequest<'a> {
+    /// The caller's time (SQLite's leases are on it).
+    pub now: i64,
+    /// When the run began: `errored` email is claimed only if it was due by then.
+    pub run_started: i64,
+    /// How long the claim holds, in milliseconds.
+    pub lease_ms: i64,
+    /// The flush's claim token.
+    pub claim: &'a str,
+    pub limit: u32,
+}
 
 /// Claims up to `limit` due emails for the flush named `claim`, leasing them
-/// until `lease_until`; `errored` ones only if due by `run_started`. Run it inside an IMMEDIATE transaction (`Store::in_tx`):
-/// then no two flushes can claim the same row. Rows whose earlier lease had
-/// expired get an attempt record saying a flush may have sent them.
-pub fn claim_due(
-    conn: &Connection,
-    now: i64,
-    run_started: i64,
-    lease_until: i64,
-    claim: &str,
-    limit: u32,
-) -> Result<Vec<Claimed>> {
-    let mut select = conn.prepare_cached(&format!(
-        "SELECT id, event_id, ticket_id, to_addr, message_id, attempts, status, created_at
-           FROM notifications WHERE {DUE} ORDER BY priority DESC, id LIMIT :limit"
-    ))?;
-    let claimed: Vec<Claimed> = select
-        .query_map(
-            named_params! {":now": now, ":retry_until": run_started.min(now), ":limit": limit},
-            |row| {
-                Ok(Claimed {
-                    id: row.get(0)?,
-                    event_id: row.get(1)?,
-                    ticket_id: row.get(2)?,
-                    to_addr: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                    message_id: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                    attempts: row.get(5)?,
-                    claimed_from: stored(row, 6, NotificationStatus::from_stored)?,
-                    created_at: row.get(7)?,
-                })
-            },
-        )?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut take = conn.prepare_cached(
-        "UPDATE notifications SET status = 'processing', lease_until = ?2, claim = ?3 WHERE id = ?1",
-    )?;
+/// for `lease_ms`. SQLite: run it inside an IMMEDIATE transaction
+/// (`Store::in_tx`), which no other flush can enter at the same time.
+/// PostgreSQL: one statement takes the rows `FOR UPDATE SKIP LOCKED`, so
+/// flushes on any number of hosts never claim the same row. Rows whose
+/// earlier lease had expired get an attempt record saying a flush may have
+/// sent them.
+pub fn claim_due(conn: &dyn Db, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+    let from_row = |row: &Row<'_, '_>| {
+        Ok(Claimed {
+            id: row.int(0)?,
+            event_id: row.int(1)?,
+            ticket_id: row.int(2)?,
+            to_addr: row.opt_text(3)?.unwrap_or_default(),
+            message_id: row.opt_text(4)?.unwrap_or_default(),
+            attempts: row.int(5)?,
+            claimed_from: row.stored(6, NotificationStatus::from_stored)?,
+            created_at: row.int(7)?,
+        })
+    };
+    let retry_until = request.run_started.min(request.now);
+    let claimed = match conn.backend() {
+        Backend::Sqlite => {
+            let claimed = conn.query(
+                concat!(
+                    "SELECT id, event_id, ticket_id, to_addr, message_id, attempts, status, created_at
+                       FROM notifications WHERE ",
+                    due!(sqlite),
+                    " ORDER BY priority DESC, id LIMIT $3"
+                ),
+                &[&request.now, &retry_until, &request.limit],
+                from_row,
+            )?;
+            let lease_until = request.now + request.lease_ms;
+            for row in &claimed {
+                conn.execute(
+                    "UPDATE notifications SET status = 'processing', lease_until = $2, claim = $3
+                      WHERE id = $1",
+                    &[&row.id, &lease_until, &request.claim],
+                )?;
+            }
+            claimed
+        }
+        // The CTE keeps the LIMIT where it belongs: a bare subquery with a
+        // LIMIT in `WHERE id IN (…)` may be planned to update more rows.
+        Backend::Postgres => {
+            let mut claimed = conn.query(
+                concat!(
+                    "WITH due AS (
+                         SELECT id, status FROM notifications WHERE ",
+                    due!(postgres),
+                    "    ORDER BY priority DESC, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+                     UPDATE notifications n
+                        SET status = 'processing', claim = $4, lease_until = ",
+                    server_now!(),
+                    " + $5
+                       FROM due WHERE n.id = due.id
+                     RETURNING n.id, n.event_id, n.ticket_id, n.to_addr, n.message_id, n.attempts,
+                               due.status, n.created_at, n.priority"
+                ),
+                &[
+                    &request.now,
+                    &retry_until,
+                    &request.limit,
+                    &request.claim,
+                    &request.lease_ms,
+                ],
+                |row| Ok((from_row(row)?, row.int(8)?)),
+            )?;
+            claimed.sort_by_key(|(email, priority)| (-priority, email.id));
+            claimed.into_iter().map(|(email, _)| email).collect()
+        }
+    };
     for row in &claimed {
-        take.execute(params![row.id, lease_until, claim])?;
         if row.claimed_from == NotificationStatus::Processing {
             insert_attempt(
                 conn,
                 row.id,
-                now,
+                request.now,
                 "lease_expired",
                 "possibly sent: the flush that held this message stopped before recording the outcome",
             )?;
@@ -277,52 +380,90 @@ pub fn claim_due(
 }
 
 /// Whether any email is due at `now` (cheap: the no-op flush asks this first).
-pub fn due_exists(conn: &Connection, now: i64) -> Result<bool> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT 1 FROM notifications WHERE {DUE} LIMIT 1"))?
-        .exists(named_params! {":now": now, ":retry_until": now})?)
+pub fn due_exists(conn: &dyn Db, now: i64) -> Result<bool> {
+    let sql = match conn.backend() {
+        Backend::Sqlite => concat!(
+            "SELECT 1 FROM notifications WHERE ",
+            due!(sqlite),
+            " LIMIT 1"
+        ),
+        Backend::Postgres => concat!(
+            "SELECT 1 FROM notifications WHERE ",
+            due!(postgres),
+            " LIMIT 1"
+        ),
+    };
+    Ok(conn.query_opt(sql, &[&now, &now], |_| Ok(()))?.is_some())
 }
 
 /// How many emails are due at `now`.
-pub fn due_count(conn: &Connection, now: i64) -> Result<u64> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT count(*) FROM notifications WHERE {DUE}"))?
-        .query_row(named_params! {":now": now, ":retry_until": now}, |row| {
-            row.get(0)
-        })?)
+pub fn due_count(conn: &dyn Db, now: i64) -> Result<u64> {
+    let sql = match conn.backend() {
+        Backend::Sqlite => concat!("SELECT count(*) FROM notifications WHERE ", due!(sqlite)),
+        Backend::Postgres => concat!("SELECT count(*) FROM notifications WHERE ", due!(postgres)),
+    };
+    Ok(conn.query_one(sql, &[&now, &now], |row| row.int(0))? as u64)
 }
 
 /// The emails a flush would claim at `now`, in the order it would send them.
-pub fn due_preview(conn: &Connection, now: i64, limit: u32) -> Result<Vec<QueueRow>> {
+pub fn due_preview(conn: &dyn Db, now: i64, limit: u32) -> Result<Vec<QueueRow>> {
     // DUE's columns are unqualified; only `notifications` has them.
-    let mut stmt = conn.prepare_cached(&format!(
-        "{QUEUE_SELECT} WHERE {DUE} ORDER BY n.priority DESC, n.id LIMIT :limit"
-    ))?;
-    let rows = stmt.query_map(
-        named_params! {":now": now, ":retry_until": now, ":limit": limit},
-        queue_row,
-    )?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let sql = match conn.backend() {
+        Backend::Sqlite => concat!(
+            queue_select!(),
+            " WHERE ",
+            due!(sqlite),
+            " ORDER BY n.priority DESC, n.id LIMIT $3"
+        ),
+        Backend::Postgres => concat!(
+            queue_select!(),
+            " WHERE ",
+            due!(postgres),
+            " ORDER BY n.priority DESC, n.id LIMIT $3"
+        ),
+    };
+    conn.query(sql, &[&now, &now, &limit], queue_row)
 }
 
-/// Pushes the lease of these emails to `until`, while this flush holds them.
-pub fn extend_lease(conn: &Connection, ids: &[i64], claim: &str, until: i64) -> Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "UPDATE notifications SET lease_until = ?3 WHERE id = ?1 AND claim = ?2 AND status = 'processing'",
-    )?;
+/// Renews the lease of these emails, while this flush holds them, to
+/// `lease_ms` from now (the caller's `now` on SQLite, the server's clock on
+/// PostgreSQL).
+pub fn extend_lease(
+    conn: &dyn Db,
+    ids: &[i64],
+    claim: &str,
+    now: i64,
+    lease_ms: i64,
+) -> Result<()> {
     for &id in ids {
-        stmt.execute(params![id, claim, until])?;
+        match conn.backend() {
+            Backend::Sqlite => conn.execute(
+                "UPDATE notifications SET lease_until = $3
+                  WHERE id = $1 AND claim = $2 AND status = 'processing'",
+                &[&id, &claim, &(now + lease_ms)],
+            )?,
+            Backend::Postgres => conn.execute(
+                concat!(
+                    "UPDATE notifications SET lease_until = ",
+                    server_now!(),
+                    " + $3 WHERE id = $1 AND claim = $2 AND status = 'processing'"
+                ),
+                &[&id, &claim, &lease_ms],
+            )?,
+        };
     }
     Ok(())
 }
 
 /// Whether the flush named `claim` still holds this email.
-pub fn holds(conn: &Connection, id: i64, claim: &str) -> Result<bool> {
+pub fn holds(conn: &dyn Db, id: i64, claim: &str) -> Result<bool> {
     Ok(conn
-        .prepare_cached(
-            "SELECT 1 FROM notifications WHERE id = ?1 AND claim = ?2 AND status = 'processing'",
+        .query_opt(
+            "SELECT 1 FROM notifications WHERE id = $1 AND claim = $2 AND status = 'processing'",
+            &[&id, &claim],
+            |_| Ok(()),
         )?
-        .exists(params![id, claim])?)
+        .is_some())
 }
 
 /// What became of one delivery attempt.
@@ -344,24 +485,24 @@ pub struct AttemptRecord<'a> {
 /// only while this flush still holds the claim, so a flush whose lease
 /// expired cannot overwrite the work of the one that took over.
 /// Run it inside a transaction, so the state and its log agree.
-pub fn record_attempt(conn: &Connection, record: &AttemptRecord<'_>) -> Result<()> {
+pub fn record_attempt(conn: &dyn Db, record: &AttemptRecord<'_>) -> Result<()> {
     let sent = record.status == NotificationStatus::Sent;
-    conn.prepare_cached(
+    conn.execute(
         "UPDATE notifications
-            SET status = ?3, attempts = attempts + 1, next_attempt_at = ?4, lease_until = NULL, claim = NULL,
-                last_error = CASE WHEN ?5 THEN NULL ELSE ?6 END,
-                delivered_at = CASE WHEN ?5 THEN ?7 ELSE delivered_at END
-          WHERE id = ?1 AND (?5 OR claim = ?2)",
-    )?
-    .execute(params![
-        record.id,
-        record.claim,
-        record.status.as_str(),
-        record.next_attempt_at,
-        sent,
-        record.reply,
-        record.at,
-    ])?;
+            SET status = $3, attempts = attempts + 1, next_attempt_at = $4, lease_until = NULL, claim = NULL,
+                last_error = CASE WHEN $5 THEN NULL ELSE $6 END,
+                delivered_at = CASE WHEN $5 THEN $7 ELSE delivered_at END
+          WHERE id = $1 AND ($5 OR claim = $2)",
+        &[
+            &record.id,
+            &record.claim,
+            &record.status.as_str(),
+            &record.next_attempt_at,
+            &sent,
+            &record.reply,
+            &record.at,
+        ],
+    )?;
     insert_attempt(conn, record.id, record.at, record.outcome, record.reply)
 }
 
@@ -369,15 +510,15 @@ pub fn record_attempt(conn: &Connection, record: &AttemptRecord<'_>) -> Result<(
 /// `--max-time` or a signal): it is due again at once, in the state it had
 /// before the claim (a claim leaves `next_attempt_at` as it was). No attempt
 /// is counted or logged.
-pub fn release(conn: &Connection, id: i64, claim: &str) -> Result<()> {
-    conn.prepare_cached(
+pub fn release(conn: &dyn Db, id: i64, claim: &str) -> Result<()> {
+    conn.execute(
         "UPDATE notifications
             SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'errored' END,
                 next_attempt_at = CASE WHEN attempts = 0 THEN NULL ELSE coalesce(next_attempt_at, 0) END,
                 lease_until = NULL, claim = NULL
-          WHERE id = ?1 AND claim = ?2",
-    )?
-    .execute(params![id, claim])?;
+          WHERE id = $1 AND claim = $2",
+        &[&id, &claim],
+    )?;
     Ok(())
 }
 
@@ -385,40 +526,51 @@ pub fn release(conn: &Connection, id: i64, claim: &str) -> Result<()> {
 /// be reached: `errored`, due again at `next_attempt_at`, with `reason` as
 /// its last error; no attempt is counted or logged.
 pub fn defer_untried(
-    conn: &Connection,
+    conn: &dyn Db,
     id: i64,
     claim: &str,
     next_attempt_at: i64,
     reason: &str,
 ) -> Result<()> {
-    conn.prepare_cached(
+    conn.execute(
         "UPDATE notifications
-            SET status = 'errored', next_attempt_at = ?3, last_error = ?4,
+            SET status = 'errored', next_attempt_at = $3, last_error = $4,
                 lease_until = NULL, claim = NULL
-          WHERE id = ?1 AND claim = ?2",
-    )?
-    .execute(params![id, claim, next_attempt_at, reason])?;
+          WHERE id = $1 AND claim = $2",
+        &[&id, &claim, &next_attempt_at, &reason],
+    )?;
     Ok(())
 }
 
-/// Pushes the lease of every email the flush named `claim` holds to `until`.
-/// (The WHERE repeats the due index's, so SQLite reads that index only.)
-pub fn extend_claim(conn: &Connection, claim: &str, until: i64) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE notifications SET lease_until = :until
-          WHERE channel = 'email' AND (status = 'pending' OR status = 'errored' OR status = 'processing')
-            AND status = 'processing' AND claim = :claim",
-    )?
-    .execute(named_params! {":until": until, ":claim": claim})?;
+/// Renews the lease of every email the flush named `claim` holds, to
+/// `lease_ms` from now (as `extend_lease`). (The WHERE repeats the due
+/// index's, so SQLite reads that index only.)
+pub fn extend_claim(conn: &dyn Db, claim: &str, now: i64, lease_ms: i64) -> Result<()> {
+    match conn.backend() {
+        Backend::Sqlite => conn.execute(
+            "UPDATE notifications SET lease_until = $2
+              WHERE channel = 'email' AND (status = 'pending' OR status = 'errored' OR status = 'processing')
+                AND status = 'processing' AND claim = $1",
+            &[&claim, &(now + lease_ms)],
+        )?,
+        Backend::Postgres => conn.execute(
+            concat!(
+                "UPDATE notifications SET lease_until = ",
+                server_now!(),
+                " + $2 WHERE channel = 'email' AND status = 'processing' AND claim = $1"
+            ),
+            &[&claim, &lease_ms],
+        )?,
+    };
     Ok(())
 }
 
-fn insert_attempt(conn: &Connection, id: i64, at: i64, outcome: &str, reply: &str) -> Result<()> {
-    conn.prepare_cached(
+fn insert_attempt(conn: &dyn Db, id: i64, at: i64, outcome: &str, reply: &str) -> Result<()> {
+    conn.execute(
         "INSERT INTO attempts (notification_id, seq, at, outcome, reply)
-         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM attempts WHERE notification_id = ?1), ?2, ?3, ?4)",
-    )?
-    .execute(params![id, at, outcome, reply])?;
+         VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM attempts WHERE notification_id = $1), $2, $3, $4)",
+        &[&id, &at, &outcome, &reply],
+    )?;
     Ok(())
 }
 
@@ -441,57 +593,53 @@ pub struct QueueRow {
     pub delivered_at: Option<i64>,
 }
 
-const QUEUE_SELECT: &str = "SELECT n.id, n.channel, u.username, n.to_addr, n.ticket_id, n.status, n.attempts,
-                                   n.next_attempt_at, n.last_error, e.title, n.message_id, n.created_at,
-                                   n.delivered_at
-                              FROM notifications n JOIN users u ON u.id = n.user_id
-                                   JOIN events e ON e.id = n.event_id";
-
-fn queue_row(row: &Row<'_>) -> rusqlite::Result<QueueRow> {
+fn queue_row(row: &Row<'_, '_>) -> Result<QueueRow> {
     Ok(QueueRow {
-        id: row.get(0)?,
-        channel: stored(row, 1, Channel::from_stored)?,
-        username: row.get(2)?,
-        to_addr: row.get(3)?,
-        ticket_id: row.get(4)?,
-        status: stored(row, 5, NotificationStatus::from_stored)?,
-        attempts: row.get(6)?,
-        next_attempt_at: row.get(7)?,
-        last_error: row.get(8)?,
-        title: row.get(9)?,
-        message_id: row.get(10)?,
-        created_at: row.get(11)?,
-        delivered_at: row.get(12)?,
+        id: row.int(0)?,
+        channel: row.stored(1, Channel::from_stored)?,
+        username: row.text(2)?,
+        to_addr: row.opt_text(3)?,
+        ticket_id: row.int(4)?,
+        status: row.stored(5, NotificationStatus::from_stored)?,
+        attempts: row.int(6)?,
+        next_attempt_at: row.opt_int(7)?,
+        last_error: row.opt_text(8)?,
+        title: row.text(9)?,
+        message_id: row.opt_text(10)?,
+        created_at: row.int(11)?,
+        delivered_at: row.opt_int(12)?,
     })
 }
 
 /// Notifications, newest first, optionally of one state or channel.
 pub fn list(
-    conn: &Connection,
+    conn: &dyn Db,
     status: Option<NotificationStatus>,
     channel: Option<Channel>,
     limit: u32,
 ) -> Result<Vec<QueueRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "{QUEUE_SELECT} WHERE (?1 IS NULL OR n.status = ?1) AND (?2 IS NULL OR n.channel = ?2)
-          ORDER BY n.id DESC LIMIT ?3"
-    ))?;
-    let rows = stmt.query_map(
-        params![
-            status.map(|s| s.as_str()),
-            channel.map(|c| c.as_str()),
-            limit
+    conn.query(
+        concat!(
+            queue_select!(),
+            " WHERE (CAST($1 AS TEXT) IS NULL OR n.status = $1)
+                AND (CAST($2 AS TEXT) IS NULL OR n.channel = $2)
+              ORDER BY n.id DESC LIMIT $3"
+        ),
+        &[
+            &status.map(|s| s.as_str()),
+            &channel.map(|c| c.as_str()),
+            &limit,
         ],
         queue_row,
-    )?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    )
 }
 
-pub fn by_id(conn: &Connection, id: i64) -> Result<Option<QueueRow>> {
-    Ok(conn
-        .prepare_cached(&format!("{QUEUE_SELECT} WHERE n.id = ?1"))?
-        .query_row([id], queue_row)
-        .optional()?)
+pub fn by_id(conn: &dyn Db, id: i64) -> Result<Option<QueueRow>> {
+    conn.query_opt(
+        concat!(queue_select!(), " WHERE n.id = $1"),
+        &[&id],
+        queue_row,
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -502,47 +650,51 @@ pub struct Attempt {
 }
 
 /// A notification's attempts, oldest first.
-pub fn attempts_of(conn: &Connection, id: i64) -> Result<Vec<Attempt>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT at, outcome, reply FROM attempts WHERE notification_id = ?1 ORDER BY seq",
-    )?;
-    let rows = stmt.query_map([id], |row| {
-        Ok(Attempt {
-            at: row.get(0)?,
-            outcome: row.get(1)?,
-            reply: row.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub fn attempts_of(conn: &dyn Db, id: i64) -> Result<Vec<Attempt>> {
+    conn.query(
+        "SELECT at, outcome, reply FROM attempts WHERE notification_id = $1 ORDER BY seq",
+        &[&id],
+        |row| {
+            Ok(Attempt {
+                at: row.int(0)?,
+                outcome: row.text(1)?,
+                reply: row.text(2)?,
+            })
+        },
+    )
 }
 
 /// Puts one email back to `pending` with its attempt count reset (the log is kept).
-pub fn requeue(conn: &Connection, id: i64) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at = NULL, lease_until = NULL,
-                claim = NULL
-          WHERE id = ?1",
-    )?
-    .execute([id])?;
+pub fn requeue(conn: &dyn Db, id: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at = NULL,
+                lease_until = NULL, claim = NULL
+          WHERE id = $1",
+        &[&id],
+    )?;
     Ok(())
 }
 
 /// The IDs of every failed email.
-pub fn failed_ids(conn: &Connection) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare_cached(
+pub fn failed_ids(conn: &dyn Db) -> Result<Vec<i64>> {
+    conn.query(
         "SELECT id FROM notifications WHERE channel = 'email' AND status = 'failed' ORDER BY id",
-    )?;
-    let rows = stmt.query_map([], |row| row.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        &[],
+        |row| row.int(0),
+    )
 }
 
 /// What a purge may delete: email that is `sent` or `failed` and in-app
-/// notifications that were read, created before `:before`, of `:channel`
+/// notifications that were read, created before `$1`, of channel `$2`
 /// unless it is NULL. Never an unread in-app notification, never email still
 /// due (`pending`, `processing`, `errored`).
-const PURGEABLE: &str = "created_at < :before AND (:channel IS NULL OR channel = :channel)
-                         AND ((channel = 'email' AND (status = 'sent' OR status = 'failed'))
-                              OR (channel = 'app' AND read_at IS NOT NULL))";
+macro_rules! purgeable {
+    () => {
+        "created_at < $1 AND (CAST($2 AS TEXT) IS NULL OR channel = $2)
+         AND ((channel = 'email' AND (status = 'sent' OR status = 'failed'))
+              OR (channel = 'app' AND read_at IS NOT NULL))"
+    };
+}
 
 /// How many notifications of each kind a purge deletes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -559,67 +711,77 @@ impl Purged {
 }
 
 /// What `purge` would delete now, changing nothing.
-pub fn purgeable(conn: &Connection, before: i64, channel: Option<Channel>) -> Result<Purged> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT coalesce(sum(channel = 'email' AND status = 'sent'), 0),
-                    coalesce(sum(channel = 'email' AND status = 'failed'), 0),
-                    coalesce(sum(channel = 'app'), 0)
-               FROM notifications WHERE {PURGEABLE}"
-        ))?
-        .query_row(
-            named_params! {":before": before, ":channel": channel.map(|c| c.as_str())},
-            |row| {
-                Ok(Purged {
-                    email_sent: row.get(0)?,
-                    email_failed: row.get(1)?,
-                    app_read: row.get(2)?,
-                })
-            },
-        )?)
+pub fn purgeable(conn: &dyn Db, before: i64, channel: Option<Channel>) -> Result<Purged> {
+    conn.query_one(
+        concat!(
+            "SELECT count(*) FILTER (WHERE channel = 'email' AND status = 'sent'),
+                    count(*) FILTER (WHERE channel = 'email' AND status = 'failed'),
+                    count(*) FILTER (WHERE channel = 'app')
+               FROM notifications WHERE ",
+            purgeable!()
+        ),
+        &[&before, &channel.map(|c| c.as_str())],
+        |row| {
+            Ok(Purged {
+                email_sent: row.int(0)? as u64,
+                email_failed: row.int(1)? as u64,
+                app_read: row.int(2)? as u64,
+            })
+        },
+    )
 }
 
 /// Deletes what `purgeable` counts, with the attempts of the deleted emails;
 /// returns the counts. Run it in a transaction (`Store::in_tx`), so the counts
 /// are what was deleted.
-pub fn purge(conn: &Connection, before: i64, channel: Option<Channel>) -> Result<Purged> {
+pub fn purge(conn: &dyn Db, before: i64, channel: Option<Channel>) -> Result<Purged> {
     let purged = purgeable(conn, before, channel)?;
-    let params = named_params! {":before": before, ":channel": channel.map(|c| c.as_str())};
-    conn.prepare_cached(&format!(
-        "DELETE FROM attempts WHERE notification_id IN (SELECT id FROM notifications WHERE {PURGEABLE})"
-    ))?
-    .execute(params)?;
-    let deleted = conn
-        .prepare_cached(&format!("DELETE FROM notifications WHERE {PURGEABLE}"))?
-        .execute(params)?;
-    debug_assert_eq!(deleted as u64, purged.total());
+    let channel = channel.map(|c| c.as_str());
+    conn.execute(
+        concat!(
+            "DELETE FROM attempts WHERE notification_id IN (SELECT id FROM notifications WHERE ",
+            purgeable!(),
+            ")"
+        ),
+        &[&before, &channel],
+    )?;
+    let deleted = conn.execute(
+        concat!("DELETE FROM notifications WHERE ", purgeable!()),
+        &[&before, &channel],
+    )?;
+    debug_assert_eq!(deleted, purged.total());
     Ok(purged)
 }
 
 /// (channel, status, count) for every combination present.
-pub fn counts(conn: &Connection) -> Result<Vec<(Channel, NotificationStatus, i64)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT channel, status, count(*) FROM notifications GROUP BY channel, status ORDER BY channel, status",
-    )?;
-    let rows = stmt.query_map([], |row| {
-        Ok((
-            stored(row, 0, Channel::from_stored)?,
-            stored(row, 1, NotificationStatus::from_stored)?,
-            row.get(2)?,
-        ))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub fn counts(conn: &dyn Db) -> Result<Vec<(Channel, NotificationStatus, i64)>> {
+    conn.query(
+        "SELECT channel, status, count(*) FROM notifications GROUP BY channel, status
+          ORDER BY channel, status",
+        &[],
+        |row| {
+            Ok((
+                row.stored(0, Channel::from_stored)?,
+                row.stored(1, NotificationStatus::from_stored)?,
+                row.int(2)?,
+            ))
+        },
+    )
 }
 
 /// When the oldest email due at `now` was created.
-pub fn oldest_due(conn: &Connection, now: i64) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT min(created_at) FROM notifications WHERE {DUE}"
-        ))?
-        .query_row(named_params! {":now": now, ":retry_until": now}, |row| {
-            row.get(0)
-        })?)
+pub fn oldest_due(conn: &dyn Db, now: i64) -> Result<Option<i64>> {
+    let sql = match conn.backend() {
+        Backend::Sqlite => concat!(
+            "SELECT min(created_at) FROM notifications WHERE ",
+            due!(sqlite)
+        ),
+        Backend::Postgres => concat!(
+            "SELECT min(created_at) FROM notifications WHERE ",
+            due!(postgres)
+        ),
+    };
+    conn.query_one(sql, &[&now, &now], |row| row.opt_int(0))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -633,65 +795,91 @@ pub struct FlushRun {
 }
 
 /// Logs a flush that ran to its end (not one that was killed).
-pub fn record_flush_run(conn: &Connection, run: &FlushRun) -> Result<()> {
-    conn.prepare_cached(
+pub fn record_flush_run(conn: &dyn Db, run: &FlushRun) -> Result<()> {
+    conn.execute(
         "INSERT INTO flush_runs (started_at, finished_at, claimed, sent, deferred, failed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        run.started_at,
-        run.finished_at,
-        run.claimed,
-        run.sent,
-        run.deferred,
-        run.failed
-    ])?;
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &run.started_at,
+            &run.finished_at,
+            &(run.claimed as i64),
+            &(run.sent as i64),
+            &(run.deferred as i64),
+            &(run.failed as i64),
+        ],
+    )?;
     Ok(())
 }
 
-pub fn last_flush_run(conn: &Connection) -> Result<Option<FlushRun>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT started_at, finished_at, claimed, sent, deferred, failed FROM flush_runs ORDER BY id DESC LIMIT 1",
-        )?
-        .query_row([], |row| {
+pub fn last_flush_run(conn: &dyn Db) -> Result<Option<FlushRun>> {
+    conn.query_opt(
+        "SELECT started_at, finished_at, claimed, sent, deferred, failed FROM flush_runs
+          ORDER BY id DESC LIMIT 1",
+        &[],
+        |row| {
             Ok(FlushRun {
-                started_at: row.get(0)?,
-                finished_at: row.get(1)?,
-                claimed: row.get(2)?,
-                sent: row.get(3)?,
-                deferred: row.get(4)?,
-                failed: row.get(5)?,
+                started_at: row.int(0)?,
+                finished_at: row.int(1)?,
+                claimed: row.int(2)? as u64,
+                sent: row.int(3)? as u64,
+                deferred: row.int(4)? as u64,
+                failed: row.int(5)? as u64,
             })
-        })
-        .optional()?)
+        },
+    )
 }
 
 /// When the next deferred (`errored`) email that is not due at `now` becomes
 /// due, if any.
-pub fn next_due_after(conn: &Connection, now: i64) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT min(next_attempt_at) FROM notifications
-              WHERE channel = 'email' AND status = 'errored' AND next_attempt_at > ?1",
-        )?
-        .query_row([now], |row| row.get(0))?)
+pub fn next_due_after(conn: &dyn Db, now: i64) -> Result<Option<i64>> {
+    conn.query_one(
+        "SELECT min(next_attempt_at) FROM notifications
+          WHERE channel = 'email' AND status = 'errored' AND next_attempt_at > $1",
+        &[&now],
+        |row| row.opt_int(0),
+    )
 }
 
 /// When the claim on a `processing` email expires (`None` for any other state).
-pub fn lease_until(conn: &Connection, id: i64) -> Result<Option<i64>> {
+pub fn lease_until(conn: &dyn Db, id: i64) -> Result<Option<i64>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT lease_until FROM notifications WHERE id = ?1 AND status = 'processing'",
+        .query_opt(
+            "SELECT lease_until FROM notifications WHERE id = $1 AND status = 'processing'",
+            &[&id],
+            |row| row.opt_int(0),
         )?
-        .query_row([id], |row| row.get(0))
-        .optional()?
         .flatten())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
+
+    fn insert(conn: &Connection, new: &NewNotification<'_>) -> Result<i64> {
+        Ok(insert_all(conn, std::slice::from_ref(new))?[0])
+    }
+
+    /// `claim_due` as the flush calls it, with the lease given as its end.
+    fn claim(
+        conn: &Connection,
+        now: i64,
+        run_started: i64,
+        lease_until: i64,
+        claim: &str,
+        limit: u32,
+    ) -> Result<Vec<Claimed>> {
+        claim_due(
+            conn,
+            &ClaimRequest {
+                now,
+                run_started,
+                lease_ms: lease_until - now,
+                claim,
+                limit,
+            },
+        )
+    }
     use crate::model::{Priority, Purpose};
     use crate::store::events::Wording;
     use crate::store::users::NewUser;
@@ -721,7 +909,7 @@ mod tests {
     /// A store with one ticket and `n` pending emails (ids 1..=n), priorities cycling low, medium, high.
     fn queue(n: i64) -> Store {
         let store = Store::open_in_memory();
-        let conn = store.conn();
+        let conn = store.sqlite();
         let user = users::insert(
             conn,
             &NewUser {
@@ -764,7 +952,7 @@ mod tests {
     /// and the users' IDs.
     fn inboxes(users: &[&str], rounds: usize) -> (Store, Vec<i64>) {
         let store = Store::open_in_memory();
-        let conn = store.conn();
+        let conn = store.sqlite();
         let ids: Vec<i64> = users
             .iter()
             .map(|name| {
@@ -872,7 +1060,7 @@ mod tests {
     fn the_inbox_and_its_unread_count_follow_the_ledger_across_filing_batches() {
         // 3 in-app notifications and an email per round: 22,000 IDs, 2.7 batches of 8192.
         let (store, users) = inboxes(&["a", "b", "c"], 5_500);
-        let conn = store.conn();
+        let conn = store.sqlite();
         let count = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
         assert!(count("SELECT count(*) FROM inbox") > 0, "some were filed");
         assert!(
@@ -925,7 +1113,7 @@ mod tests {
     #[test]
     fn an_unknown_stored_value_is_a_damaged_row_in_tickets_and_notifications() {
         let (store, _) = inboxes(&["a"], 1);
-        let conn = store.conn();
+        let conn = store.sqlite();
         conn.pragma_update(None, "ignore_check_constraints", true)
             .unwrap();
         conn.execute_batch(
@@ -943,7 +1131,7 @@ mod tests {
     fn a_notification_never_changes_user_or_channel() {
         let (store, users) = inboxes(&["a", "b"], 1);
         let err = store
-            .conn()
+            .sqlite()
             .execute(
                 "UPDATE notifications SET user_id = ?1 WHERE channel = 'app'",
                 [users[1]],
@@ -959,33 +1147,29 @@ mod tests {
     #[test]
     fn claims_take_high_priority_first_and_never_overlap() {
         let store = queue(6);
-        let conn = store.conn();
-        let first = claim_due(conn, 1000, 1000, 2000, "a", 4).unwrap();
+        let conn = store.sqlite();
+        let first = claim(conn, 1000, 1000, 2000, "a", 4).unwrap();
         assert_eq!(ids(&first), [3, 6, 2, 5], "high, then medium, oldest first");
-        let second = claim_due(conn, 1000, 1000, 2000, "b", 4).unwrap();
+        let second = claim(conn, 1000, 1000, 2000, "b", 4).unwrap();
         assert_eq!(ids(&second), [1, 4], "only what the first claim left");
-        assert!(
-            claim_due(conn, 1000, 1000, 2000, "c", 4)
-                .unwrap()
-                .is_empty()
-        );
+        assert!(claim(conn, 1000, 1000, 2000, "c", 4).unwrap().is_empty());
     }
 
     #[test]
     fn an_expired_lease_is_claimed_again_and_logged_as_possibly_sent() {
         let store = queue(1);
-        let conn = store.conn();
+        let conn = store.sqlite();
         assert_eq!(
-            ids(&claim_due(conn, 1000, 1000, 2000, "dead", 10).unwrap()),
+            ids(&claim(conn, 1000, 1000, 2000, "dead", 10).unwrap()),
             [1]
         );
         assert!(
-            claim_due(conn, 1999, 1999, 3000, "early", 10)
+            claim(conn, 1999, 1999, 3000, "early", 10)
                 .unwrap()
                 .is_empty(),
             "lease still held"
         );
-        let again = claim_due(conn, 2000, 2000, 3000, "late", 10).unwrap();
+        let again = claim(conn, 2000, 2000, 3000, "late", 10).unwrap();
         assert_eq!(again[0].claimed_from, NotificationStatus::Processing);
         assert_eq!(attempts_of(conn, 1).unwrap()[0].outcome, "lease_expired");
         assert!(!holds(conn, 1, "dead").unwrap());
@@ -995,8 +1179,8 @@ mod tests {
     #[test]
     fn a_deferred_email_waits_for_its_time_and_for_the_next_run() {
         let store = queue(1);
-        let conn = store.conn();
-        claim_due(conn, 1000, 1000, 9000, "a", 10).unwrap();
+        let conn = store.sqlite();
+        claim(conn, 1000, 1000, 9000, "a", 10).unwrap();
         let record = AttemptRecord {
             id: 1,
             claim: "a",
@@ -1008,19 +1192,15 @@ mod tests {
         };
         record_attempt(conn, &record).unwrap();
         assert!(
-            claim_due(conn, 1400, 1000, 9000, "a", 10)
-                .unwrap()
-                .is_empty(),
+            claim(conn, 1400, 1000, 9000, "a", 10).unwrap().is_empty(),
             "not due yet"
         );
         assert!(
-            claim_due(conn, 1600, 1000, 9000, "a", 10)
-                .unwrap()
-                .is_empty(),
+            claim(conn, 1600, 1000, 9000, "a", 10).unwrap().is_empty(),
             "not again in the same run"
         );
         assert_eq!(
-            ids(&claim_due(conn, 1600, 1600, 9000, "b", 10).unwrap()),
+            ids(&claim(conn, 1600, 1600, 9000, "b", 10).unwrap()),
             [1],
             "due for a later run"
         );
@@ -1034,9 +1214,9 @@ mod tests {
     #[test]
     fn a_stale_claim_cannot_overwrite_the_new_holder_but_sent_always_wins() {
         let store = queue(2);
-        let conn = store.conn();
-        claim_due(conn, 1000, 1000, 2000, "old", 10).unwrap();
-        claim_due(conn, 3000, 3000, 9000, "new", 10).unwrap();
+        let conn = store.sqlite();
+        claim(conn, 1000, 1000, 2000, "old", 10).unwrap();
+        claim(conn, 3000, 3000, 9000, "new", 10).unwrap();
         let stale = |id, status| AttemptRecord {
             id,
             claim: "old",

@@ -123,6 +123,9 @@ fn bad_text_reads_as_one_line_naming_the_problem() {
 
 #[test]
 fn a_damaged_database_is_named_and_left_untouched() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let sb = Sandbox::new();
     let junk = "this is not a SQLite database, only some text that is long enough\n".repeat(20);
     std::fs::write(sb.db(), &junk).unwrap();

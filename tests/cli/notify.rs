@@ -96,20 +96,19 @@ fn message_id_of(mail: &ReceivedMail) -> String {
 
 /// notification ID → Message-ID, read from the database.
 fn stored_message_ids(sb: &Sandbox) -> HashMap<i64, String> {
-    let conn = rusqlite::Connection::open(sb.db()).expect("open the test database");
-    let mut stmt = conn
-        .prepare("SELECT id, message_id FROM notifications WHERE channel = 'email'")
-        .expect("prepare");
-    let rows = stmt
-        .query_map([], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?))
+    sb.sql_texts("SELECT CAST(id AS TEXT), message_id FROM notifications WHERE channel = 'email'")
+        .into_iter()
+        .map(|row| {
+            let id = row[0]
+                .as_deref()
+                .and_then(|id| id.parse().ok())
+                .expect("an id");
+            (
+                id,
+                bare_id(row[1].as_deref().expect("every email has a Message-ID")),
+            )
         })
-        .expect("query");
-    rows.map(|r| {
-        let (id, mid) = r.expect("a row");
-        (id, bare_id(&mid.expect("every email has a Message-ID")))
-    })
-    .collect()
+        .collect()
 }
 
 /// A port on 127.0.0.1 where nothing listens.
@@ -1281,20 +1280,13 @@ fn max_time_stops_claiming_and_gives_the_rest_back() {
 
 /// Message-ID → the address the email is for, read from the database.
 fn addressee_by_message_id(sb: &Sandbox) -> HashMap<String, String> {
-    let conn = rusqlite::Connection::open(sb.db()).expect("open the test database");
-    let mut stmt = conn
-        .prepare("SELECT message_id, to_addr FROM notifications WHERE channel = 'email'")
-        .expect("prepare");
-    let rows = stmt
-        .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+    sb.sql_texts("SELECT message_id, to_addr FROM notifications WHERE channel = 'email'")
+        .into_iter()
+        .map(|row| {
+            let [id, to] = [&row[0], &row[1]].map(|v| v.clone().expect("a value"));
+            (bare_id(&id), to)
         })
-        .expect("query");
-    rows.map(|r| {
-        let (mid, to) = r.expect("a row");
-        (bare_id(&mid), to)
-    })
-    .collect()
+        .collect()
 }
 
 #[test]

@@ -81,13 +81,9 @@ fn show_says_when_a_processing_claim_expires() {
     let id = email_id(&sb);
     // A flush holds the email: as a flush that was killed leaves it.
     let lease_until: i64 = 4_102_444_800_000; // 2100-01-01T00:00:00Z
-    let conn = rusqlite::Connection::open(sb.db()).expect("open the test database");
-    conn.execute(
-        "UPDATE notifications SET status = 'processing', lease_until = ?1, claim = 'other-flush' WHERE id = ?2",
-        rusqlite::params![lease_until, id],
-    )
-    .expect("claim the email");
-    drop(conn);
+    sb.sql_exec(&format!(
+        "UPDATE notifications SET status = 'processing', lease_until = {lease_until}, claim = 'other-flush' WHERE id = {id}"
+    ));
 
     let shown = sb
         .run(["notify", "show", &id.to_string(), "--format", "json"])

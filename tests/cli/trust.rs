@@ -204,6 +204,9 @@ fn templates_a_password_file_and_a_sendmail_command_of_another_user_are_refused(
 
 #[test]
 fn a_database_another_user_prepared_is_refused() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let sb = Sandbox::empty();
     if !can_play_nobody("a_database_another_user_prepared_is_refused") {
         return;
@@ -242,6 +245,9 @@ fn a_database_another_user_prepared_is_refused() {
 
 #[test]
 fn wal_and_shm_files_another_user_prepared_are_refused() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     for suffix in ["-wal", "-shm"] {
         let sb = Sandbox::empty();
         if !can_play_nobody("wal_and_shm_files_another_user_prepared_are_refused") {

@@ -11,6 +11,8 @@ use postgres::GenericClient;
 const STEPS: &[&str] = &[
     // 1: the first schema, as on SQLite.
     include_str!("schema/001_initial.sql"),
+    // 2: the inbox names of SQLite's step 2, as views over the per-user indexes.
+    include_str!("schema/002_inbox.sql"),
 ];
 
 /// The advisory lock key that serialises migrations (any fixed number; this

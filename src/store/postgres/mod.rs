@@ -1,8 +1,136 @@
-//! The PostgreSQL backend (SPEC §8): reaching the server (`connect`) and its
-//! schema steps (`migrate`).
+//! The PostgreSQL backend (SPEC §8): reaching the server (`connect`), its
+//! schema steps (`migrate`), and `PgStore`, the one connection a command
+//! holds, with its prepared statements. The store's queries are the shared
+//! ones (`db.rs`); what is PostgreSQL's alone lives here.
 
 pub mod connect;
 pub mod migrate;
+
+use std::cell::RefCell;
+
+use super::db::{Backend, Db, Param, PgDb, Row, StatementCache};
+use super::{Access, Result, StoreError};
+
+/// How many times a transaction that lost a deadlock or a serialization
+/// conflict runs again before the error reaches the user.
+const TRANSACTION_TRIES: u32 = 5;
+
+/// An open help desk on a PostgreSQL server.
+pub struct PgStore {
+    /// The client and its prepared statements, borrowed per statement (or
+    /// for a whole transaction), so `conn(&self)` can hand out a `&dyn Db`.
+    session: RefCell<(postgres::Client, StatementCache)>,
+}
+
+impl PgStore {
+    /// Connects, and brings the schema up to date (with `create`, makes it
+    /// in an empty database). Refuses another program's database, a newer
+    /// schema, and (without `create`) a database with no help desk in it.
+    pub fn open(url: &str, access: &Access<'_>, create: bool) -> Result<PgStore> {
+        let target =
+            connect::parse(url, access.env).map_err(|e| StoreError::Server(e.to_string()))?;
+        let home = access.env.get("HOME").map(std::path::Path::new);
+        let password = connect::password(&target, access.env, home);
+        let mut client =
+            connect::connect(&target, password, access.timeout).map_err(|e| match e {
+                connect::ConnectError::Timeout { .. }
+                | connect::ConnectError::Unreachable { .. } => {
+                    StoreError::Unreachable(e.to_string())
+                }
+                other => StoreError::Server(other.to_string()),
+            })?;
+        let offset = crate::clock::offset_ms();
+        if offset != 0 {
+            // A test build running its clock ahead moves the server's too.
+            client.batch_execute(&format!("SET helpdesk.clock_offset = '{offset}'"))?;
+        }
+        let found = migrate::migrate(&mut client, create)?;
+        match found {
+            migrate::Found::Version(v) if v > migrate::known() => Err(StoreError::TooNew {
+                path: url.into(),
+                found: v,
+                known: migrate::known(),
+            }),
+            migrate::Found::Version(_) => Ok(PgStore {
+                session: RefCell::new((client, StatementCache::new())),
+            }),
+            migrate::Found::Empty => Err(StoreError::NoSchema {
+                database: url.to_string(),
+            }),
+            migrate::Found::Foreign => Err(StoreError::NotADatabase {
+                path: url.into(),
+                reason: "it holds the tables of another program".into(),
+            }),
+        }
+    }
+
+    pub fn conn(&self) -> &dyn Db {
+        self
+    }
+
+    /// Runs `work` in one transaction (READ COMMITTED, rows locked as the
+    /// work touches them); a deadlock or serialization failure runs it again.
+    pub fn in_tx<T, E>(&mut self, mut work: impl FnMut(&dyn Db) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let session = self.session.get_mut();
+        let (client, cache) = (&mut session.0, &mut session.1);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut tx = client.transaction().map_err(StoreError::from)?;
+            let outcome = work(&PgDb::new(&mut tx, cache));
+            let outcome = match outcome {
+                Ok(value) => tx.commit().map(|()| value).map_err(StoreError::from),
+                Err(err) => {
+                    drop(tx);
+                    return Err(err);
+                }
+            };
+            match outcome {
+                Err(StoreError::Busy { .. }) if tries < TRANSACTION_TRIES => {
+                    std::thread::sleep(std::time::Duration::from_millis(fastrand::u64(5..50)));
+                }
+                other => return other.map_err(E::from),
+            }
+        }
+    }
+
+    /// Outcomes of a flush are committed without waiting for the server's
+    /// disk: a crash of the server may roll back the last ones, which makes
+    /// those emails due again (resent, never lost).
+    pub fn relax_durability(&mut self) -> Result<()> {
+        self.execute_batch("SET synchronous_commit = off")
+    }
+}
+
+impl Db for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    fn each_row(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        each: &mut dyn FnMut(&Row<'_, '_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut session = self.session.borrow_mut();
+        let (client, cache) = &mut *session;
+        PgDb::new(client, cache).each_row(sql, params, each)
+    }
+
+    fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64> {
+        let mut session = self.session.borrow_mut();
+        let (client, cache) = &mut *session;
+        PgDb::new(client, cache).execute(sql, params)
+    }
+
+    fn execute_batch(&self, sql: &str) -> Result<()> {
+        Ok(self.session.borrow_mut().0.batch_execute(sql)?)
+    }
+}
 
 /// For unit tests: fresh databases on the test cluster (`tests/pg/cluster.sh`,
 /// found through `HELPDESK_TEST_PG`), dropped afterwards.

@@ -1,9 +1,11 @@
 //! The test harness: a `Sandbox` is a temporary folder with a helpdesk.toml,
-//! its own SQLite file and a real SMTP server on 127.0.0.1; `run` drives the
-//! real binary there with a clean environment.
+//! its own database (a SQLite file, or on the PostgreSQL run a fresh database
+//! on the test cluster: `pg`) and a real SMTP server on 127.0.0.1; `run`
+//! drives the real binary there with a clean environment.
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod pg;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};
@@ -23,9 +25,22 @@ port = {port}
 timeout_secs = 5
 "#;
 
+/// For a test about SQLite's own files (its path, modes, locks, damage):
+/// true, with a note, on the PostgreSQL run, where the test stops at once;
+/// the SQLite run of the same suite covers it.
+pub fn sqlite_only() -> bool {
+    let postgres = pg::on_postgres();
+    if postgres {
+        eprintln!("about SQLite's files: covered by the SQLite run of the suite");
+    }
+    postgres
+}
+
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub smtp: SmtpServer,
+    /// On the PostgreSQL run: this sandbox's database.
+    pub pg: Option<pg::FreshDatabase>,
 }
 
 impl Sandbox {
@@ -47,7 +62,8 @@ impl Sandbox {
     pub fn without_database(options: ServerOptions, config: &str) -> Sandbox {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let smtp = SmtpServer::start_with(options);
-        let sb = Sandbox { dir, smtp };
+        let pg = pg::on_postgres().then(pg::FreshDatabase::new);
+        let sb = Sandbox { dir, smtp, pg };
         sb.write_config(config);
         sb
     }
@@ -67,9 +83,15 @@ impl Sandbox {
 
     /// Rewrites helpdesk.toml (placeholders filled in).
     pub fn write_config(&self, config: &str) {
-        let text = config
+        let mut text = config
             .replace("{port}", &self.smtp.port().to_string())
             .replace("{dir}", &self.dir.path().display().to_string());
+        if let Some(pg) = &self.pg {
+            text = text.replace(
+                "database = \"helpdesk.db\"",
+                &format!("database = \"{}\"", pg.url),
+            );
+        }
         std::fs::write(self.path("helpdesk.toml"), text).expect("write helpdesk.toml");
     }
 
@@ -177,9 +199,44 @@ impl Sandbox {
 
     /// One value from the database, read directly (for "nothing was written" checks).
     pub fn sql_i64(&self, query: &str) -> i64 {
+        if let Some(pg) = &self.pg {
+            return pg.sql_i64(query);
+        }
         let conn = rusqlite::Connection::open(self.db()).expect("open the test database");
         conn.query_row(query, [], |row| row.get(0))
             .expect("query the test database")
+    }
+
+    /// Runs statements directly on the database, as an operator would.
+    pub fn sql_exec(&self, sql: &str) {
+        if let Some(pg) = &self.pg {
+            return pg.sql_exec(sql);
+        }
+        rusqlite::Connection::open(self.db())
+            .and_then(|conn| conn.execute_batch(sql))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Rows of text columns, read directly (cast other columns to TEXT).
+    pub fn sql_texts(&self, query: &str) -> Vec<Vec<Option<String>>> {
+        if let Some(pg) = &self.pg {
+            return pg.sql_texts(query);
+        }
+        let conn = rusqlite::Connection::open(self.db()).expect("open the test database");
+        let mut stmt = conn
+            .prepare(query)
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        let columns = stmt.column_count();
+        stmt.query_map([], |row| (0..columns).map(|i| row.get(i)).collect())
+            .and_then(|rows| rows.collect())
+            .unwrap_or_else(|e| panic!("{query}: {e}"))
+    }
+
+    /// Whether this sandbox's help desk is on PostgreSQL (the PostgreSQL run
+    /// of the suite). A test about SQLite's files says so and stops there:
+    /// the SQLite run covers it.
+    pub fn on_postgres(&self) -> bool {
+        self.pg.is_some()
     }
 
     pub fn exists(&self, name: &str) -> bool {
