@@ -12,7 +12,7 @@ use crate::notify::recipients::{self, People};
 use crate::notify::{Audience, MANAGER_PERMISSION, content, message, rule};
 use crate::store::events::{self, Wording};
 use crate::store::notifications::{self, NewNotification};
-use crate::store::now_ms;
+use crate::store::{now_ms, threads};
 use crate::store::tickets::Ticket;
 use crate::store::users::{self, User};
 
@@ -60,6 +60,12 @@ pub fn record_event(
         actor.id,
         &data.to_json(),
         &wording,
+    )?;
+    // Every email about the ticket refers to its thread root (SPEC §6).
+    threads::ensure(
+        conn,
+        ticket.id,
+        &message::mint_thread_root(ticket.id, &config.site.domain),
     )?;
     let rule = rule(kind);
     let mut people = People::default();

@@ -19,6 +19,10 @@ fn steps() -> Vec<M<'static>> {
         // 1: the first schema: people and permissions, tickets and their events,
         // notifications with their delivery state, and a log of every attempt.
         M::up(include_str!("schema/001_initial.sql")),
+        // (2: another branch's step; renumbered at merge.)
+        // 3: conversations by email: each ticket's thread root, received mail
+        // recorded once by Message-ID, and the suppression list.
+        M::up(include_str!("schema/003_mail.sql")),
     ]
 }
 

@@ -17,6 +17,9 @@ pub mod notifications;
 // The PostgreSQL backend grows here; until the store is wired to it, only its tests use it.
 #[cfg_attr(not(test), allow(dead_code))]
 pub mod postgres;
+pub mod received;
+pub mod suppressions;
+pub mod threads;
 pub mod tickets;
 pub mod users;
 

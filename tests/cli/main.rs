@@ -19,6 +19,7 @@ mod soak;
 mod stalls;
 mod tables;
 mod templates;
+mod threading;
 mod ticket;
 mod transports;
 mod trust;

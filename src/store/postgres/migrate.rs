@@ -11,6 +11,9 @@ use postgres::GenericClient;
 const STEPS: &[&str] = &[
     // 1: the first schema, as on SQLite.
     include_str!("schema/001_initial.sql"),
+    // (2: another branch's step; renumbered at merge.)
+    // 3: conversations by email, as on SQLite.
+    include_str!("schema/003_mail.sql"),
 ];
 
 /// The advisory lock key that serialises migrations (any fixed number; this
