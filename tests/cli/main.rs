@@ -12,6 +12,7 @@ mod inbox;
 mod interop;
 mod interrupt;
 mod lifecycle;
+mod mail_receive;
 mod notify;
 mod queue_views;
 mod retry_policy;
