@@ -84,7 +84,11 @@ impl View for CheckView {
                         "{address}, new tickets {} {}, trusted authserv-id {}",
                         c.email.inbound.purpose.as_str(),
                         c.email.inbound.priority.as_str(),
-                        c.email.inbound.trusted_authserv_id.as_deref().unwrap_or("none")
+                        c.email
+                            .inbound
+                            .trusted_authserv_id
+                            .as_deref()
+                            .unwrap_or("none")
                     ),
                     None => "- (replies are not read)".into(),
                 }

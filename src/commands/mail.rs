@@ -120,7 +120,9 @@ fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Status {
             let stdin = std::io::stdin();
             let input = match read_capped(stdin.lock(), None) {
                 Ok(input) => input,
-                Err(err) => return later(err.context("could not read the message from standard input")),
+                Err(err) => {
+                    return later(err.context("could not read the message from standard input"));
+                }
             };
             match handle(&mut app, &input) {
                 Ok(handled) => match app.out.show(&handled) {
@@ -231,8 +233,7 @@ fn handle(app: &mut App, input: &Input) -> Result<Handled, Failure> {
             action: Action::Ignored,
             ticket_id: None,
             reason: Some(
-                Ignore::AlreadyReceived(message.message_id.clone().unwrap_or_default())
-                    .to_string(),
+                Ignore::AlreadyReceived(message.message_id.clone().unwrap_or_default()).to_string(),
             ),
             message_id: message.message_id.clone(),
         }),
@@ -252,7 +253,9 @@ fn too_large(message: &Inbound, lookup: &StoreLookup<'_>) -> Result<Outcome, Sto
     {
         return Ok(Outcome::Ignored(Ignore::AlreadyReceived(id.clone())));
     }
-    Ok(Outcome::Refused(Refusal::TooLarge(DEFAULT_MAX_MESSAGE_BYTES)))
+    Ok(Outcome::Refused(Refusal::TooLarge(
+        DEFAULT_MAX_MESSAGE_BYTES,
+    )))
 }
 
 /// Does what the outcome says, in the caller's transaction.
@@ -332,7 +335,9 @@ fn maildir(app: &mut App, dir: &Path) -> Result<Vec<Handled>> {
             Ok(file) => file,
             // Another reader took it first.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("could not read `{}`", path.display())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("could not read `{}`", path.display()));
+            }
         };
         let size = file.metadata().ok().map(|m| m.len());
         let input = read_capped(file, size)
@@ -369,8 +374,9 @@ fn maildir(app: &mut App, dir: &Path) -> Result<Vec<Handled>> {
         if !name.to_string_lossy().contains(":2,") {
             target.push(":2,");
         }
-        std::fs::rename(&path, cur.join(&target))
-            .with_context(|| format!("could not move `{}` to `{}`", path.display(), cur.display()))?;
+        std::fs::rename(&path, cur.join(&target)).with_context(|| {
+            format!("could not move `{}` to `{}`", path.display(), cur.display())
+        })?;
         handled.push(done);
     }
     Ok(handled)

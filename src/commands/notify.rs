@@ -714,9 +714,7 @@ impl View for UnsuppressView {
 }
 
 fn unsuppress(app: &mut App, address: &str) -> Result<Status> {
-    let removed = app
-        .store
-        .in_tx(|tx| suppressions::remove(tx, address))?;
+    let removed = app.store.in_tx(|tx| suppressions::remove(tx, address))?;
     let shown = cell(address, 200);
     if !removed {
         return Err(crate::error::hinted(

@@ -353,9 +353,9 @@ fn comment(app: &mut App, args: &CommentTicketArgs) -> Result<Status> {
     let body = read_text("comment", &args.body)?;
     let actor = active_user(app, &args.by)?;
     let config = &app.config;
-    let (ticket, recorded) =
-        app.store
-            .in_tx(|tx| ticket_events::comment(tx, config, args.id, &actor, &body))?;
+    let (ticket, recorded) = app
+        .store
+        .in_tx(|tx| ticket_events::comment(tx, config, args.id, &actor, &body))?;
     let headline = format!("comment added to ticket #{}", ticket.id);
     report(app, &ticket, &recorded, headline)
 }

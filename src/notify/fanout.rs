@@ -12,9 +12,9 @@ use crate::notify::recipients::{self, People};
 use crate::notify::{Audience, MANAGER_PERMISSION, content, message, rule};
 use crate::store::events::{self, Wording};
 use crate::store::notifications::{self, NewNotification};
-use crate::store::{now_ms, threads};
 use crate::store::tickets::Ticket;
 use crate::store::users::{self, User};
+use crate::store::{now_ms, threads};
 
 /// One notification written for an event.
 #[derive(Debug, Clone)]

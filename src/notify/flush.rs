@@ -486,7 +486,8 @@ impl<'a, 's> Worker<'a, 's> {
         match suppressions::reason_for(self.shared.store().conn(), address) {
             Ok(reason) => reason.map(|reason| format!("suppressed: {reason}")),
             Err(e) => {
-                self.error = Some(anyhow::Error::from(e).context("could not read the suppression list"));
+                self.error =
+                    Some(anyhow::Error::from(e).context("could not read the suppression list"));
                 None
             }
         }
@@ -518,8 +519,8 @@ impl<'a, 's> Worker<'a, 's> {
     fn render(&self, event_id: i64) -> Result<(EmailContent, i64, Option<String>)> {
         let (event, root) = {
             let store = self.shared.store();
-            let event = events::by_id(store.conn(), event_id)?
-                .context("its event record is missing")?;
+            let event =
+                events::by_id(store.conn(), event_id)?.context("its event record is missing")?;
             let root = threads::root(store.conn(), event.ticket_id)?;
             (event, root)
         };

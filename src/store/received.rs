@@ -184,4 +184,3 @@ impl Lookup for StoreLookup<'_> {
         exists(self.0, message_id)
     }
 }
-

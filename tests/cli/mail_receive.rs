@@ -56,13 +56,22 @@ fn receive(sb: &Sandbox, message: &str) -> Value {
 #[test]
 fn a_reply_becomes_a_comment_once_notifying_everyone_but_its_sender() {
     let (sb, sent) = with_ticket(INBOUND);
-    let message = reply(&sent, "Dev One <DEV@example.org>", "<r1@example.org>", "Fixed the toner.", "");
+    let message = reply(
+        &sent,
+        "Dev One <DEV@example.org>",
+        "<r1@example.org>",
+        "Fixed the toner.",
+        "",
+    );
     let got = receive(&sb, &message);
     assert_eq!(
         got,
         serde_json::json!({"action": "comment", "ticket_id": 1, "message_id": "<r1@example.org>", "reason": null})
     );
-    let ticket = sb.run(["ticket", "show", "1", "--format", "json"]).success().json();
+    let ticket = sb
+        .run(["ticket", "show", "1", "--format", "json"])
+        .success()
+        .json();
     let comments = ticket["comments"].as_array().unwrap();
     assert_eq!(comments.len(), 1);
     assert_eq!(comments[0]["author"], "dev");
@@ -71,11 +80,29 @@ fn a_reply_becomes_a_comment_once_notifying_everyone_but_its_sender() {
     // The same event as `ticket comment --by dev`: dana hears, dev does not.
     sb.run(["notify", "flush"]).success();
     let mail = sb.smtp.wait_for(3, Duration::from_secs(10));
-    let to_dana: Vec<&ReceivedMail> = mail.iter().filter(|m| m.rcpt_to == ["dana@example.com"]).collect();
-    assert_eq!(to_dana.len(), 1, "{:?}", mail.iter().map(|m| &m.rcpt_to).collect::<Vec<_>>());
-    assert!(mail.iter().filter(|m| m.rcpt_to == ["dev@example.org"]).count() == 1, "the sender heard of their own comment");
+    let to_dana: Vec<&ReceivedMail> = mail
+        .iter()
+        .filter(|m| m.rcpt_to == ["dana@example.com"])
+        .collect();
+    assert_eq!(
+        to_dana.len(),
+        1,
+        "{:?}",
+        mail.iter().map(|m| &m.rcpt_to).collect::<Vec<_>>()
+    );
+    assert!(
+        mail.iter()
+            .filter(|m| m.rcpt_to == ["dev@example.org"])
+            .count()
+            == 1,
+        "the sender heard of their own comment"
+    );
     assert_eq!(to_dana[0].subject(), "New comment on help desk ticket #1");
-    assert_eq!(to_dana[0].header("References"), sent.header("References"), "not in the same thread");
+    assert_eq!(
+        to_dana[0].header("References"),
+        sent.header("References"),
+        "not in the same thread"
+    );
 
     // A redelivery, and the same message again later: nothing more.
     for _ in 0..2 {
@@ -83,11 +110,25 @@ fn a_reply_becomes_a_comment_once_notifying_everyone_but_its_sender() {
         assert_eq!(again["action"], "ignored");
         assert_eq!(again["reason"], "already received (<r1@example.org>)");
     }
-    assert_eq!(sb.sql_i64("SELECT count(*) FROM events WHERE kind = 'comment'"), 1);
-    let list = sb.run(["mail", "list", "--format", "json"]).success().json();
-    let actions: Vec<&str> = list.as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        sb.sql_i64("SELECT count(*) FROM events WHERE kind = 'comment'"),
+        1
+    );
+    let list = sb
+        .run(["mail", "list", "--format", "json"])
+        .success()
+        .json();
+    let actions: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, ["ignored", "ignored", "comment"], "newest first");
-    let comments = sb.run(["mail", "list", "--action", "comment", "--format", "json"]).success().json();
+    let comments = sb
+        .run(["mail", "list", "--action", "comment", "--format", "json"])
+        .success()
+        .json();
     assert_eq!(comments.as_array().unwrap().len(), 1);
     assert_eq!(comments[0]["from"], "DEV@example.org");
     assert_eq!(comments[0]["ticket_id"], 1);
@@ -101,7 +142,10 @@ fn mail_to_the_help_desk_opens_a_ticket_with_the_configured_values() {
     let got = receive(&sb, message);
     assert_eq!(got["action"], "ticket");
     assert_eq!(got["ticket_id"], 2);
-    let ticket = sb.run(["ticket", "show", "2", "--format", "json"]).success().json();
+    let ticket = sb
+        .run(["ticket", "show", "2", "--format", "json"])
+        .success()
+        .json();
     assert_eq!(ticket["description"], "VPN is down\n\nSince this morning.");
     assert_eq!(ticket["priority"], "high");
     assert_eq!(ticket["purpose"], "app");
@@ -114,7 +158,9 @@ fn input_that_is_no_mail_message_exits_65_and_writes_nothing() {
     sb.run_stdin(["mail", "receive"], b"just some words\nand more\n")
         .code(65)
         .stderr_is("error: not a mail message: the input has no mail header (no From, To, Subject, Date, Message-ID or Received)");
-    sb.run_stdin(["mail", "receive"], b"").code(65).stderr_is("error: not a mail message: the input is empty");
+    sb.run_stdin(["mail", "receive"], b"")
+        .code(65)
+        .stderr_is("error: not a mail message: the input is empty");
     assert_eq!(sb.sql_i64("SELECT count(*) FROM received"), 0);
 }
 
@@ -122,9 +168,16 @@ fn input_that_is_no_mail_message_exits_65_and_writes_nothing() {
 fn a_database_that_cannot_be_opened_exits_75_so_the_server_retries() {
     let (sb, sent) = with_ticket(INBOUND);
     let message = reply(&sent, "dev@example.org", "<r2@example.org>", "Hi", "");
-    let run = sb.run_stdin(["mail", "receive", "--db", "missing/helpdesk.db"], message.as_bytes());
+    let run = sb.run_stdin(
+        ["mail", "receive", "--db", "missing/helpdesk.db"],
+        message.as_bytes(),
+    );
     let run = run.code(75);
-    assert!(run.stderr.starts_with("error: database `"), "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("error: database `"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(sb.sql_i64("SELECT count(*) FROM received"), 0);
 }
 
@@ -143,9 +196,18 @@ fn with_a_trusted_server_a_forged_from_is_refused_and_an_authenticated_one_count
     let got = receive(&sb, &forged);
     assert_eq!(got["action"], "refused");
     assert_eq!(got["reason"], "not authenticated");
-    let bare = reply(&sent, "dev@example.org", "<f2@evil.example>", "Close it.", "");
+    let bare = reply(
+        &sent,
+        "dev@example.org",
+        "<f2@evil.example>",
+        "Close it.",
+        "",
+    );
     assert_eq!(receive(&sb, &bare)["reason"], "not authenticated");
-    assert_eq!(sb.sql_i64("SELECT count(*) FROM events WHERE kind = 'comment'"), 0);
+    assert_eq!(
+        sb.sql_i64("SELECT count(*) FROM events WHERE kind = 'comment'"),
+        0
+    );
 
     let genuine = reply(
         &sent,
@@ -155,7 +217,10 @@ fn with_a_trusted_server_a_forged_from_is_refused_and_an_authenticated_one_count
         "Authentication-Results: mx.example.org; spf=pass smtp.mailfrom=example.org; dmarc=pass header.from=example.org\r\n",
     );
     assert_eq!(receive(&sb, &genuine)["action"], "comment");
-    let refused = sb.run(["mail", "list", "--action", "refused", "--format", "json"]).success().json();
+    let refused = sb
+        .run(["mail", "list", "--action", "refused", "--format", "json"])
+        .success()
+        .json();
     assert_eq!(refused.as_array().unwrap().len(), 2);
 }
 
@@ -171,30 +236,57 @@ fn a_permanent_bounce_fails_the_email_and_suppresses_the_address_until_unsuppres
     assert_eq!(got["ticket_id"], 1);
     let reason = "bounced: 5.1.1 smtp; 550 5.1.1 <dev@example.org>: Recipient address rejected: User unknown in local recipient table";
     assert_eq!(got["reason"], reason);
-    let id = sb.sql_i64("SELECT id FROM notifications WHERE channel = 'email' AND to_addr = 'dev@example.org'");
-    let notification = sb.run(["notify", "show", &id.to_string(), "--format", "json"]).success().json();
+    let id = sb.sql_i64(
+        "SELECT id FROM notifications WHERE channel = 'email' AND to_addr = 'dev@example.org'",
+    );
+    let notification = sb
+        .run(["notify", "show", &id.to_string(), "--format", "json"])
+        .success()
+        .json();
     assert_eq!(notification["status"], "failed");
     assert_eq!(notification["last_error"], reason);
 
-    let list = sb.run(["notify", "suppressed", "--format", "json"]).success().json();
+    let list = sb
+        .run(["notify", "suppressed", "--format", "json"])
+        .success()
+        .json();
     assert_eq!(list[0]["address"], "dev@example.org");
     assert_eq!(list[0]["reason"], reason);
 
     // The next email to that address fails without reaching the server.
-    sb.run(["ticket", "comment", "1", "--by", "dana", "--body", "Any news?"]).success();
+    sb.run([
+        "ticket",
+        "comment",
+        "1",
+        "--by",
+        "dana",
+        "--body",
+        "Any news?",
+    ])
+    .success();
     let before = sb.smtp.received().len();
     sb.run(["notify", "flush"]).code(3);
-    assert_eq!(sb.smtp.received().len(), before, "a suppressed address was mailed");
+    assert_eq!(
+        sb.smtp.received().len(),
+        before,
+        "a suppressed address was mailed"
+    );
     let last = sb.sql_i64("SELECT max(id) FROM notifications WHERE channel = 'email'");
-    let notification = sb.run(["notify", "show", &last.to_string(), "--format", "json"]).success().json();
+    let notification = sb
+        .run(["notify", "show", &last.to_string(), "--format", "json"])
+        .success()
+        .json();
     assert_eq!(notification["status"], "failed");
     assert_eq!(notification["last_error"], format!("suppressed: {reason}"));
 
-    sb.run(["notify", "unsuppress", "DEV@example.org"]).success().stdout_has("gets email again");
+    sb.run(["notify", "unsuppress", "DEV@example.org"])
+        .success()
+        .stdout_has("gets email again");
     sb.run(["notify", "unsuppress", "dev@example.org"])
         .code(1)
         .stderr_is("error: `dev@example.org` is not on the suppression list\nhint: list it with `helpdesk notify suppressed`");
-    sb.run(["ticket", "comment", "1", "--by", "dana", "--body", "Hello?"]).success();
+    sb.run(["ticket", "comment", "1", "--by", "dana", "--body", "Hello?"])
+        .success();
     sb.run(["notify", "flush"]).success();
     assert_eq!(sb.smtp.received().len(), before + 1);
 }
@@ -212,18 +304,43 @@ fn a_maildir_is_handled_message_by_message_and_each_moved_to_cur() {
     )
     .unwrap();
     std::fs::write(maildir.join("new/2.b"), "not mail at all\n").unwrap();
-    let run = sb.run(["mail", "receive", "--maildir", "Maildir", "--format", "json"]).success();
+    let run = sb
+        .run([
+            "mail",
+            "receive",
+            "--maildir",
+            "Maildir",
+            "--format",
+            "json",
+        ])
+        .success();
     let got = run.json();
     assert_eq!(got[0]["action"], "comment");
     assert_eq!(got[1]["action"], "refused");
-    assert_eq!(got[1]["reason"], "not a mail message: the input has no mail header (no From, To, Subject, Date, Message-ID or Received)");
+    assert_eq!(
+        got[1]["reason"],
+        "not a mail message: the input has no mail header (no From, To, Subject, Date, Message-ID or Received)"
+    );
     assert!(maildir.join("cur/1.a:2,").exists() && maildir.join("cur/2.b:2,").exists());
     assert_eq!(std::fs::read_dir(maildir.join("new")).unwrap().count(), 0);
     // A re-run finds nothing new; copying the reply back in changes nothing.
     std::fs::copy(maildir.join("cur/1.a:2,"), maildir.join("new/3.c")).unwrap();
-    let again = sb.run(["mail", "receive", "--maildir", "Maildir", "--format", "json"]).success().json();
+    let again = sb
+        .run([
+            "mail",
+            "receive",
+            "--maildir",
+            "Maildir",
+            "--format",
+            "json",
+        ])
+        .success()
+        .json();
     assert_eq!(again[0]["action"], "ignored");
-    assert_eq!(sb.sql_i64("SELECT count(*) FROM events WHERE kind = 'comment'"), 1);
+    assert_eq!(
+        sb.sql_i64("SELECT count(*) FROM events WHERE kind = 'comment'"),
+        1
+    );
 }
 
 /// Peak resident memory of a finished child, in KiB (wait4's rusage).
@@ -266,18 +383,38 @@ fn a_25_mb_message_is_handled_in_bounded_memory_and_a_larger_one_refused() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(message.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
     let (code, peak_kib) = wait_peak_kib(&child);
     assert_eq!(code, 0);
-    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB for a 25 MB message");
-    let ticket = sb.run(["ticket", "show", "1", "--format", "json"]).success().json();
-    assert_eq!(ticket["comments"][0]["body"], "Log attached.\n\n[1 attachment was left out]");
+    assert!(
+        peak_kib < 64 * 1024,
+        "peak RSS {peak_kib} KiB for a 25 MB message"
+    );
+    let ticket = sb
+        .run(["ticket", "show", "1", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(
+        ticket["comments"][0]["body"],
+        "Log attached.\n\n[1 attachment was left out]"
+    );
 
     // Past the 32 MiB cap: refused with the reason, recorded, nothing else.
-    let huge = big("<huge@example.org>", &line.repeat(33 * (1 << 20) / line.len()));
+    let huge = big(
+        "<huge@example.org>",
+        &line.repeat(33 * (1 << 20) / line.len()),
+    );
     let got = receive(&sb, &huge);
     assert_eq!(got["action"], "refused");
     assert_eq!(got["message_id"], "<huge@example.org>");
     assert_eq!(got["reason"], "larger than the limit of 33554432 bytes");
-    assert_eq!(sb.sql_i64("SELECT count(*) FROM events WHERE kind = 'comment'"), 1);
+    assert_eq!(
+        sb.sql_i64("SELECT count(*) FROM events WHERE kind = 'comment'"),
+        1
+    );
 }

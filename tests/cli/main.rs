@@ -14,6 +14,7 @@ mod interrupt;
 mod lifecycle;
 mod mail_receive;
 mod notify;
+mod postfix;
 mod queue_views;
 mod retry_policy;
 mod soak;

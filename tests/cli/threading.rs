@@ -28,19 +28,36 @@ fn thread_root(raw: &str) -> Option<String> {
 /// threads, one per ticket, each root minted once and never sent itself.
 #[test]
 fn the_emails_about_a_ticket_read_as_one_thread_in_a_mail_client() {
-    let sb = Sandbox::with(
-        ServerOptions::default(),
-        &format!("{BASE_CONFIG}{INBOUND}"),
-    );
+    let sb = Sandbox::with(ServerOptions::default(), &format!("{BASE_CONFIG}{INBOUND}"));
     sb.user("dev", "dev@example.org");
     sb.user("dana", "dana@example.com");
-    let first = sb.ticket("dana", "high", "Printer on fire")["id"].as_i64().unwrap();
-    let second = sb.ticket("dana", "low", "Mouse squeaks")["id"].as_i64().unwrap();
+    let first = sb.ticket("dana", "high", "Printer on fire")["id"]
+        .as_i64()
+        .unwrap();
+    let second = sb.ticket("dana", "low", "Mouse squeaks")["id"]
+        .as_i64()
+        .unwrap();
     for id in [first, second] {
-        sb.run(["ticket", "comment", &id.to_string(), "--by", "dev", "--body", "Looking"])
-            .success();
-        sb.run(["ticket", "update", &id.to_string(), "--by", "dev", "--status", "done"])
-            .success();
+        sb.run([
+            "ticket",
+            "comment",
+            &id.to_string(),
+            "--by",
+            "dev",
+            "--body",
+            "Looking",
+        ])
+        .success();
+        sb.run([
+            "ticket",
+            "update",
+            &id.to_string(),
+            "--by",
+            "dev",
+            "--status",
+            "done",
+        ])
+        .success();
     }
     sb.run(["notify", "flush"]).success();
     // Per ticket: new → dev; comment → dana; update → dana.
@@ -63,7 +80,10 @@ fn the_emails_about_a_ticket_read_as_one_thread_in_a_mail_client() {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("root `{root}` does not name its ticket"));
         assert!(root.ends_with("@example.com"), "{root}");
-        assert!(!message_ids.iter().any(|id| id.contains(root.as_str())), "the root was sent");
+        assert!(
+            !message_ids.iter().any(|id| id.contains(root.as_str())),
+            "the root was sent"
+        );
         assert_eq!(
             subjects,
             &vec![
@@ -84,7 +104,8 @@ fn the_emails_about_a_ticket_read_as_one_thread_in_a_mail_client() {
             Some(format!("Helpdesk <help+{ticket}@example.org>").as_str())
         );
         assert!(
-            m.text_part().contains("Reply to this email to add a comment to the ticket."),
+            m.text_part()
+                .contains("Reply to this email to add a comment to the ticket."),
             "{}",
             m.text_part()
         );
@@ -102,7 +123,10 @@ fn without_an_inbound_address_there_is_no_reply_to_and_replies_are_not_read() {
     let mail = sb.smtp.wait_for(1, std::time::Duration::from_secs(10));
     assert_eq!(mail.len(), 1);
     assert_eq!(mail[0].header("Reply-To"), None);
-    assert!(thread_root(&mail[0].data).is_some(), "threading does not need inbound mail");
+    assert!(
+        thread_root(&mail[0].data).is_some(),
+        "threading does not need inbound mail"
+    );
     assert!(mail[0].text_part().contains("replies are not read"));
     assert!(mail[0].html_part().contains("replies are not read"));
 }
@@ -118,7 +142,11 @@ fn config_check_warns_when_inbound_mail_trusts_any_from() {
     );
     sb.write_config(&format!("{BASE_CONFIG}{INBOUND}"));
     let run = sb.run(["config", "check"]).success();
-    assert!(!run.stderr.contains("trusted_authserv_id"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("trusted_authserv_id"),
+        "{}",
+        run.stderr
+    );
     sb.write_config(&format!(
         "{BASE_CONFIG}\n[email.inbound]\naddress = \"help+1@example.org\"\n"
     ));
