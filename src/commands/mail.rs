@@ -59,7 +59,7 @@ impl Handled {
     fn line(&self) -> String {
         let mut line = self.action.to_string();
         if let Some(ticket) = self.ticket_id {
-            line.push_str(&format!(" ticket #{ticket}"));
+            line.push_str(&format!(" (ticket #{ticket})"));
         }
         if let Some(reason) = &self.reason {
             line.push_str(&format!(": {}", cell(reason, 300)));

@@ -355,6 +355,8 @@ fn wait_peak_kib(child: &std::process::Child) -> (i32, i64) {
 }
 
 #[test]
+// The child is reaped by `wait_peak_kib` (wait4), which also gives its peak RSS.
+#[allow(clippy::zombie_processes)]
 fn a_25_mb_message_is_handled_in_bounded_memory_and_a_larger_one_refused() {
     use std::io::Write;
     let (sb, sent) = with_ticket(INBOUND);
