@@ -157,7 +157,10 @@ struct Input {
 /// memory stays bounded whatever the size.
 fn read_capped(reader: impl Read, size_hint: Option<u64>) -> Result<Input> {
     let cap = DEFAULT_MAX_MESSAGE_BYTES;
-    let initial = size_hint.map_or(64 << 10, |n| n.min(cap as u64 + 1) as usize);
+    // Room for the whole cap at once, so the buffer never moves as it
+    // grows (a move would hold two copies at once). Pages not written to
+    // cost no memory.
+    let initial = size_hint.map_or(cap + 1, |n| n.min(cap as u64) as usize + 1);
     let mut bytes = Vec::with_capacity(initial);
     let mut reader = reader;
     (&mut reader).take(cap as u64 + 1).read_to_end(&mut bytes)?;
