@@ -51,9 +51,11 @@ impl Drop for Postfix {
         while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        // SAFETY: the master this test started, by its PID.
-        if unsafe { libc::kill(pid, 0) } == 0 {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+        // SAFETY: signals the master this test started, by its PID.
+        unsafe {
+            if libc::kill(pid, 0) == 0 {
+                libc::kill(pid, libc::SIGKILL);
+            }
         }
     }
 }
@@ -68,6 +70,7 @@ impl Postfix {
 fn can_run() -> bool {
     let problem = if !Path::new("/usr/sbin/postfix").exists() {
         Some("/usr/sbin/postfix is missing: install Debian's `postfix` (.ci/run does)")
+    // SAFETY: geteuid has no preconditions and cannot fail.
     } else if unsafe { libc::geteuid() } != 0 {
         Some("Postfix must be started as root")
     } else {
