@@ -147,6 +147,13 @@ fn config_check_warns_when_inbound_mail_trusts_any_from() {
         "{}",
         run.stderr
     );
+    sb.run(["config", "check"]).success().stdout_has(
+        "email.inbound:       help@example.org, new tickets app medium, trusted authserv-id mx.example.org",
+    );
+    sb.write_config(&format!(
+        "{BASE_CONFIG}\n[email.inbound]\nadress = \"help@example.org\"\n"
+    ));
+    sb.run(["config", "check"]).code(1).stderr_has("adress");
     sb.write_config(&format!(
         "{BASE_CONFIG}\n[email.inbound]\naddress = \"help+1@example.org\"\n"
     ));
