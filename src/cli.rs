@@ -66,6 +66,9 @@ pub enum Command {
     /// Send queued email and look after the queue
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Receive email: replies become comments, mail to the help desk opens tickets, bounces stop mail to dead addresses
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// Check the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -336,6 +339,67 @@ pub enum NotifyCommand {
     Test(TestMailArgs),
     /// Counts per state, the oldest due email and the last completed flush
     Status(StatusArgs),
+    /// List the addresses that get no email (a permanent bounce put them there)
+    Suppressed,
+    /// Let an address get email again
+    Unsuppress(AddressArg),
+}
+
+#[derive(Debug, Args)]
+pub struct AddressArg {
+    /// The email address
+    pub address: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Handle one message from standard input (a mail server's pipe, procmail, fetchmail --mda), or every message in a Maildir
+    ///
+    /// Exit status, as mail servers read it: 0 handled (whatever became of
+    /// it), 65 not a mail message, 75 not handled now (database busy or
+    /// unreachable): the server keeps the message and tries again.
+    Receive(ReceiveArgs),
+    /// Show received messages and what became of them, newest first
+    List(ListReceivedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiveArgs {
+    /// Handle every message in DIR/new, moving each to DIR/cur once handled
+    #[arg(long, value_name = "DIR")]
+    pub maildir: Option<PathBuf>,
+}
+
+/// What a received message became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReceivedAction {
+    Bounce,
+    Ignored,
+    Refused,
+    Comment,
+    Ticket,
+}
+
+impl ReceivedAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceivedAction::Bounce => "bounce",
+            ReceivedAction::Ignored => "ignored",
+            ReceivedAction::Refused => "refused",
+            ReceivedAction::Comment => "comment",
+            ReceivedAction::Ticket => "ticket",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ListReceivedArgs {
+    /// Only messages that became this
+    #[arg(long, value_enum, ignore_case = true)]
+    pub action: Option<ReceivedAction>,
+    /// At most this many, newest first
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
 }
 
 #[derive(Debug, Args)]

@@ -96,6 +96,42 @@ pub struct Email {
     pub smtp: Smtp,
     pub sendmail: Sendmail,
     pub file: FileTransport,
+    pub inbound: Inbound,
+}
+
+/// Conversations by email (SPEC §6): the help desk's own address, what a
+/// ticket opened by email gets, and whose `Authentication-Results` count.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Inbound {
+    /// `help@example.org`: Reply-To `help+N@example.org` on every email, and
+    /// where new tickets by email arrive. Unset: replies are not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    pub purpose: crate::model::Purpose,
+    pub priority: crate::model::Priority,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_authserv_id: Option<String>,
+}
+
+impl Default for Inbound {
+    fn default() -> Self {
+        Inbound {
+            address: None,
+            purpose: crate::model::Purpose::App,
+            priority: crate::model::Priority::Medium,
+            trusted_authserv_id: None,
+        }
+    }
+}
+
+impl Inbound {
+    /// `local+N@domain` for ticket N, when inbound mail is set up.
+    pub fn reply_address(&self, ticket_id: i64) -> Option<String> {
+        let address = self.address.as_deref()?;
+        let (local, domain) = address.rsplit_once('@')?;
+        Some(format!("{local}+{ticket_id}@{domain}"))
+    }
 }
 
 #[derive(Clone, Serialize)]
@@ -289,6 +325,7 @@ struct FileEmail {
     smtp: Option<FileSmtp>,
     sendmail: Option<FileSendmail>,
     file: Option<FileFile>,
+    inbound: Option<Inbound>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -499,6 +536,31 @@ impl Config {
                 "{origin}: `site.domain` must be a host name like `example.com`, not `{}`",
                 clean(&self.site.domain)
             );
+        }
+        let inbound = self.email.inbound.clone();
+        if let Some(address) = &inbound.address {
+            check_header_value("email.inbound.address", address, &origin)?;
+            let parsed = check_address("email.inbound.address", address, &origin)?;
+            if parsed.user().contains('+') {
+                bail!(
+                    "{origin}: `email.inbound.address` `{}` already has a `+`: give the plain address, helpdesk adds `+N` for each ticket",
+                    clean(address)
+                );
+            }
+            if inbound.trusted_authserv_id.is_none() {
+                self.warnings.push(
+                    "`email.inbound.address` is set without `email.inbound.trusted_authserv_id`: anyone who writes a user's address in From can comment as them; set it to the authserv-id your mail server writes in Authentication-Results".to_string(),
+                );
+            }
+        }
+        if let Some(id) = &inbound.trusted_authserv_id {
+            check_header_value("email.inbound.trusted_authserv_id", id, &origin)?;
+            if id.trim().is_empty() || id.chars().any(char::is_whitespace) {
+                bail!(
+                    "{origin}: `email.inbound.trusted_authserv_id` must be one word, like `mail.example.org`, not `{}`",
+                    clean(id)
+                );
+            }
         }
         let queue = &self.queue;
         if queue.batch_size == 0 || queue.max_attempts == Some(0) || queue.lease_secs == 0 {
@@ -856,6 +918,7 @@ fn resolve(file: FileConfig, source: Option<PathBuf>, base: &Path) -> Result<Con
                         .unwrap_or_else(|| PathBuf::from("outbox")),
                 ),
             },
+            inbound: email.inbound.unwrap_or_default(),
         },
         queue: file.queue.unwrap_or_default(),
         warnings: Vec::new(),

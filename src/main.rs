@@ -8,8 +8,6 @@ mod clock;
 mod commands;
 mod config;
 mod error;
-// `helpdesk mail receive` wires this in; until then only its tests use it.
-#[cfg_attr(not(test), allow(dead_code))]
 mod mail;
 mod model;
 mod notify;

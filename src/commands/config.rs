@@ -78,6 +78,22 @@ impl View for CheckView {
             format!("email.smtp.password: {password}"),
             format!("email.file.dir:      {}", c.email.file.dir.display()),
             format!(
+                "email.inbound:       {}",
+                match &c.email.inbound.address {
+                    Some(address) => format!(
+                        "{address}, new tickets {} {}, trusted authserv-id {}",
+                        c.email.inbound.purpose.as_str(),
+                        c.email.inbound.priority.as_str(),
+                        c.email
+                            .inbound
+                            .trusted_authserv_id
+                            .as_deref()
+                            .unwrap_or("none")
+                    ),
+                    None => "- (replies are not read)".into(),
+                }
+            ),
+            format!(
                 "queue:               batch_size {}, max_attempts {}, max_age {}, retry_backoff_secs {}, lease_secs {}",
                 c.queue.batch_size,
                 c.queue

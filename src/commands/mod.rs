@@ -7,6 +7,7 @@ mod demo;
 mod group;
 mod inbox;
 mod init;
+mod mail;
 mod notify;
 mod ticket;
 mod user;
@@ -29,6 +30,9 @@ pub enum Status {
     Incomplete,
     /// A flush stopped by a signal: 130 (SIGINT) or 143 (SIGTERM).
     Signalled(u8),
+    /// `mail receive`'s sysexits status for a mail server: 65 not a
+    /// message, 75 try again later.
+    Sysexit(u8),
 }
 
 impl From<Status> for ExitCode {
@@ -36,7 +40,7 @@ impl From<Status> for ExitCode {
         match status {
             Status::Done => ExitCode::SUCCESS,
             Status::Incomplete => ExitCode::from(3),
-            Status::Signalled(code) => ExitCode::from(code),
+            Status::Signalled(code) | Status::Sysexit(code) => ExitCode::from(code),
         }
     }
 }
@@ -48,6 +52,7 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Init => init::run(&cli.global, &out),
         Command::Demo(args) => demo::run(&args, &out),
         Command::Config(cmd) => config::run(&cli.global, out, cmd),
+        Command::Mail(cmd) => mail::run(&cli.global, out, cmd),
         command => {
             let mut app = App::load(&cli.global, out)?;
             let database = app.config.database.clone();
@@ -57,7 +62,11 @@ pub fn run(cli: Cli) -> Result<Status> {
                 Command::Ticket(cmd) => ticket::run(&mut app, cmd),
                 Command::Inbox(args) => inbox::run(&mut app, args),
                 Command::Notify(cmd) => notify::run(&mut app, cmd),
-                Command::Completions(_) | Command::Init | Command::Demo(_) | Command::Config(_) => {
+                Command::Completions(_)
+                | Command::Init
+                | Command::Demo(_)
+                | Command::Config(_)
+                | Command::Mail(_) => {
                     unreachable!("handled before the database is opened")
                 }
             };

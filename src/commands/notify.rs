@@ -20,7 +20,7 @@ use crate::notify::message;
 use crate::notify::transport::{self, Outcome};
 use crate::output::{Table, Time, View, cell, print_stderr};
 use crate::store::notifications::{self, QueueRow};
-use crate::store::now_ms;
+use crate::store::{now_ms, suppressions};
 
 pub fn run(app: &mut App, command: NotifyCommand) -> Result<Status> {
     match command {
@@ -31,6 +31,8 @@ pub fn run(app: &mut App, command: NotifyCommand) -> Result<Status> {
         NotifyCommand::Purge(args) => purge(app, &args),
         NotifyCommand::Test(args) => test(app, &args),
         NotifyCommand::Status(args) => status(app, &args),
+        NotifyCommand::Suppressed => suppressed(app),
+        NotifyCommand::Unsuppress(args) => unsuppress(app, &args.address),
     }
 }
 
@@ -699,4 +701,84 @@ fn friendly_duration(duration: Duration) -> String {
     jiff::SignedDuration::try_from(duration)
         .map(|d| format!("{d:#}"))
         .unwrap_or_else(|_| format!("{} s", duration.as_secs()))
+}
+
+// ---- suppression ---------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct SuppressedItem {
+    address: String,
+    reason: String,
+    at: Time,
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct SuppressedList {
+    items: Vec<SuppressedItem>,
+}
+
+impl View for SuppressedList {
+    fn table(&self) -> Option<Table> {
+        let mut table =
+            Table::new(&["ADDRESS", "SINCE", "REASON"]).text_columns(&["ADDRESS", "REASON"]);
+        for item in &self.items {
+            table.row(vec![
+                item.address.clone(),
+                item.at.to_string(),
+                item.reason.clone(),
+            ]);
+        }
+        Some(table)
+    }
+
+    fn human(&self) -> String {
+        if self.items.is_empty() {
+            "no suppressed addresses".into()
+        } else {
+            String::new()
+        }
+    }
+}
+
+fn suppressed(app: &mut App) -> Result<Status> {
+    let items = suppressions::all(app.store.conn())?
+        .into_iter()
+        .map(|s| SuppressedItem {
+            address: s.address,
+            reason: s.reason,
+            at: Time(s.at),
+        })
+        .collect();
+    app.out.show(&SuppressedList { items })?;
+    Ok(Status::Done)
+}
+
+#[derive(Serialize)]
+struct UnsuppressView {
+    address: String,
+    #[serde(skip)]
+    line: String,
+}
+
+impl View for UnsuppressView {
+    fn human(&self) -> String {
+        self.line.clone()
+    }
+}
+
+fn unsuppress(app: &mut App, address: &str) -> Result<Status> {
+    let removed = app.store.in_tx(|tx| suppressions::remove(tx, address))?;
+    let shown = cell(address, 200);
+    if !removed {
+        return Err(crate::error::hinted(
+            format!("`{shown}` is not on the suppression list"),
+            "list it with `helpdesk notify suppressed`",
+        ));
+    }
+    app.out.show(&UnsuppressView {
+        address: address.trim().to_lowercase(),
+        line: format!("`{shown}` gets email again"),
+    })?;
+    Ok(Status::Done)
 }

@@ -14,8 +14,9 @@ use crate::cli::{
 use crate::model::{Channel, NotificationStatus, Priority, Purpose, Status as TicketStatus};
 use crate::notify::event::{Change, EventData, EventKind};
 use crate::notify::fanout::{self, Recorded};
+use crate::notify::ticket_events;
 use crate::output::{Table, Time, View, block, cell};
-use crate::store::tickets::{self, NewTicket, Ticket};
+use crate::store::tickets::{self, Ticket};
 use crate::store::{Db, events, notifications};
 
 pub fn run(app: &mut App, command: TicketCommand) -> Result<Status> {
@@ -257,12 +258,7 @@ impl View for TicketView {
 }
 
 fn find(conn: &dyn Db, id: i64) -> Result<Ticket> {
-    tickets::by_id(conn, id)?.ok_or_else(|| {
-        crate::error::hinted(
-            format!("ticket #{id} does not exist"),
-            "list tickets with `helpdesk ticket list`",
-        )
-    })
+    ticket_events::find(conn, id)
 }
 
 fn create(app: &mut App, args: &CreateTicketArgs) -> Result<Status> {
@@ -271,26 +267,14 @@ fn create(app: &mut App, args: &CreateTicketArgs) -> Result<Status> {
     let creator = active_user(app, &args.created_by)?;
     let config = &app.config;
     let (ticket, recorded) = app.store.in_tx(|tx| {
-        let id = tickets::insert(
-            tx,
-            &NewTicket {
-                created_by: creator.id,
-                purpose: args.purpose,
-                priority: args.priority,
-                description: &description,
-            },
-            crate::clock::now_ms(),
-        )?;
-        let ticket = find(tx, id)?;
-        let recorded = fanout::record_event(
+        ticket_events::open_ticket(
             tx,
             config,
-            &ticket,
-            EventKind::New,
             &creator,
-            &EventData::of(&ticket),
-        )?;
-        Ok::<_, anyhow::Error>((ticket, recorded))
+            args.purpose,
+            args.priority,
+            &description,
+        )
     })?;
     let headline = format!(
         "ticket #{} created ({} priority, {})",
@@ -369,16 +353,9 @@ fn comment(app: &mut App, args: &CommentTicketArgs) -> Result<Status> {
     let body = read_text("comment", &args.body)?;
     let actor = active_user(app, &args.by)?;
     let config = &app.config;
-    let (ticket, recorded) = app.store.in_tx(|tx| {
-        let ticket = find(tx, args.id)?;
-        let data = EventData {
-            comment: Some(body.clone()),
-            ..EventData::of(&ticket)
-        };
-        let recorded =
-            fanout::record_event(tx, config, &ticket, EventKind::Comment, &actor, &data)?;
-        Ok::<_, anyhow::Error>((ticket, recorded))
-    })?;
+    let (ticket, recorded) = app
+        .store
+        .in_tx(|tx| ticket_events::comment(tx, config, args.id, &actor, &body))?;
     let headline = format!("comment added to ticket #{}", ticket.id);
     report(app, &ticket, &recorded, headline)
 }

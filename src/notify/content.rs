@@ -21,6 +21,15 @@ pub fn title(kind: EventKind, ticket_id: i64) -> String {
     }
 }
 
+/// The subject of an event's email: its title, with the ticket tag in front
+/// where the title lacks it (SPEC §6), so a reply names its ticket.
+pub fn subject(kind: EventKind, ticket_id: i64) -> String {
+    match kind {
+        EventKind::New => format!("[#{ticket_id}] {}", title(kind, ticket_id)),
+        EventKind::Update | EventKind::Comment => title(kind, ticket_id),
+    }
+}
+
 /// The in-app body of an event's notifications.
 pub fn app_body(kind: EventKind, data: &EventData, actor: &str) -> String {
     match kind {
@@ -75,9 +84,12 @@ struct EmailContext<'a> {
     actor: &'a str,
     changes: &'a [Change],
     comment: Option<&'a str>,
+    /// A reply to the email adds a comment (`email.inbound.address` is set).
+    reply_by_email: bool,
 }
 
 /// Renders the email for an event; the same for every recipient.
+/// `reply_by_email`: the footer says a reply adds a comment.
 pub fn email(
     renderer: &Renderer,
     site: &Site,
@@ -85,10 +97,12 @@ pub fn email(
     ticket_id: i64,
     data: &EventData,
     actor: &str,
+    reply_by_email: bool,
 ) -> Result<EmailContent> {
-    let subject = title(kind, ticket_id);
+    let title = title(kind, ticket_id);
+    let subject = subject(kind, ticket_id);
     let context = EmailContext {
-        title: &subject,
+        title: &title,
         ticket: TicketFacts {
             id: ticket_id,
             purpose: data.purpose.display(),
@@ -100,6 +114,7 @@ pub fn email(
         actor,
         changes: &data.changes,
         comment: data.comment.as_deref(),
+        reply_by_email,
     };
     let html = renderer.render(&format!("email/ticket_{}.html", kind.as_str()), &context)?;
     let text = renderer.render(&format!("email/ticket_{}.txt", kind.as_str()), &context)?;
@@ -167,6 +182,7 @@ mod tests {
             7,
             &data(),
             "ann",
+            false,
         )
         .unwrap();
         assert!(mail.html.contains("#7"));

@@ -12,9 +12,9 @@ use crate::notify::recipients::{self, People};
 use crate::notify::{Audience, MANAGER_PERMISSION, content, message, rule};
 use crate::store::events::{self, Wording};
 use crate::store::notifications::{self, NewNotification};
-use crate::store::now_ms;
 use crate::store::tickets::Ticket;
 use crate::store::users::{self, User};
+use crate::store::{now_ms, threads};
 
 /// One notification written for an event.
 #[derive(Debug, Clone)]
@@ -61,6 +61,12 @@ pub fn record_event(
         &data.to_json(),
         &wording,
         now_ms(),
+    )?;
+    // Every email about the ticket refers to its thread root (SPEC §6).
+    threads::ensure(
+        conn,
+        ticket.id,
+        &message::mint_thread_root(ticket.id, &config.site.domain),
     )?;
     let rule = rule(kind);
     let mut people = People::default();

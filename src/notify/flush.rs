@@ -46,7 +46,7 @@ use crate::notify::policy::{self, Decision};
 use crate::notify::transport::{self, Feed, Outcome, Unreachable};
 use crate::render::Renderer;
 use crate::store::notifications::{self, AttemptRecord, Claimed, FlushRun};
-use crate::store::{Store, events, now_ms};
+use crate::store::{Store, events, now_ms, suppressions, threads};
 
 /// How many events' rendered emails a worker keeps at most.
 const RENDERED_EVENTS_KEPT: usize = 64;
@@ -320,6 +320,10 @@ impl Feed for Worker<'_, '_> {
                 return None;
             }
             let email = self.waiting.pop_front()?;
+            if let Some(reason) = self.suppressed(&email) {
+                self.failed(&email, &reason);
+                continue;
+            }
             match self.build(&email) {
                 Ok(outgoing) => {
                     self.out.push_back(email);
@@ -483,13 +487,32 @@ impl<'a, 's> Worker<'a, 's> {
         message::build(&addressing, &content).map_err(|e| format!("{e:#}"))
     }
 
+    /// `suppressed: <reason>` when the address this email would go to is
+    /// on the suppression list: it fails without contacting the server.
+    fn suppressed(&mut self, email: &Claimed) -> Option<String> {
+        let address = self.config.delivery_address(&email.to_addr);
+        match suppressions::reason_for(self.shared.store().conn(), address) {
+            Ok(reason) => reason.map(|reason| format!("suppressed: {reason}")),
+            Err(e) => {
+                self.error =
+                    Some(anyhow::Error::from(e).context("could not read the suppression list"));
+                None
+            }
+        }
+    }
+
     fn content(&mut self, event_id: i64) -> Result<Rc<Prepared>, String> {
         if let Some(found) = self.rendered.get(&event_id) {
             return found.clone();
         }
         let rendered = self
             .render(event_id)
-            .map(|content| Rc::new(Prepared::new(&content)))
+            .map(|(content, ticket_id, root)| {
+                Rc::new(
+                    Prepared::new(&content)
+                        .threaded(root, message::reply_to(self.config, ticket_id)),
+                )
+            })
             .map_err(|e| format!("could not render: {e:#}"));
         // The queue is sent in priority and age order, so an event's emails come
         // together; forgetting old events keeps memory flat on a large backlog.
@@ -500,20 +523,28 @@ impl<'a, 's> Worker<'a, 's> {
         rendered
     }
 
-    fn render(&self, event_id: i64) -> Result<EmailContent> {
-        let event = events::by_id(self.shared.store().conn(), event_id)?
-            .context("its event record is missing")?;
+    /// An event's email, its ticket and the ticket's thread root.
+    fn render(&self, event_id: i64) -> Result<(EmailContent, i64, Option<String>)> {
+        let (event, root) = {
+            let store = self.shared.store();
+            let event =
+                events::by_id(store.conn(), event_id)?.context("its event record is missing")?;
+            let root = threads::root(store.conn(), event.ticket_id)?;
+            (event, root)
+        };
         let kind = EventKind::from_stored(&event.kind)
             .with_context(|| format!("unknown event kind `{}`", event.kind))?;
         let data = EventData::from_json(&event.data)?;
-        content::email(
+        let content = content::email(
             &self.renderer,
             &self.config.site,
             kind,
             event.ticket_id,
             &data,
             &event.actor,
-        )
+            self.config.email.inbound.address.is_some(),
+        )?;
+        Ok((content, event.ticket_id, root))
     }
 
     /// An email that cannot be built: failed, without contacting anyone.

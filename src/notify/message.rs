@@ -69,6 +69,10 @@ pub struct Addressing<'a> {
 pub struct Prepared {
     subject: String,
     body: MultiPart,
+    /// The ticket's thread root, for `In-Reply-To` and `References`.
+    thread_root: Option<String>,
+    /// `Reply-To`: the inbound address tagged with the ticket.
+    reply_to: Option<Mailbox>,
 }
 
 impl Prepared {
@@ -79,8 +83,40 @@ impl Prepared {
                 plain_lines(&content.text),
                 plain_lines(&content.html),
             ),
+            thread_root: None,
+            reply_to: None,
         }
     }
+
+    /// The same email as part of its ticket's conversation (SPEC §6): it
+    /// refers to the thread root, and replies go to `reply_to`.
+    pub fn threaded(mut self, thread_root: Option<String>, reply_to: Option<Mailbox>) -> Prepared {
+        self.thread_root = thread_root;
+        self.reply_to = reply_to;
+        self
+    }
+}
+
+/// The thread root of ticket `ticket_id`: a Message-ID minted once per
+/// ticket and stored with it, never sent as a message itself.
+pub fn mint_thread_root(ticket_id: i64, site_domain: &str) -> String {
+    format!(
+        "<ticket-{ticket_id}.{:016x}@{}>",
+        fastrand::u64(..),
+        host_of(site_domain)
+    )
+}
+
+/// `Reply-To` for ticket `ticket_id`: `local+N@domain` of the inbound
+/// address, named as `default_from_email` names the help desk. None when
+/// inbound mail is not set up.
+pub fn reply_to(config: &crate::config::Config, ticket_id: i64) -> Option<Mailbox> {
+    let address = config.email.inbound.reply_address(ticket_id)?;
+    let address = Address::from_str(&address).ok()?;
+    let name = crate::address::parse_mailbox(&config.default_from_email)
+        .ok()
+        .and_then(|from| from.name);
+    Some(Mailbox::new(name, address))
 }
 
 /// Line breaks as `\n` only: a CR that is not part of CRLF must never reach
@@ -136,6 +172,12 @@ pub fn build(addressing: &Addressing<'_>, prepared: &Prepared) -> Result<Outgoin
     }
     if let Some(ticket) = addressing.ticket_id {
         builder = builder.header(TicketHeader(ticket));
+    }
+    if let Some(root) = &prepared.thread_root {
+        builder = builder.in_reply_to(root.clone()).references(root.clone());
+    }
+    if let Some(reply_to) = &prepared.reply_to {
+        builder = builder.reply_to(reply_to.clone());
     }
     let message = builder
         .multipart(prepared.body.clone())

@@ -17,6 +17,7 @@ pub mod flush;
 pub mod message;
 pub mod policy;
 pub mod recipients;
+pub mod ticket_events;
 pub mod transport;
 
 use crate::model::Channel;

@@ -128,7 +128,7 @@ fn render_plain(kind: EventKind, description: &str, comment: &str) -> EmailConte
         comment: Some(comment.to_string()),
         ..event_data("", "")
     };
-    content::email(renderer(), &Site::default(), kind, 7, &data, "ann")
+    content::email(renderer(), &Site::default(), kind, 7, &data, "ann", false)
         .expect("every event renders")
 }
 
@@ -140,6 +140,7 @@ fn render(kind: EventKind, description: &str, comment: &str, actor: &str) -> Ema
         7,
         &event_data(description, comment),
         &marked(actor, MARKS[2]),
+        false,
     )
     .expect("every event renders")
 }
@@ -242,13 +243,13 @@ proptest! {
     /// The HTML part carries each piece of user text escaped (no `<` of the
     /// user's survives, other than the `<br>` for its line breaks), whole, and
     /// never evaluated as a template; the text part carries it verbatim; the
-    /// subject is the fixed title.
+    /// subject is the fixed subject.
     #[test]
     fn html_escapes_user_text_and_never_runs_it(
         kind in kind(), description in user_text(), comment in user_text(), actor in user_text(),
     ) {
         let mail = render(kind, &description, &comment, &actor);
-        prop_assert_eq!(&mail.subject, &content::title(kind, 7));
+        prop_assert_eq!(&mail.subject, &content::subject(kind, 7));
         // The actor is escaped as one value; description and comment also get `<br>`.
         let mut pieces = vec![(MARKS[2], actor.clone(), "actor")];
         match kind {

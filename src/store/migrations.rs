@@ -22,6 +22,9 @@ fn steps() -> Vec<M<'static>> {
         // 2: in-app notifications filed per user in batches, with an unread counter: a new ticket
         // wrote one page per recipient in two per-user indexes, 3 MB per ticket with history.
         M::up(include_str!("schema/002_inbox.sql")),
+        // 3: conversations by email: each ticket's thread root, received mail
+        // recorded once by Message-ID, and the suppression list.
+        M::up(include_str!("schema/003_mail.sql")),
     ]
 }
 

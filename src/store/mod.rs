@@ -16,7 +16,10 @@ mod location;
 mod migrations;
 pub mod notifications;
 pub mod postgres;
+pub mod received;
 mod sqlite;
+pub mod suppressions;
+pub mod threads;
 pub mod tickets;
 pub mod users;
 

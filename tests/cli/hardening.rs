@@ -307,7 +307,11 @@ fn hostile_descriptions_are_kept_verbatim_escaped_in_html_and_never_touch_a_head
             "{label}: headers changed"
         );
         assert_eq!(m.rcpt_to, ["dev@example.org"], "{label}");
-        assert_eq!(m.subject(), SUBJECT, "{label}");
+        assert_eq!(
+            m.subject(),
+            format!("[#{}] {SUBJECT}", ticket_header(m)),
+            "{label}"
+        );
         let (html, plain_text) = (m.html_part(), m.text_part());
         for part in [&html, &plain_text] {
             assert!(
@@ -384,7 +388,7 @@ fn a_one_mib_hostile_description_is_accepted_whole_and_mailed_escaped() {
     let mail = sb.smtp.received();
     assert_eq!(mail.len(), 1);
     assert_wire_safe("1 MiB", &mail[0]);
-    assert_eq!(mail[0].subject(), SUBJECT);
+    assert_eq!(mail[0].subject(), format!("[#1] {SUBJECT}"));
     let html = mail[0].html_part();
     assert!(
         !html.contains("<script") && !html.contains("<b>"),

@@ -166,7 +166,7 @@ fn flush_mails_each_developer_with_full_content() {
         assert!(from.contains("helpdesk@example.org"), "From: {from}");
         let to = m.header("To").expect("a To header");
         assert!(to.contains(&m.rcpt_to[0]), "To: {to}");
-        assert_eq!(m.subject(), SUBJECT);
+        assert_eq!(m.subject(), format!("[#{id}] {SUBJECT}"));
         assert!(
             m.content_type().starts_with("multipart/alternative"),
             "Content-Type: {}",
@@ -1187,7 +1187,7 @@ fn the_file_transport_writes_one_eml_per_email() {
     for file in &files {
         assert_eq!(file.extension().and_then(|e| e.to_str()), Some("eml"));
         let text = std::fs::read_to_string(file).unwrap();
-        assert!(text.contains(&format!("Subject: {SUBJECT}")), "{text}");
+        assert!(text.contains(&format!("Subject: [#1] {SUBJECT}")), "{text}");
         assert!(text.contains("X-Helpdesk-Ticket: 1"), "{text}");
         assert!(text.contains("multipart/alternative"), "{text}");
     }
@@ -1231,7 +1231,7 @@ fn the_sendmail_transport_pipes_each_email_to_the_command() {
     }
     let message = std::fs::read_to_string(got.join("0.eml")).unwrap();
     assert!(
-        message.contains(&format!("Subject: {SUBJECT}")),
+        message.contains(&format!("Subject: [#1] {SUBJECT}")),
         "{message}"
     );
     assert_eq!(status_counts(&sb, "sent"), 2);

@@ -13,6 +13,8 @@ const STEPS: &[&str] = &[
     include_str!("schema/001_initial.sql"),
     // 2: the inbox names of SQLite's step 2, as views over the per-user indexes.
     include_str!("schema/002_inbox.sql"),
+    // 3: conversations by email, as on SQLite.
+    include_str!("schema/003_mail.sql"),
 ];
 
 /// The advisory lock key that serialises migrations (any fixed number; this

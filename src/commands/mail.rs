@@ -1,0 +1,455 @@
+//! `helpdesk mail …`: receive a message (stdin or a Maildir) and act on it
+//! as SPEC §6 says, and list what was received. Classification is
+//! `mail::classify`'s; this file reads the input (capped), writes each
+//! outcome in one transaction with the received Message-ID, and answers the
+//! mail server with a sysexits status.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::Status;
+use crate::app::App;
+use crate::cli::{GlobalArgs, ListReceivedArgs, MailCommand, ReceiveArgs};
+use crate::config::Config;
+use crate::error::{explain_store_error, report};
+use crate::mail::classify::{self, Action, Ignore, InboundConfig, Outcome, Refusal};
+use crate::mail::parse::{self, DEFAULT_MAX_MESSAGE_BYTES, Inbound, NotAMessage};
+use crate::notify::ticket_events;
+use crate::output::{Output, Table, Time, View, cell};
+use crate::store::received::{self, NewReceived, StoreLookup};
+use crate::store::{StoreError, suppressions, users};
+
+/// sysexits: the input is not a mail message.
+const EX_DATAERR: u8 = 65;
+/// sysexits: try again later (the mail server keeps the message).
+const EX_TEMPFAIL: u8 = 75;
+
+pub fn run(global: &GlobalArgs, out: Output, command: MailCommand) -> Result<Status> {
+    match command {
+        MailCommand::Receive(args) => Ok(receive(global, out, &args)),
+        MailCommand::List(args) => {
+            let mut app = App::load(global, out)?;
+            let database = app.config.database.clone();
+            list(&mut app, &args).map_err(|err| explain_store_error(err, Some(&database)))
+        }
+    }
+}
+
+// ---- receive -------------------------------------------------------------------------------
+
+/// What became of one message: the JSON document a mail script reads.
+#[derive(Debug, Serialize)]
+struct Handled {
+    action: Action,
+    ticket_id: Option<i64>,
+    message_id: Option<String>,
+    reason: Option<String>,
+}
+
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl Handled {
+    fn line(&self) -> String {
+        let mut line = self.action.to_string();
+        if let Some(ticket) = self.ticket_id {
+            line.push_str(&format!(" (ticket #{ticket})"));
+        }
+        if let Some(reason) = &self.reason {
+            line.push_str(&format!(": {}", cell(reason, 300)));
+        }
+        line
+    }
+}
+
+impl View for Handled {
+    fn human(&self) -> String {
+        self.line()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct HandledList {
+    messages: Vec<Handled>,
+}
+
+impl View for HandledList {
+    fn human(&self) -> String {
+        if self.messages.is_empty() {
+            return "no new messages".into();
+        }
+        self.messages
+            .iter()
+            .map(Handled::line)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Why a message was not handled.
+enum Failure {
+    /// Not a mail message at all (stdin: exit 65).
+    NotAMessage(NotAMessage),
+    /// Anything else: the server keeps the message and tries again (75).
+    Later(anyhow::Error),
+}
+
+/// Runs `mail receive`; every failure becomes the status a mail server reads.
+fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Status {
+    let mut app = match App::load(global, out) {
+        Ok(app) => app,
+        Err(err) => {
+            report(&err);
+            return Status::Sysexit(EX_TEMPFAIL);
+        }
+    };
+    let database = app.config.database.clone();
+    let later = |err: anyhow::Error| {
+        report(&explain_store_error(err, Some(&database)));
+        Status::Sysexit(EX_TEMPFAIL)
+    };
+    match &args.maildir {
+        None => {
+            let stdin = std::io::stdin();
+            let input = match read_capped(stdin.lock(), None) {
+                Ok(input) => input,
+                Err(err) => {
+                    return later(err.context("could not read the message from standard input"));
+                }
+            };
+            match handle(&mut app, &input) {
+                Ok(handled) => match app.out.show(&handled) {
+                    Ok(()) => Status::Done,
+                    Err(err) => later(err),
+                },
+                Err(Failure::NotAMessage(why)) => {
+                    report(&anyhow::anyhow!("not a mail message: {why}"));
+                    Status::Sysexit(EX_DATAERR)
+                }
+                Err(Failure::Later(err)) => later(err),
+            }
+        }
+        Some(dir) => match maildir(&mut app, dir) {
+            Ok(handled) => match app.out.show(&HandledList { messages: handled }) {
+                Ok(()) => Status::Done,
+                Err(err) => later(err),
+            },
+            Err(err) => later(err),
+        },
+    }
+}
+
+/// A message as read: at most the cap, and whether there was more.
+struct Input {
+    bytes: Vec<u8>,
+    too_large: bool,
+}
+
+/// Reads at most `DEFAULT_MAX_MESSAGE_BYTES`; the rest of a larger message
+/// is read and dropped (a pipe writer must see its message taken), so
+/// memory stays bounded whatever the size.
+fn read_capped(reader: impl Read, size_hint: Option<u64>) -> Result<Input> {
+    let cap = DEFAULT_MAX_MESSAGE_BYTES;
+    // Room for the whole cap at once, so the buffer never moves as it
+    // grows (a move would hold two copies at once). Pages not written to
+    // cost no memory.
+    let initial = size_hint.map_or(cap + 1, |n| n.min(cap as u64) as usize + 1);
+    let mut bytes = Vec::with_capacity(initial);
+    let mut reader = reader;
+    (&mut reader).take(cap as u64 + 1).read_to_end(&mut bytes)?;
+    let too_large = bytes.len() > cap;
+    if too_large {
+        std::io::copy(&mut reader, &mut std::io::sink())?;
+        bytes.truncate(cap);
+    }
+    Ok(Input { bytes, too_large })
+}
+
+/// The header block of a message cut at the cap (up to its first blank line).
+fn header_block(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| bytes.windows(2).position(|w| w == b"\n\n").map(|i| i + 2));
+    &bytes[..end.unwrap_or(bytes.len().min(1 << 20))]
+}
+
+fn inbound_config(config: &Config) -> InboundConfig {
+    InboundConfig {
+        address: config.email.inbound.address.clone().unwrap_or_default(),
+        trusted_authserv_id: config.email.inbound.trusted_authserv_id.clone(),
+    }
+}
+
+/// Classifies one message and writes its outcome, with its Message-ID, in
+/// one transaction: a redelivery finds the Message-ID and changes nothing.
+fn handle(app: &mut App, input: &Input) -> Result<Handled, Failure> {
+    let message = if input.too_large {
+        parse::parse(header_block(&input.bytes))
+    } else {
+        parse::parse(&input.bytes)
+    }
+    .map_err(Failure::NotAMessage)?;
+    let config = &app.config;
+    let inbound = inbound_config(config);
+    let now = crate::clock::now_ms();
+    let result = app.store.in_tx(|tx| -> Result<Handled, anyhow::Error> {
+        let lookup = StoreLookup(tx);
+        let outcome = if input.too_large {
+            too_large(&message, &lookup)?
+        } else {
+            classify::classify(&message, &inbound, &lookup)?
+        };
+        let handled = apply(tx, config, &message, &outcome, now)?;
+        let recorded = received::record(
+            tx,
+            &NewReceived {
+                message_id: match &outcome {
+                    Outcome::Ignored(Ignore::AlreadyReceived(_)) => None,
+                    _ => message.message_id.as_deref(),
+                },
+                action: handled.action.as_str(),
+                ticket_id: handled.ticket_id,
+                reason: handled.reason.as_deref(),
+                from: message.from.as_deref().ok(),
+                subject: Some(message.subject.as_str()).filter(|s| !s.is_empty()),
+                at: now,
+            },
+        )?;
+        if !recorded {
+            // Another delivery of this message got there first: undo ours.
+            return Err(Raced.into());
+        }
+        Ok(handled)
+    });
+    match result {
+        Ok(handled) => Ok(handled),
+        Err(err) if err.is::<Raced>() => Ok(Handled {
+            action: Action::Ignored,
+            ticket_id: None,
+            reason: Some(
+                Ignore::AlreadyReceived(message.message_id.clone().unwrap_or_default()).to_string(),
+            ),
+            message_id: message.message_id.clone(),
+        }),
+        Err(err) => Err(Failure::Later(err)),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the message was recorded by another delivery at the same moment")]
+struct Raced;
+
+/// A message past the cap: refused, unless it was received before.
+fn too_large(message: &Inbound, lookup: &StoreLookup<'_>) -> Result<Outcome, StoreError> {
+    use crate::mail::classify::Lookup;
+    if let Some(id) = &message.message_id
+        && lookup.already_received(id)?
+    {
+        return Ok(Outcome::Ignored(Ignore::AlreadyReceived(id.clone())));
+    }
+    Ok(Outcome::Refused(Refusal::TooLarge(
+        DEFAULT_MAX_MESSAGE_BYTES,
+    )))
+}
+
+/// Does what the outcome says, in the caller's transaction.
+fn apply(
+    tx: &dyn crate::store::Db,
+    config: &Config,
+    message: &Inbound,
+    outcome: &Outcome,
+    now: i64,
+) -> Result<Handled> {
+    let mut ticket_id = outcome.ticket_id();
+    match outcome {
+        Outcome::Bounce(bounce) => {
+            let error = bounce.last_error();
+            received::fail_bounced(tx, bounce.notification.id, &error, now)?;
+            if bounce.permanent {
+                suppressions::add(tx, bounce.address(), &error, now)?;
+            }
+        }
+        Outcome::Comment(comment) => {
+            let author = author(tx, comment.author.id)?;
+            ticket_events::comment(tx, config, comment.ticket_id, &author, &comment.text)?;
+        }
+        Outcome::Ticket(new) => {
+            let author = author(tx, new.author.id)?;
+            let inbound = &config.email.inbound;
+            let (ticket, _) = ticket_events::open_ticket(
+                tx,
+                config,
+                &author,
+                inbound.purpose,
+                inbound.priority,
+                &new.description,
+            )?;
+            ticket_id = Some(ticket.id);
+        }
+        Outcome::Ignored(_) | Outcome::Refused(_) => {}
+    }
+    Ok(Handled {
+        action: outcome.action(),
+        ticket_id,
+        message_id: message.message_id.clone(),
+        reason: outcome.reason(),
+    })
+}
+
+fn author(tx: &dyn crate::store::Db, id: i64) -> Result<users::User> {
+    users::by_id(tx, id)?.context("the sender's user record vanished")
+}
+
+/// Every message in `dir/new`, oldest name first, each moved to `dir/cur`
+/// once handled (a message that is no mail at all is refused and moved too).
+/// A database failure stops the run: that message stays in `new`.
+fn maildir(app: &mut App, dir: &Path) -> Result<Vec<Handled>> {
+    let new = dir.join("new");
+    let cur = dir.join("cur");
+    if !new.is_dir() {
+        anyhow::bail!(
+            "`{}` is not a Maildir: it has no `new` folder",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(&cur)
+        .with_context(|| format!("could not create `{}`", cur.display()))?;
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(&new)
+        .with_context(|| format!("could not read `{}`", new.display()))?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .map(|entry| entry.file_name())
+        .filter(|name| !name.as_encoded_bytes().starts_with(b"."))
+        .collect();
+    names.sort();
+    let mut handled = Vec::with_capacity(names.len());
+    for name in names {
+        let path = new.join(&name);
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            // Another reader took it first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("could not read `{}`", path.display()));
+            }
+        };
+        let size = file.metadata().ok().map(|m| m.len());
+        let input = read_capped(file, size)
+            .with_context(|| format!("could not read `{}`", path.display()))?;
+        let done = match handle(app, &input) {
+            Ok(done) => done,
+            Err(Failure::NotAMessage(why)) => {
+                let reason = format!("not a mail message: {why}");
+                let now = crate::clock::now_ms();
+                app.store.in_tx(|tx| {
+                    received::record(
+                        tx,
+                        &NewReceived {
+                            message_id: None,
+                            action: Action::Refused.as_str(),
+                            ticket_id: None,
+                            reason: Some(&reason),
+                            from: None,
+                            subject: None,
+                            at: now,
+                        },
+                    )
+                })?;
+                Handled {
+                    action: Action::Refused,
+                    ticket_id: None,
+                    message_id: None,
+                    reason: Some(reason),
+                }
+            }
+            Err(Failure::Later(err)) => return Err(err),
+        };
+        let mut target = name.clone();
+        if !name.to_string_lossy().contains(":2,") {
+            target.push(":2,");
+        }
+        std::fs::rename(&path, cur.join(&target)).with_context(|| {
+            format!("could not move `{}` to `{}`", path.display(), cur.display())
+        })?;
+        handled.push(done);
+    }
+    Ok(handled)
+}
+
+// ---- list ----------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct ReceivedItem {
+    id: i64,
+    at: Time,
+    action: String,
+    ticket_id: Option<i64>,
+    message_id: Option<String>,
+    from: Option<String>,
+    subject: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct ReceivedList {
+    items: Vec<ReceivedItem>,
+}
+
+impl View for ReceivedList {
+    fn table(&self) -> Option<Table> {
+        let mut table = Table::new(&["AT", "ACTION", "TICKET", "FROM", "SUBJECT", "REASON"])
+            .text_columns(&["FROM", "SUBJECT", "REASON"]);
+        for item in &self.items {
+            table.row(vec![
+                item.at.to_string(),
+                item.action.clone(),
+                item.ticket_id.map(|t| format!("#{t}")).unwrap_or_default(),
+                item.from.clone().unwrap_or_default(),
+                item.subject.clone().unwrap_or_default(),
+                item.reason.clone().unwrap_or_default(),
+            ]);
+        }
+        Some(table)
+    }
+
+    fn human(&self) -> String {
+        if self.items.is_empty() {
+            "no received mail".into()
+        } else {
+            String::new()
+        }
+    }
+}
+
+fn list(app: &mut App, args: &ListReceivedArgs) -> Result<Status> {
+    let rows = received::list(
+        app.store.conn(),
+        args.action.map(|a| a.as_str()),
+        args.limit,
+    )?;
+    let items = rows
+        .into_iter()
+        .map(|r| ReceivedItem {
+            id: r.id,
+            at: Time(r.at),
+            action: r.action,
+            ticket_id: r.ticket_id,
+            message_id: r.message_id,
+            from: r.from,
+            subject: r.subject,
+            reason: r.reason,
+        })
+        .collect();
+    app.out.show(&ReceivedList { items })?;
+    Ok(Status::Done)
+}
