@@ -4,12 +4,16 @@
 
 mod config;
 mod demo;
+mod digest;
 mod group;
 mod inbox;
 mod init;
 mod notify;
+mod ownership;
+mod prefs;
 mod ticket;
 mod user;
+mod why;
 
 use std::io::Read;
 use std::process::ExitCode;

@@ -31,6 +31,8 @@ pub fn run(app: &mut App, command: NotifyCommand) -> Result<Status> {
         NotifyCommand::Purge(args) => purge(app, &args),
         NotifyCommand::Test(args) => test(app, &args),
         NotifyCommand::Status(args) => status(app, &args),
+        NotifyCommand::Digest => super::digest::run(app),
+        NotifyCommand::Why(args) => super::why::run(app, args.id),
     }
 }
 

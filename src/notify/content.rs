@@ -13,11 +13,15 @@ use crate::render::Renderer;
 const COMMENT_PREVIEW_CHARS: usize = 140;
 
 /// The title of an event's notifications, on every channel.
-pub fn title(kind: EventKind, ticket_id: i64) -> String {
+pub fn title(kind: EventKind, ticket_id: i64, data: &EventData) -> String {
     match kind {
         EventKind::New => "A new help desk ticket has been created".to_string(),
         EventKind::Update => format!("Help desk ticket #{ticket_id} has been updated"),
         EventKind::Comment => format!("New comment on help desk ticket #{ticket_id}"),
+        EventKind::Assign => match data.assignment.as_ref().and_then(|a| a.to.as_ref()) {
+            Some(to) => format!("Help desk ticket #{ticket_id} was assigned to {}", to.name),
+            None => format!("Help desk ticket #{ticket_id} is no longer assigned"),
+        },
     }
 }
 
@@ -38,6 +42,17 @@ pub fn app_body(kind: EventKind, data: &EventData, actor: &str) -> String {
                 preview.push('…');
             }
             format!("{actor}: {preview}")
+        }
+        EventKind::Assign => {
+            let name = |p: Option<&crate::notify::event::Person>| {
+                p.map_or_else(|| "nobody".to_string(), |p| p.name.clone())
+            };
+            let assignment = data.assignment.as_ref();
+            format!(
+                "Assignee: {} → {} (by {actor})",
+                name(assignment.and_then(|a| a.from.as_ref())),
+                name(assignment.and_then(|a| a.to.as_ref()))
+            )
         }
     }
 }
@@ -71,13 +86,25 @@ struct EmailContext<'a> {
     ticket: TicketFacts<'a>,
     /// The absolute URL of the ticket.
     url: String,
-    /// Who caused the event.
+    /// Who caused the event, by name.
     actor: &'a str,
+    /// Who opened the ticket, by name.
+    opened_by: &'a str,
     changes: &'a [Change],
     comment: Option<&'a str>,
+    /// For an assignment: the names before and after (`nobody` for none).
+    assigned_from: String,
+    assigned_to: String,
+    /// Why this recipient gets the email, in `notify why`'s words.
+    reason: &'a str,
 }
 
-/// Renders the email for an event; the same for every recipient.
+/// The footer's words for an email whose reason was not recorded (queued
+/// before reasons were).
+pub const UNKNOWN_REASON: &str = "of your help desk notification settings";
+
+/// Renders the email for an event, for a recipient whose reason is unknown.
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn email(
     renderer: &Renderer,
     site: &Site,
@@ -86,7 +113,26 @@ pub fn email(
     data: &EventData,
     actor: &str,
 ) -> Result<EmailContent> {
-    let subject = title(kind, ticket_id);
+    email_because(renderer, site, kind, ticket_id, data, actor, UNKNOWN_REASON)
+}
+
+/// Renders the email for an event; the same for every recipient with the
+/// same `reason` (the footer's "You receive this because …").
+pub fn email_because(
+    renderer: &Renderer,
+    site: &Site,
+    kind: EventKind,
+    ticket_id: i64,
+    data: &EventData,
+    actor: &str,
+    reason: &str,
+) -> Result<EmailContent> {
+    let subject = title(kind, ticket_id, data);
+    let assignment = data.assignment.as_ref();
+    let name = |p: Option<&crate::notify::event::Person>| {
+        p.map_or_else(|| "nobody".to_string(), |p| p.name.clone())
+    };
+    let actor = data.actor_name.as_deref().unwrap_or(actor);
     let context = EmailContext {
         title: &subject,
         ticket: TicketFacts {
@@ -98,8 +144,12 @@ pub fn email(
         },
         url: site.absolute(&ticket_path(ticket_id)),
         actor,
+        opened_by: data.opened_by.as_deref().unwrap_or(actor),
         changes: &data.changes,
         comment: data.comment.as_deref(),
+        assigned_from: name(assignment.and_then(|a| a.from.as_ref())),
+        assigned_to: name(assignment.and_then(|a| a.to.as_ref())),
+        reason,
     };
     let html = renderer.render(&format!("email/ticket_{}.html", kind.as_str()), &context)?;
     let text = renderer.render(&format!("email/ticket_{}.txt", kind.as_str()), &context)?;
@@ -141,13 +191,16 @@ mod tests {
             description: "Line one\n<script>alert(1)</script>".into(),
             changes: vec![],
             comment: None,
+            assignment: None,
+            actor_name: None,
+            opened_by: None,
         }
     }
 
     #[test]
     fn new_ticket_content_matches_the_spec() {
         assert_eq!(
-            title(EventKind::New, 7),
+            title(EventKind::New, 7, &data()),
             "A new help desk ticket has been created"
         );
         assert_eq!(

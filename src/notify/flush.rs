@@ -44,9 +44,10 @@ use crate::notify::event::{EventData, EventKind};
 use crate::notify::message::{self, Addressing, Outgoing, Prepared};
 use crate::notify::policy::{self, Decision};
 use crate::notify::transport::{self, Feed, Outcome, Unreachable};
+use crate::notify::{Audience, digest};
 use crate::render::Renderer;
 use crate::store::notifications::{self, AttemptRecord, Claimed, FlushRun};
-use crate::store::{Store, events, now_ms};
+use crate::store::{Store, events, now_ms, reasons};
 
 /// How many events' rendered emails a worker keeps at most.
 const RENDERED_EVENTS_KEPT: usize = 64;
@@ -298,8 +299,9 @@ struct Worker<'a, 's> {
     out: VecDeque<Claimed>,
     /// Until when this run holds `waiting` and `out`.
     lease_until: i64,
-    /// Each event's email, rendered once for all its recipients.
-    rendered: HashMap<i64, Result<Rc<Prepared>, String>>,
+    /// Each event's email, rendered once for all its recipients with the
+    /// same reason (the footer says why).
+    rendered: HashMap<(i64, Option<String>), Result<Rc<Prepared>, String>>,
     /// The first error writing to the store: the worker stops at once.
     error: Option<anyhow::Error>,
 }
@@ -462,7 +464,9 @@ impl<'a, 's> Worker<'a, 's> {
 
     /// The message for one email, addressed as the running configuration says.
     fn build(&mut self, email: &Claimed) -> Result<Outgoing, String> {
-        let content = self.content(email.event_id)?;
+        let reason = reasons::of(self.shared.store().conn(), email.id)
+            .map_err(|e| format!("could not read why it was queued: {e}"))?;
+        let content = self.content(email.event_id, reason)?;
         let addressing = Addressing {
             key: email.id,
             from: &self.config.default_from_email,
@@ -475,12 +479,13 @@ impl<'a, 's> Worker<'a, 's> {
         message::build(&addressing, &content).map_err(|e| format!("{e:#}"))
     }
 
-    fn content(&mut self, event_id: i64) -> Result<Rc<Prepared>, String> {
-        if let Some(found) = self.rendered.get(&event_id) {
+    fn content(&mut self, event_id: i64, reason: Option<String>) -> Result<Rc<Prepared>, String> {
+        let key = (event_id, reason);
+        if let Some(found) = self.rendered.get(&key) {
             return found.clone();
         }
         let rendered = self
-            .render(event_id)
+            .render(event_id, key.1.as_deref())
             .map(|content| Rc::new(Prepared::new(&content)))
             .map_err(|e| format!("could not render: {e:#}"));
         // The queue is sent in priority and age order, so an event's emails come
@@ -488,23 +493,30 @@ impl<'a, 's> Worker<'a, 's> {
         if self.rendered.len() >= RENDERED_EVENTS_KEPT {
             self.rendered.clear();
         }
-        self.rendered.insert(event_id, rendered.clone());
+        self.rendered.insert(key, rendered.clone());
         rendered
     }
 
-    fn render(&self, event_id: i64) -> Result<EmailContent> {
+    fn render(&self, event_id: i64, reason: Option<&str>) -> Result<EmailContent> {
         let event = events::by_id(self.shared.store().conn(), event_id)?
             .context("its event record is missing")?;
+        if event.kind == digest::KIND {
+            return digest::render(&self.renderer, &self.config.site, &event.data);
+        }
+        let reason = reason
+            .and_then(Audience::from_stored)
+            .map_or(content::UNKNOWN_REASON, Audience::reason);
         let kind = EventKind::from_stored(&event.kind)
             .with_context(|| format!("unknown event kind `{}`", event.kind))?;
         let data = EventData::from_json(&event.data)?;
-        content::email(
+        content::email_because(
             &self.renderer,
             &self.config.site,
             kind,
             event.ticket_id,
             &data,
             &event.actor,
+            reason,
         )
     }
 

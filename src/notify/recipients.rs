@@ -14,6 +14,10 @@ pub struct People {
     pub developers: Vec<User>,
     pub managers: Vec<User>,
     pub creator: Option<User>,
+    pub assignee: Option<User>,
+    pub previous_assignee: Option<User>,
+    pub watchers: Vec<User>,
+    pub mentioned: Vec<User>,
 }
 
 impl People {
@@ -22,6 +26,17 @@ impl People {
             Audience::Developers => &self.developers,
             Audience::Managers => &self.managers,
             Audience::Creator => self.creator.as_slice(),
+            Audience::Assignee => self.assignee.as_slice(),
+            Audience::PreviousAssignee => self.previous_assignee.as_slice(),
+            Audience::Watchers => &self.watchers,
+            Audience::Mentioned => &self.mentioned,
+            Audience::DevelopersWhileUnassigned => {
+                if self.assignee.is_some() {
+                    &[]
+                } else {
+                    &self.developers
+                }
+            }
         }
     }
 }
@@ -31,6 +46,18 @@ impl People {
 pub struct Recipient {
     pub user: User,
     pub channels: Vec<Channel>,
+    /// For each channel, the first audience that gave it: why they hear.
+    pub reasons: Vec<(Channel, Audience)>,
+}
+
+impl Recipient {
+    /// The audience that gave this channel.
+    pub fn reason(&self, channel: Channel) -> Option<Audience> {
+        self.reasons
+            .iter()
+            .find(|(c, _)| *c == channel)
+            .map(|(_, a)| *a)
+    }
 }
 
 /// Resolves a rule: users in the order their first audience lists them,
@@ -49,6 +76,7 @@ pub fn resolve(rule: &Rule, people: &People, actor_id: i64) -> Vec<Recipient> {
                 out.push(Recipient {
                     user: user.clone(),
                     channels: Vec::new(),
+                    reasons: Vec::new(),
                 });
                 out.len() - 1
             });
@@ -56,6 +84,7 @@ pub fn resolve(rule: &Rule, people: &People, actor_id: i64) -> Vec<Recipient> {
             for channel in *channels {
                 if !entry.channels.contains(channel) {
                     entry.channels.push(*channel);
+                    entry.reasons.push((*channel, *audience));
                 }
             }
         }
@@ -95,6 +124,7 @@ mod tests {
             developers: vec![user(1, "dev")],
             managers: vec![user(2, "boss")],
             creator: None,
+            ..People::default()
         };
         let got = resolve(rule(EventKind::New), &people, 1);
         assert_eq!(
@@ -113,6 +143,7 @@ mod tests {
             developers: vec![both.clone()],
             managers: vec![both.clone(), both],
             creator: None,
+            ..People::default()
         };
         let got = resolve(rule(EventKind::New), &people, 99);
         assert_eq!(
@@ -128,6 +159,7 @@ mod tests {
             developers: vec![dev.clone()],
             managers: vec![],
             creator: Some(dev),
+            ..People::default()
         };
         assert_eq!(resolve(rule(EventKind::New), &people, 1).len(), 1);
         assert!(resolve(rule(EventKind::Update), &people, 1).is_empty());
@@ -141,6 +173,7 @@ mod tests {
             developers: vec![],
             managers: vec![boss.clone()],
             creator: Some(boss),
+            ..People::default()
         };
         let got = resolve(rule(EventKind::Comment), &people, 7);
         assert_eq!(
@@ -157,6 +190,7 @@ mod tests {
             developers: vec![gone.clone()],
             managers: vec![gone],
             creator: None,
+            ..People::default()
         };
         assert!(resolve(rule(EventKind::New), &people, 9).is_empty());
     }

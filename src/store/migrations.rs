@@ -19,6 +19,10 @@ fn steps() -> Vec<M<'static>> {
         // 1: the first schema: people and permissions, tickets and their events,
         // notifications with their delivery state, and a log of every attempt.
         M::up(include_str!("schema/001_initial.sql")),
+        // 4: ownership (SPEC §7): assignees, watchers, preferences, and the held
+        // status and per-notification reason that preferences and digests need.
+        // (Steps 2 and 3 are other branches'; the lead orders them at merge.)
+        M::up(include_str!("schema/004_ownership.sql")),
     ]
 }
 

@@ -10,6 +10,7 @@
 // Until the PostgreSQL backend is wired in, its half of `db` serves the tests only.
 #[cfg_attr(not(test), allow(dead_code))]
 pub mod db;
+pub mod digests;
 pub mod events;
 pub mod groups;
 mod migrations;
@@ -17,8 +18,11 @@ pub mod notifications;
 // The PostgreSQL backend grows here; until the store is wired to it, only its tests use it.
 #[cfg_attr(not(test), allow(dead_code))]
 pub mod postgres;
+pub mod preferences;
+pub mod reasons;
 pub mod tickets;
 pub mod users;
+pub mod watchers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

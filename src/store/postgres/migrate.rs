@@ -11,6 +11,9 @@ use postgres::GenericClient;
 const STEPS: &[&str] = &[
     // 1: the first schema, as on SQLite.
     include_str!("schema/001_initial.sql"),
+    // 2, 3: other branches' steps go here (renumbered at merge).
+    // 4: ownership (SPEC §7): assignees, watchers, preferences, `held`, reasons.
+    include_str!("schema/004_ownership.sql"),
 ];
 
 /// The advisory lock key that serialises migrations (any fixed number; this
