@@ -135,8 +135,10 @@ pub fn run(store: &mut Store, config: &Config) -> Result<Summary> {
                 done.digests += 1;
                 done.updates += held.len() as u64;
             }
+            test_pause("in_batch");
             Ok::<_, anyhow::Error>((ids.last().copied(), done))
         })?;
+        test_pause("after_batch");
         summary.digests += done.digests;
         summary.updates += done.updates;
         match last {
@@ -144,6 +146,20 @@ pub fn run(store: &mut Store, config: &Config) -> Result<Summary> {
             None => return Ok(summary),
         }
     }
+}
+
+/// In test builds (debug assertions on, as for `HELPDESK_NOW`), stops the
+/// run at `point` when `HELPDESK_TEST_DIGEST_PAUSE` names it: it writes
+/// `digest-paused` in the current folder and sleeps, so a test can kill it
+/// there. Release builds never pause.
+fn test_pause(point: &str) {
+    if !cfg!(debug_assertions)
+        || std::env::var("HELPDESK_TEST_DIGEST_PAUSE").as_deref() != Ok(point)
+    {
+        return;
+    }
+    let _ = std::fs::write("digest-paused", point);
+    std::thread::sleep(std::time::Duration::from_secs(60));
 }
 
 /// Queues one digest email for `user` listing `held` (not empty), in the

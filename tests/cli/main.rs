@@ -13,6 +13,7 @@ mod interop;
 mod interrupt;
 mod lifecycle;
 mod notify;
+mod ownership;
 mod queue_views;
 mod retry_policy;
 mod soak;
