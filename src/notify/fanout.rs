@@ -120,6 +120,9 @@ pub fn record_event(
     let now = now_ms();
     let nonce = fastrand::u64(..);
     let mut written = Vec::new();
+    // Notification IDs by the audience that chose their user, recorded in
+    // one statement per audience.
+    let mut chosen_by: Vec<(Audience, Vec<i64>)> = Vec::new();
     for recipient in &recipients {
         let pref = chosen
             .get(&recipient.user.id)
@@ -159,7 +162,10 @@ pub fn record_event(
                 },
             )?;
             if let Some(reason) = recipient.reason(channel) {
-                reasons::set(conn, id, reason.as_str())?;
+                match chosen_by.iter_mut().find(|(a, _)| *a == reason) {
+                    Some((_, ids)) => ids.push(id),
+                    None => chosen_by.push((reason, vec![id])),
+                }
             }
             written.push(Written {
                 id,
@@ -168,6 +174,9 @@ pub fn record_event(
                 status,
             });
         }
+    }
+    for (audience, ids) in &chosen_by {
+        reasons::set_many(conn, ids, audience.as_str())?;
     }
     Ok(Recorded {
         notifications: written,

@@ -61,7 +61,9 @@ mod tests {
             .unwrap();
         assert_eq!(row, ("errored".into(), "<m@x>".into(), 1, None));
         let problems: i64 = conn
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(problems, 0);
         conn.execute("UPDATE notifications SET status = 'held' WHERE id = 7", [])
@@ -71,7 +73,8 @@ mod tests {
                 .is_err()
         );
         // Deleting a notification still cascades to its attempts.
-        conn.execute("DELETE FROM notifications WHERE id = 7", []).unwrap();
+        conn.execute("DELETE FROM notifications WHERE id = 7", [])
+            .unwrap();
         let left: i64 = conn
             .query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))
             .unwrap();

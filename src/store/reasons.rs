@@ -3,7 +3,7 @@
 //! the notification, in the same transaction.
 
 use super::Result;
-use super::db::Db;
+use super::db::{Backend, Db};
 
 /// Records the audience that chose a notification's user.
 pub fn set(conn: &dyn Db, notification_id: i64, reason: &str) -> Result<()> {
@@ -11,6 +11,28 @@ pub fn set(conn: &dyn Db, notification_id: i64, reason: &str) -> Result<()> {
         "UPDATE notifications SET reason = $2 WHERE id = $1",
         &[&notification_id, &reason],
     )?;
+    Ok(())
+}
+
+/// Records one audience for many notifications at once (one statement;
+/// the IDs travel as one JSON array).
+pub fn set_many(conn: &dyn Db, notification_ids: &[i64], reason: &str) -> Result<()> {
+    if notification_ids.is_empty() {
+        return Ok(());
+    }
+    let ids = serde_json::to_string(notification_ids)
+        .map_err(|e| super::StoreError::Other(e.to_string()))?;
+    let sql = match conn.backend() {
+        Backend::Sqlite => {
+            "UPDATE notifications SET reason = $2
+              WHERE id IN (SELECT value FROM json_each($1))"
+        }
+        Backend::Postgres => {
+            "UPDATE notifications SET reason = $2
+              WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST($1 AS JSON)))"
+        }
+    };
+    conn.execute(sql, &[&ids, &reason])?;
     Ok(())
 }
 

@@ -116,7 +116,10 @@ mod tests {
         preferences::set(db, bob.id, "new", None, Some(false)).unwrap();
         let mut chosen = preferences::for_users(db, "comment", &[ann.id, bob.id]).unwrap();
         chosen.sort_by_key(|s| s.user_id);
-        out.push(format!("{chosen:?} {:?}", preferences::of_user(db, bob.id).unwrap()));
+        out.push(format!(
+            "{chosen:?} {:?}",
+            preferences::of_user(db, bob.id).unwrap()
+        ));
         // A held email to take, written as the fan-out would.
         let event = db
             .query_one(
@@ -134,16 +137,25 @@ mod tests {
                 |row| row.int(0),
             )
             .unwrap();
+        reasons::set_many(db, &[held], "mentioned").unwrap();
+        let first = reasons::of(db, held).unwrap();
         reasons::set(db, held, "watchers").unwrap();
+        out.push(format!("{first:?}"));
         out.push(format!(
             "{:?} {:?}",
             reasons::of(db, held).unwrap(),
             reasons::origin(db, held).unwrap()
         ));
-        out.push(format!("{:?}", digests::users_with_held(db, 0, 10).unwrap()));
+        out.push(format!(
+            "{:?}",
+            digests::users_with_held(db, 0, 10).unwrap()
+        ));
         out.push(format!("{:?}", digests::take_held(db, ann.id, 40).unwrap()));
         out.push(format!("{:?}", digests::take_held(db, ann.id, 41).unwrap()));
-        out.push(format!("{:?}", digests::users_with_held(db, 0, 10).unwrap()));
+        out.push(format!(
+            "{:?}",
+            digests::users_with_held(db, 0, 10).unwrap()
+        ));
         out
     }
 
@@ -151,8 +163,12 @@ mod tests {
     fn ownership_queries_behave_alike_on_both_backends() {
         let sqlite = crate::store::Store::open_in_memory();
         let on_sqlite = ownership(sqlite.conn());
-        assert!(on_sqlite[8].contains("title: \"T\""), "{on_sqlite:?}");
-        assert_eq!((on_sqlite[9].as_str(), on_sqlite[10].as_str()), ("[]", "[]"));
+        assert_eq!(on_sqlite[6], "Some(\"mentioned\")");
+        assert!(on_sqlite[9].contains("title: \"T\""), "{on_sqlite:?}");
+        assert_eq!(
+            (on_sqlite[10].as_str(), on_sqlite[11].as_str()),
+            ("[]", "[]")
+        );
         let Some(fresh) = FreshDatabase::new() else {
             return;
         };
