@@ -98,6 +98,7 @@ pub fn resolve(rule: &Rule, people: &People, actor_id: i64) -> Vec<Recipient> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::Audience;
     use crate::notify::{EventKind, rule};
 
     fn user(id: i64, name: &str) -> User {
@@ -193,5 +194,96 @@ mod tests {
             ..People::default()
         };
         assert!(resolve(rule(EventKind::New), &people, 9).is_empty());
+    }
+
+    fn reasons(recipients: &[Recipient]) -> Vec<(String, Channel, Audience)> {
+        recipients
+            .iter()
+            .flat_map(|r| {
+                r.reasons
+                    .iter()
+                    .map(|(c, a)| (r.user.username.clone(), *c, *a))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn developers_hear_about_changes_only_while_nobody_is_assigned() {
+        let mut people = People {
+            developers: vec![user(1, "dev")],
+            creator: Some(user(2, "rita")),
+            ..People::default()
+        };
+        let got = resolve(rule(EventKind::Update), &people, 9);
+        assert_eq!(
+            summary(&got),
+            vec![
+                ("rita".into(), vec![Channel::App, Channel::Email]),
+                ("dev".into(), vec![Channel::App, Channel::Email])
+            ]
+        );
+        people.assignee = Some(user(3, "bob"));
+        let got = resolve(rule(EventKind::Comment), &people, 9);
+        assert_eq!(
+            summary(&got),
+            vec![
+                ("bob".into(), vec![Channel::App, Channel::Email]),
+                ("rita".into(), vec![Channel::App, Channel::Email])
+            ]
+        );
+        // A NEW ticket is unchanged: developers hear whoever is assigned.
+        assert_eq!(resolve(rule(EventKind::New), &people, 9).len(), 1);
+    }
+
+    #[test]
+    fn each_channel_records_the_first_audience_that_gave_it() {
+        let both = user(1, "both");
+        let people = People {
+            managers: vec![both.clone()],
+            watchers: vec![both.clone()],
+            mentioned: vec![both],
+            ..People::default()
+        };
+        let got = resolve(rule(EventKind::Comment), &people, 9);
+        assert_eq!(
+            reasons(&got),
+            vec![
+                ("both".into(), Channel::App, Audience::Mentioned),
+                ("both".into(), Channel::Email, Audience::Mentioned)
+            ]
+        );
+        let people = People {
+            managers: vec![user(1, "boss")],
+            developers: vec![user(1, "boss")],
+            ..People::default()
+        };
+        let got = resolve(rule(EventKind::New), &people, 9);
+        assert_eq!(
+            reasons(&got),
+            vec![
+                ("boss".into(), Channel::App, Audience::Developers),
+                ("boss".into(), Channel::Email, Audience::Developers)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_assignment_tells_the_new_assignee_both_ways_the_previous_in_app_never_the_actor() {
+        let people = People {
+            assignee: Some(user(1, "new")),
+            previous_assignee: Some(user(2, "old")),
+            watchers: vec![user(3, "actor")],
+            creator: Some(user(4, "rita")),
+            developers: vec![user(5, "dev")],
+            ..People::default()
+        };
+        let got = resolve(rule(EventKind::Assign), &people, 3);
+        assert_eq!(
+            summary(&got),
+            vec![
+                ("new".into(), vec![Channel::App, Channel::Email]),
+                ("old".into(), vec![Channel::App])
+            ]
+        );
     }
 }
