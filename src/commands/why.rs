@@ -25,7 +25,7 @@ struct WhyView {
 
 impl View for WhyView {
     fn human(&self) -> String {
-        let audience = self.why.audience.as_deref().unwrap_or("unknown");
+        let audience = self.why.audience.as_deref().unwrap_or("not recorded");
         [
             format!(
                 "notification #{} ({} to {}, {})",

@@ -36,7 +36,7 @@ pub fn explain(conn: &dyn Db, config: &Config, origin: &Origin) -> Result<Why> {
     if origin.event_kind == digest::KIND {
         return Ok(Why {
             event: origin.event_kind.clone(),
-            audience: None,
+            audience: Some(digest::REASON.into()),
             reason: digest::REASON_WORDS.into(),
             detail: "the digest of the email held for them (`notify digest`)".into(),
             preference: "email digest, for the events it lists".into(),
