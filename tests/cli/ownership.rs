@@ -581,13 +581,19 @@ fn a_digest_gathers_held_email_by_ticket_and_the_next_flush_sends_it() {
         3
     );
     // Under cron (stdout not a terminal) a digest run prints nothing.
-    sb.run(["notify", "digest"]).success().stdout_is_empty();
+    sb.run(["notify", "digest"])
+        .success()
+        .stdout_is_empty()
+        .stderr_is("");
     assert_eq!(
         sb.sql_i64("SELECT count(*) FROM notifications WHERE status = 'held'"),
         0
     );
     let again = json(&sb, &["notify", "digest"]);
     assert_eq!(again, serde_json::json!({"digests": 0, "updates": 0}));
+    sb.run(["notify", "digest", "-v"])
+        .success()
+        .stdout_has("queued 0 digest emails carrying 0 updates");
     sb.run(["notify", "flush"]).success();
     let mail = sb.smtp.wait_for(1, Duration::from_secs(5));
     let digests: Vec<_> = mail
