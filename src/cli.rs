@@ -112,6 +112,8 @@ pub enum UserCommand {
     Grant(UserPermArgs),
     /// Revoke a permission granted directly to a user
     Revoke(UserPermArgs),
+    /// Show or set how a user hears about each event
+    Prefs(PrefsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +126,22 @@ pub struct AddUserArgs {
     /// Full name, as shown in emails
     #[arg(long)]
     pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("change").multiple(true).args(["email", "app"])))]
+pub struct PrefsArgs {
+    /// Login name of the user
+    pub username: String,
+    /// Only this event (without it: every event)
+    #[arg(long, value_enum, requires = "change")]
+    pub event: Option<crate::notify::EventKind>,
+    /// How email comes: at once, in the daily digest, or not at all
+    #[arg(long, value_enum)]
+    pub email: Option<crate::model::EmailMode>,
+    /// Whether in-app notifications are written
+    #[arg(long, value_enum)]
+    pub app: Option<crate::model::Switch>,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +237,39 @@ pub enum TicketCommand {
     Update(UpdateTicketArgs),
     /// Comment on a ticket, and notify the people involved
     Comment(CommentTicketArgs),
+    /// Assign a ticket to a user (or to nobody), and notify the people involved
+    Assign(AssignTicketArgs),
+    /// Make a user watch a ticket: they hear about every change
+    Watch(WatchTicketArgs),
+    /// Stop a user watching a ticket
+    Unwatch(WatchTicketArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("whom").required(true).args(["to", "none"])))]
+pub struct AssignTicketArgs {
+    /// Ticket number (`12` or `#12`)
+    #[arg(value_parser = parse_id)]
+    pub id: i64,
+    /// The active user who takes the ticket
+    #[arg(long, value_name = "USER")]
+    pub to: Option<String>,
+    /// Leave the ticket with nobody
+    #[arg(long)]
+    pub none: bool,
+    /// The user making the change
+    #[arg(long, value_name = "USER")]
+    pub by: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchTicketArgs {
+    /// Ticket number (`12` or `#12`)
+    #[arg(value_parser = parse_id)]
+    pub id: i64,
+    /// The user who watches
+    #[arg(long, value_name = "USER")]
+    pub user: String,
 }
 
 #[derive(Debug, Args)]
@@ -245,6 +296,9 @@ pub struct ListTicketsArgs {
     /// Only tickets with this priority
     #[arg(long, value_enum, ignore_case = true)]
     pub priority: Option<Priority>,
+    /// Only tickets assigned to this user, or (`none`) to nobody
+    #[arg(long, value_name = "USER|none")]
+    pub assignee: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -343,6 +397,10 @@ pub enum NotifyCommand {
     Suppressed,
     /// Let an address get email again
     Unsuppress(AddressArg),
+    /// Turn each user's held email into one digest email, queued for the next flush (safe from cron)
+    Digest,
+    /// Say why a notification exists: the event, the rule and audience, the preference
+    Why(NotificationIdArg),
 }
 
 #[derive(Debug, Args)]

@@ -92,6 +92,25 @@ value_enum! {
         Sent = "sent" / "Sent",
         Errored = "errored" / "Errored",
         Failed = "failed" / "Failed",
+        /// An email kept for the user's next digest (SPEC §7).
+        Held = "held" / "Held",
+    }
+}
+
+value_enum! {
+    /// How a user wants email about an event (SPEC §7).
+    EmailMode {
+        Immediate = "immediate" / "immediate",
+        Digest = "digest" / "digest",
+        Off = "off" / "off",
+    }
+}
+
+value_enum! {
+    /// Whether a user wants in-app notifications about an event.
+    Switch {
+        On = "on" / "on",
+        Off = "off" / "off",
     }
 }
 

@@ -40,6 +40,22 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/email/ticket_comment.txt"),
     ),
     (
+        "email/ticket_assign.html",
+        include_str!("../templates/email/ticket_assign.html"),
+    ),
+    (
+        "email/ticket_assign.txt",
+        include_str!("../templates/email/ticket_assign.txt"),
+    ),
+    (
+        "email/digest.html",
+        include_str!("../templates/email/digest.html"),
+    ),
+    (
+        "email/digest.txt",
+        include_str!("../templates/email/digest.txt"),
+    ),
+    (
         "email/test.html",
         include_str!("../templates/email/test.html"),
     ),

@@ -4,13 +4,17 @@
 
 mod config;
 mod demo;
+mod digest;
 mod group;
 mod inbox;
 mod init;
 mod mail;
 mod notify;
+mod ownership;
+mod prefs;
 mod ticket;
 mod user;
+mod why;
 
 use std::io::Read;
 use std::process::ExitCode;

@@ -33,6 +33,8 @@ pub fn run(app: &mut App, command: NotifyCommand) -> Result<Status> {
         NotifyCommand::Status(args) => status(app, &args),
         NotifyCommand::Suppressed => suppressed(app),
         NotifyCommand::Unsuppress(args) => unsuppress(app, &args.address),
+        NotifyCommand::Digest => super::digest::run(app),
+        NotifyCommand::Why(args) => super::why::run(app, args.id),
     }
 }
 

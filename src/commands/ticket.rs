@@ -31,6 +31,9 @@ pub fn run(app: &mut App, command: TicketCommand) -> Result<Status> {
         }
         TicketCommand::Update(args) => update(app, &args),
         TicketCommand::Comment(args) => comment(app, &args),
+        TicketCommand::Assign(args) => super::ownership::assign(app, &args),
+        TicketCommand::Watch(args) => super::ownership::watch(app, &args, true),
+        TicketCommand::Unwatch(args) => super::ownership::watch(app, &args, false),
     }
 }
 
@@ -60,9 +63,11 @@ struct HistoryEntry {
 
 /// A ticket's own fields, as every ticket view shows them.
 #[derive(Serialize)]
-struct TicketFields {
+pub(super) struct TicketFields {
     id: i64,
     created_by: String,
+    /// Who the ticket is assigned to (`null`: nobody).
+    assignee: Option<String>,
     purpose: Purpose,
     priority: Priority,
     status: TicketStatus,
@@ -75,6 +80,7 @@ impl TicketFields {
         TicketFields {
             id: ticket.id,
             created_by: ticket.created_by_name.clone(),
+            assignee: ticket.assignee.as_ref().map(|(_, name)| name.clone()),
             purpose: ticket.purpose,
             priority: ticket.priority,
             status: ticket.status,
@@ -87,7 +93,7 @@ impl TicketFields {
 /// What an event (create, update, comment) did: the ticket, the
 /// notifications that event wrote, and for people a headline and who was told.
 #[derive(Serialize)]
-struct EventView {
+pub(super) struct EventView {
     #[serde(flatten)]
     ticket: TicketFields,
     notifications: Vec<NotificationRef>,
@@ -96,7 +102,7 @@ struct EventView {
 }
 
 impl EventView {
-    fn of(ticket: &Ticket, recorded: &Recorded, headline: String) -> EventView {
+    pub(super) fn of(ticket: &Ticket, recorded: &Recorded, headline: String) -> EventView {
         let notifications = recorded
             .notifications
             .iter()
@@ -153,6 +159,8 @@ struct TicketView {
     #[serde(flatten)]
     ticket: TicketFields,
     notifications: Vec<NotificationRef>,
+    /// Who watches the ticket (usernames), longest-standing first.
+    watchers: Vec<String>,
     comments: Vec<CommentView>,
     history: Vec<HistoryEntry>,
 }
@@ -192,12 +200,37 @@ impl TicketView {
                     action: "updated",
                     changes: data.changes,
                 }),
+                Some(EventKind::Assign) => {
+                    let name = |p: Option<crate::notify::event::Person>| {
+                        p.map_or_else(|| "nobody".to_string(), |p| p.name)
+                    };
+                    let assignment = data.assignment;
+                    let (from, to) = match assignment {
+                        Some(a) => (name(a.from), name(a.to)),
+                        None => (name(None), name(None)),
+                    };
+                    history.push(HistoryEntry {
+                        at,
+                        by: event.actor,
+                        action: "assigned",
+                        changes: vec![Change {
+                            field: "Assignee".into(),
+                            from,
+                            to,
+                        }],
+                    })
+                }
                 None => {}
             }
         }
+        let watchers = crate::store::watchers::of_ticket(conn, ticket.id)?
+            .into_iter()
+            .map(|(user, _)| user.username)
+            .collect();
         Ok(TicketView {
             ticket: TicketFields::of(ticket),
             notifications,
+            watchers,
             comments,
             history,
         })
@@ -213,6 +246,24 @@ impl View for TicketView {
             format!("priority:    {}", t.priority),
             format!("purpose:     {}", t.purpose),
             format!("created by:  {}", cell(&t.created_by, 200)),
+            format!(
+                "assignee:    {}",
+                t.assignee
+                    .as_deref()
+                    .map_or("nobody".into(), |a| cell(a, 200))
+            ),
+            format!(
+                "watchers:    {}",
+                if self.watchers.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    self.watchers
+                        .iter()
+                        .map(|w| cell(w, 60))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
             format!("created:     {}", t.created_at),
             String::new(),
             block(&t.description),
@@ -257,7 +308,7 @@ impl View for TicketView {
     }
 }
 
-fn find(conn: &dyn Db, id: i64) -> Result<Ticket> {
+pub(super) fn find(conn: &dyn Db, id: i64) -> Result<Ticket> {
     ticket_events::find(conn, id)
 }
 
@@ -294,7 +345,12 @@ fn prompt_for_stdin(app: &App, what: &str, value: &std::ffi::OsStr) {
 }
 
 /// Says what an event did: its warnings on stderr, the ticket and who was told on stdout.
-fn report(app: &App, ticket: &Ticket, recorded: &Recorded, headline: String) -> Result<Status> {
+pub(super) fn report(
+    app: &App,
+    ticket: &Ticket,
+    recorded: &Recorded,
+    headline: String,
+) -> Result<Status> {
     for warning in &recorded.warnings {
         app.out.warn(warning);
     }
@@ -360,13 +416,12 @@ fn comment(app: &mut App, args: &CommentTicketArgs) -> Result<Status> {
     report(app, &ticket, &recorded, headline)
 }
 
-/// One ticket in a listing (SPEC §5): no notifications, and who it is
-/// assigned to (`null` until tickets can be assigned).
+/// One ticket in a listing (SPEC §5): no notifications; who it is assigned
+/// to is one of its fields.
 #[derive(Serialize)]
 struct TicketListItem {
     #[serde(flatten)]
     ticket: TicketFields,
-    assignee: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -396,7 +451,7 @@ impl View for TicketList {
                 t.priority.to_string(),
                 t.purpose.to_string(),
                 t.created_by.clone(),
-                item.assignee.clone().unwrap_or_default(),
+                t.assignee.clone().unwrap_or_default(),
                 t.created_at.to_string(),
                 t.description.clone(),
             ]);
@@ -414,12 +469,20 @@ impl View for TicketList {
 }
 
 fn list(app: &mut App, args: &ListTicketsArgs) -> Result<Status> {
-    let tickets = tickets::list(app.store.conn(), args.status, args.priority)?;
+    let assignee = match args.assignee.as_deref() {
+        None => None,
+        Some("none") => Some(tickets::AssigneeFilter::Nobody),
+        Some(name) => {
+            let user = crate::store::users::by_username(app.store.conn(), name)?
+                .ok_or_else(|| super::no_such_user(name))?;
+            Some(tickets::AssigneeFilter::User(user.id))
+        }
+    };
+    let tickets = tickets::list_assigned(app.store.conn(), args.status, args.priority, assignee)?;
     let tickets = tickets
         .iter()
         .map(|t| TicketListItem {
             ticket: TicketFields::of(t),
-            assignee: None,
         })
         .collect();
     app.out.show(&TicketList { tickets })?;

@@ -25,6 +25,7 @@ pub fn run(app: &mut App, command: UserCommand) -> Result<Status> {
         UserCommand::Deactivate(args) => set_active(app, &args.username, false),
         UserCommand::Grant(args) => permission(app, &args, true),
         UserCommand::Revoke(args) => permission(app, &args, false),
+        UserCommand::Prefs(args) => super::prefs::run(app, &args),
     }
 }
 

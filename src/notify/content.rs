@@ -13,20 +13,24 @@ use crate::render::Renderer;
 const COMMENT_PREVIEW_CHARS: usize = 140;
 
 /// The title of an event's notifications, on every channel.
-pub fn title(kind: EventKind, ticket_id: i64) -> String {
+pub fn title(kind: EventKind, ticket_id: i64, data: &EventData) -> String {
     match kind {
         EventKind::New => "A new help desk ticket has been created".to_string(),
         EventKind::Update => format!("Help desk ticket #{ticket_id} has been updated"),
         EventKind::Comment => format!("New comment on help desk ticket #{ticket_id}"),
+        EventKind::Assign => match data.assignment.as_ref().and_then(|a| a.to.as_ref()) {
+            Some(to) => format!("Help desk ticket #{ticket_id} was assigned to {}", to.name),
+            None => format!("Help desk ticket #{ticket_id} is no longer assigned"),
+        },
     }
 }
 
 /// The subject of an event's email: its title, with the ticket tag in front
 /// where the title lacks it (SPEC §6), so a reply names its ticket.
-pub fn subject(kind: EventKind, ticket_id: i64) -> String {
+pub fn subject(kind: EventKind, ticket_id: i64, data: &EventData) -> String {
     match kind {
-        EventKind::New => format!("[#{ticket_id}] {}", title(kind, ticket_id)),
-        EventKind::Update | EventKind::Comment => title(kind, ticket_id),
+        EventKind::New => format!("[#{ticket_id}] {}", title(kind, ticket_id, data)),
+        EventKind::Update | EventKind::Comment | EventKind::Assign => title(kind, ticket_id, data),
     }
 }
 
@@ -47,6 +51,17 @@ pub fn app_body(kind: EventKind, data: &EventData, actor: &str) -> String {
                 preview.push('…');
             }
             format!("{actor}: {preview}")
+        }
+        EventKind::Assign => {
+            let name = |p: Option<&crate::notify::event::Person>| {
+                p.map_or_else(|| "nobody".to_string(), |p| p.name.clone())
+            };
+            let assignment = data.assignment.as_ref();
+            format!(
+                "Assignee: {} → {} (by {actor})",
+                name(assignment.and_then(|a| a.from.as_ref())),
+                name(assignment.and_then(|a| a.to.as_ref()))
+            )
         }
     }
 }
@@ -80,16 +95,29 @@ struct EmailContext<'a> {
     ticket: TicketFacts<'a>,
     /// The absolute URL of the ticket.
     url: String,
-    /// Who caused the event.
+    /// Who caused the event, by name.
     actor: &'a str,
+    /// Who opened the ticket, by name.
+    opened_by: &'a str,
     changes: &'a [Change],
     comment: Option<&'a str>,
     /// A reply to the email adds a comment (`email.inbound.address` is set).
     reply_by_email: bool,
+    /// For an assignment: the names before and after (`nobody` for none).
+    assigned_from: String,
+    assigned_to: String,
+    /// Why this recipient gets the email, in `notify why`'s words.
+    reason: &'a str,
 }
 
-/// Renders the email for an event; the same for every recipient.
+/// The footer's words for an email whose reason was not recorded (queued
+/// before reasons were).
+pub const UNKNOWN_REASON: &str = "of your help desk notification settings";
+
+/// Renders the email for an event; the same for every recipient with the
+/// same `reason` (the footer's "You receive this because …").
 /// `reply_by_email`: the footer says a reply adds a comment.
+#[allow(clippy::too_many_arguments)]
 pub fn email(
     renderer: &Renderer,
     site: &Site,
@@ -98,9 +126,15 @@ pub fn email(
     data: &EventData,
     actor: &str,
     reply_by_email: bool,
+    reason: &str,
 ) -> Result<EmailContent> {
-    let title = title(kind, ticket_id);
-    let subject = subject(kind, ticket_id);
+    let title = title(kind, ticket_id, data);
+    let subject = subject(kind, ticket_id, data);
+    let assignment = data.assignment.as_ref();
+    let name = |p: Option<&crate::notify::event::Person>| {
+        p.map_or_else(|| "nobody".to_string(), |p| p.name.clone())
+    };
+    let actor = data.actor_name.as_deref().unwrap_or(actor);
     let context = EmailContext {
         title: &title,
         ticket: TicketFacts {
@@ -112,9 +146,13 @@ pub fn email(
         },
         url: site.absolute(&ticket_path(ticket_id)),
         actor,
+        opened_by: data.opened_by.as_deref().unwrap_or(actor),
         changes: &data.changes,
         comment: data.comment.as_deref(),
         reply_by_email,
+        assigned_from: name(assignment.and_then(|a| a.from.as_ref())),
+        assigned_to: name(assignment.and_then(|a| a.to.as_ref())),
+        reason,
     };
     let html = renderer.render(&format!("email/ticket_{}.html", kind.as_str()), &context)?;
     let text = renderer.render(&format!("email/ticket_{}.txt", kind.as_str()), &context)?;
@@ -156,13 +194,16 @@ mod tests {
             description: "Line one\n<script>alert(1)</script>".into(),
             changes: vec![],
             comment: None,
+            assignment: None,
+            actor_name: None,
+            opened_by: None,
         }
     }
 
     #[test]
     fn new_ticket_content_matches_the_spec() {
         assert_eq!(
-            title(EventKind::New, 7),
+            title(EventKind::New, 7, &data()),
             "A new help desk ticket has been created"
         );
         assert_eq!(
@@ -183,6 +224,7 @@ mod tests {
             &data(),
             "ann",
             false,
+            UNKNOWN_REASON,
         )
         .unwrap();
         assert!(mail.html.contains("#7"));

@@ -8,15 +8,22 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Priority, Purpose, Status};
 use crate::store::tickets::Ticket;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[value(rename_all = "lower")]
 pub enum EventKind {
     New,
     Update,
     Comment,
+    Assign,
 }
 
 impl EventKind {
-    pub const ALL: &'static [EventKind] = &[EventKind::New, EventKind::Update, EventKind::Comment];
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::New,
+        EventKind::Update,
+        EventKind::Comment,
+        EventKind::Assign,
+    ];
 
     /// The stored name, also the template suffix (`ticket_<name>.html`).
     pub fn as_str(self) -> &'static str {
@@ -24,6 +31,7 @@ impl EventKind {
             EventKind::New => "new",
             EventKind::Update => "update",
             EventKind::Comment => "comment",
+            EventKind::Assign => "assign",
         }
     }
 
@@ -46,6 +54,48 @@ pub struct EventData {
     pub changes: Vec<Change>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// An assignment: who had the ticket and who has it now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<Assignment>,
+    /// The actor's name as email shows it (set by the fan-out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_name: Option<String>,
+    /// The creator's name as email shows it (set by the fan-out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_by: Option<String>,
+}
+
+/// A person as an event names them: their ID (for routing) and the name
+/// people read (their full name, else their username).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub id: i64,
+    pub name: String,
+}
+
+impl Person {
+    pub fn of(user: &crate::store::users::User) -> Person {
+        Person {
+            id: user.id,
+            name: display_name(user).to_string(),
+        }
+    }
+}
+
+/// The name people read: the full name, or the username when there is none.
+pub fn display_name(user: &crate::store::users::User) -> &str {
+    if user.name.trim().is_empty() {
+        &user.username
+    } else {
+        &user.name
+    }
+}
+
+/// Who had a ticket before an assignment, and who has it after (None: nobody).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub from: Option<Person>,
+    pub to: Option<Person>,
 }
 
 /// One field that an update changed, with display names.
@@ -66,6 +116,9 @@ impl EventData {
             description: ticket.description.clone(),
             changes: Vec::new(),
             comment: None,
+            assignment: None,
+            actor_name: None,
+            opened_by: None,
         }
     }
 

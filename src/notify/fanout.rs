@@ -7,14 +7,14 @@ use anyhow::Result;
 
 use crate::config::Config;
 use crate::model::{Channel, NotificationPriority, NotificationStatus};
-use crate::notify::event::{EventData, EventKind};
+use crate::notify::event::{EventData, EventKind, display_name};
 use crate::notify::recipients::{self, People};
-use crate::notify::{Audience, MANAGER_PERMISSION, content, message, rule};
+use crate::notify::{Audience, MANAGER_PERMISSION, content, mentions, message, prefs, rule};
 use crate::store::events::{self, Wording};
 use crate::store::notifications::{self, NewNotification};
 use crate::store::tickets::Ticket;
 use crate::store::users::{self, User};
-use crate::store::{now_ms, threads};
+use crate::store::{now_ms, preferences, threads, watchers};
 
 /// One notification written for an event.
 #[derive(Debug, Clone)]
@@ -34,9 +34,11 @@ pub struct Recorded {
 }
 
 /// Records an event on `ticket` (as it stands after the event) and writes a
-/// notification per recipient and channel: in-app ones delivered at once,
-/// email ones `pending`, addressed to `development_email` in debug mode.
-/// Runs in the caller's transaction.
+/// notification per recipient and channel, as `RULES` and each recipient's
+/// preferences say: in-app ones delivered at once (or none when the user
+/// turned them off), email ones `pending` (`held` for a digest, none when
+/// off), addressed to `development_email` in debug mode; each with the
+/// audience that chose its user. Runs in the caller's transaction.
 pub fn record_event(
     conn: &dyn Db,
     config: &Config,
@@ -45,14 +47,65 @@ pub fn record_event(
     actor: &User,
     data: &EventData,
 ) -> Result<Recorded> {
-    let title = content::title(kind, ticket.id);
-    let body = content::app_body(kind, data, &actor.username);
+    let rule = rule(kind);
+    let mut people = People::default();
+    let mut warnings = Vec::new();
+    let creator = users::by_id(conn, ticket.created_by)?;
+    for (audience, _) in rule.audiences {
+        match audience {
+            Audience::Developers | Audience::DevelopersWhileUnassigned => {
+                if people.developers.is_empty() && warnings.is_empty() {
+                    let (developers, missing) = developers(conn, config)?;
+                    people.developers = developers;
+                    warnings = missing;
+                }
+            }
+            Audience::Managers => {
+                people.managers = users::active_with_permission(conn, MANAGER_PERMISSION)?
+            }
+            Audience::Creator => people.creator = creator.clone(),
+            Audience::Assignee => {
+                if let Some((id, _)) = &ticket.assignee {
+                    people.assignee = users::by_id(conn, *id)?;
+                }
+            }
+            Audience::PreviousAssignee => {
+                let before = data.assignment.as_ref().and_then(|a| a.from.as_ref());
+                if let Some(person) = before {
+                    people.previous_assignee = users::by_id(conn, person.id)?;
+                }
+            }
+            Audience::Watchers => {
+                people.watchers = watchers::of_ticket(conn, ticket.id)?
+                    .into_iter()
+                    .map(|(user, _)| user)
+                    .collect()
+            }
+            Audience::Mentioned => {
+                let text = data.comment.as_deref().unwrap_or_default();
+                for name in mentions::usernames(text) {
+                    if let Some(user) = users::by_username(conn, &name)? {
+                        people.mentioned.push(user);
+                    }
+                }
+            }
+        }
+    }
+    // Email names people by name; the facts are kept with the event.
+    let data = EventData {
+        actor_name: Some(display_name(actor).to_string()),
+        opened_by: creator.as_ref().map(|c| display_name(c).to_string()),
+        ..data.clone()
+    };
+    let title = content::title(kind, ticket.id, &data);
+    let body = content::app_body(kind, &data, &actor.username);
     let url = content::ticket_path(ticket.id);
     let wording = Wording {
         title: &title,
         body: &body,
         url: &url,
     };
+    let now = now_ms();
     let event = events::insert(
         conn,
         ticket.id,
@@ -60,7 +113,7 @@ pub fn record_event(
         actor.id,
         &data.to_json(),
         &wording,
-        now_ms(),
+        now,
     )?;
     // Every email about the ticket refers to its thread root (SPEC §6).
     threads::ensure(
@@ -68,32 +121,27 @@ pub fn record_event(
         ticket.id,
         &message::mint_thread_root(ticket.id, &config.site.domain),
     )?;
-    let rule = rule(kind);
-    let mut people = People::default();
-    let mut warnings = Vec::new();
-    for (audience, _) in rule.audiences {
-        match audience {
-            Audience::Developers => {
-                let (developers, missing) = developers(conn, config)?;
-                people.developers = developers;
-                warnings = missing;
-            }
-            Audience::Managers => {
-                people.managers = users::active_with_permission(conn, MANAGER_PERMISSION)?
-            }
-            Audience::Creator => people.creator = users::by_id(conn, ticket.created_by)?,
-        }
-    }
+    let recipients = recipients::resolve(rule, &people, actor.id);
+    let ids: Vec<i64> = recipients.iter().map(|r| r.user.id).collect();
+    let chosen = prefs::by_user(&preferences::for_users(conn, kind.as_str(), &ids)?);
     let priority = NotificationPriority::from(data.priority);
-    let now = now_ms();
     let nonce = fastrand::u64(..);
     // Every notification of the event is written at once (one statement on
-    // PostgreSQL, however many recipients).
+    // PostgreSQL, however many recipients), each with the audience that
+    // chose its user (`notify why`, the email's footer).
     let mut rows = Vec::new();
-    for recipient in recipients::resolve(rule, &people, actor.id) {
-        for channel in recipient.channels {
-            let (status, to_addr, message_id, delivered_at) = match channel {
-                Channel::App => (NotificationStatus::Sent, None, None, Some(now)),
+    for recipient in &recipients {
+        let pref = chosen
+            .get(&recipient.user.id)
+            .copied()
+            .unwrap_or(prefs::DEFAULT);
+        for channel in &recipient.channels {
+            let channel = *channel;
+            let Some(status) = pref.status_for(channel) else {
+                continue;
+            };
+            let (to_addr, message_id, delivered_at) = match channel {
+                Channel::App => (None, None, Some(now)),
                 Channel::Email => {
                     let to = config.delivery_address(&recipient.user.email).to_string();
                     let id = message::mint_message_id(
@@ -102,33 +150,38 @@ pub fn record_event(
                         nonce,
                         &config.site.domain,
                     );
-                    (NotificationStatus::Pending, Some(to), Some(id), None)
+                    (Some(to), Some(id), None)
                 }
             };
+            let reason = recipient.reason(channel).map(|a| a.as_str());
             rows.push((
-                recipient.user.clone(),
+                recipient,
                 channel,
                 status,
                 to_addr,
                 message_id,
                 delivered_at,
+                reason,
             ));
         }
     }
     let new: Vec<NewNotification<'_>> = rows
         .iter()
         .map(
-            |(user, channel, status, to_addr, message_id, delivered_at)| NewNotification {
-                event_id: event.id,
-                ticket_id: ticket.id,
-                user_id: user.id,
-                channel: *channel,
-                priority,
-                status: *status,
-                to_addr: to_addr.as_deref(),
-                message_id: message_id.as_deref(),
-                created_at: now,
-                delivered_at: *delivered_at,
+            |(recipient, channel, status, to_addr, message_id, delivered_at, reason)| {
+                NewNotification {
+                    event_id: event.id,
+                    ticket_id: ticket.id,
+                    user_id: recipient.user.id,
+                    channel: *channel,
+                    priority,
+                    status: *status,
+                    to_addr: to_addr.as_deref(),
+                    message_id: message_id.as_deref(),
+                    created_at: now,
+                    delivered_at: *delivered_at,
+                    reason: *reason,
+                }
             },
         )
         .collect();
@@ -136,9 +189,9 @@ pub fn record_event(
     let written = rows
         .iter()
         .zip(ids)
-        .map(|((user, channel, status, ..), id)| Written {
+        .map(|((recipient, channel, status, ..), id)| Written {
             id,
-            username: user.username.clone(),
+            username: recipient.user.username.clone(),
             channel: *channel,
             status: *status,
         })

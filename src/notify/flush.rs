@@ -44,6 +44,7 @@ use crate::notify::event::{EventData, EventKind};
 use crate::notify::message::{self, Addressing, Outgoing, Prepared};
 use crate::notify::policy::{self, Decision};
 use crate::notify::transport::{self, Feed, Outcome, Unreachable};
+use crate::notify::{Audience, digest};
 use crate::render::Renderer;
 use crate::store::notifications::{self, AttemptRecord, Claimed, FlushRun};
 use crate::store::{Store, events, now_ms, suppressions, threads};
@@ -300,8 +301,9 @@ struct Worker<'a, 's> {
     /// monotonic clock (taken before the database set the lease, so never
     /// later than the lease: the database's clock may be another host's).
     lease_deadline: Instant,
-    /// Each event's email, rendered once for all its recipients.
-    rendered: HashMap<i64, Result<Rc<Prepared>, String>>,
+    /// Each event's email, rendered once for all its recipients with the
+    /// same reason (the footer says why).
+    rendered: HashMap<(i64, Option<String>), Result<Rc<Prepared>, String>>,
     /// The first error writing to the store: the worker stops at once.
     error: Option<anyhow::Error>,
 }
@@ -474,7 +476,7 @@ impl<'a, 's> Worker<'a, 's> {
 
     /// The message for one email, addressed as the running configuration says.
     fn build(&mut self, email: &Claimed) -> Result<Outgoing, String> {
-        let content = self.content(email.event_id)?;
+        let content = self.content(email.event_id, email.reason.clone())?;
         let addressing = Addressing {
             key: email.id,
             from: &self.config.default_from_email,
@@ -501,12 +503,13 @@ impl<'a, 's> Worker<'a, 's> {
         }
     }
 
-    fn content(&mut self, event_id: i64) -> Result<Rc<Prepared>, String> {
-        if let Some(found) = self.rendered.get(&event_id) {
+    fn content(&mut self, event_id: i64, reason: Option<String>) -> Result<Rc<Prepared>, String> {
+        let key = (event_id, reason);
+        if let Some(found) = self.rendered.get(&key) {
             return found.clone();
         }
         let rendered = self
-            .render(event_id)
+            .render(event_id, key.1.as_deref())
             .map(|(content, ticket_id, root)| {
                 Rc::new(
                     Prepared::new(&content)
@@ -519,12 +522,17 @@ impl<'a, 's> Worker<'a, 's> {
         if self.rendered.len() >= RENDERED_EVENTS_KEPT {
             self.rendered.clear();
         }
-        self.rendered.insert(event_id, rendered.clone());
+        self.rendered.insert(key, rendered.clone());
         rendered
     }
 
-    /// An event's email, its ticket and the ticket's thread root.
-    fn render(&self, event_id: i64) -> Result<(EmailContent, i64, Option<String>)> {
+    /// The email of an event for a recipient chosen for `reason`, its
+    /// ticket and the ticket's thread root.
+    fn render(
+        &self,
+        event_id: i64,
+        reason: Option<&str>,
+    ) -> Result<(EmailContent, i64, Option<String>)> {
         let (event, root) = {
             let store = self.shared.store();
             let event =
@@ -532,6 +540,13 @@ impl<'a, 's> Worker<'a, 's> {
             let root = threads::root(store.conn(), event.ticket_id)?;
             (event, root)
         };
+        if event.kind == digest::KIND {
+            let content = digest::render(&self.renderer, &self.config.site, &event.data)?;
+            return Ok((content, event.ticket_id, None));
+        }
+        let reason = reason
+            .and_then(Audience::from_stored)
+            .map_or(content::UNKNOWN_REASON, Audience::reason);
         let kind = EventKind::from_stored(&event.kind)
             .with_context(|| format!("unknown event kind `{}`", event.kind))?;
         let data = EventData::from_json(&event.data)?;
@@ -543,6 +558,7 @@ impl<'a, 's> Worker<'a, 's> {
             &data,
             &event.actor,
             self.config.email.inbound.address.is_some(),
+            reason,
         )?;
         Ok((content, event.ticket_id, root))
     }

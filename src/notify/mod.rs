@@ -11,14 +11,18 @@
 //! `transport`, the only code that speaks SMTP.
 
 pub mod content;
+pub mod digest;
 pub mod event;
 pub mod fanout;
 pub mod flush;
+pub mod mentions;
 pub mod message;
 pub mod policy;
+pub mod prefs;
 pub mod recipients;
 pub mod ticket_events;
 pub mod transport;
+pub mod why;
 
 use crate::model::Channel;
 
@@ -33,6 +37,63 @@ pub enum Audience {
     Managers,
     /// The user who opened the ticket, if active.
     Creator,
+    /// The user the ticket is assigned to (after the event), if any.
+    Assignee,
+    /// The user an assignment took the ticket from, if any.
+    PreviousAssignee,
+    /// The users watching the ticket.
+    Watchers,
+    /// The active users a comment names as `@username`.
+    Mentioned,
+    /// The developers, while nobody is assigned to the ticket.
+    DevelopersWhileUnassigned,
+}
+
+impl Audience {
+    pub const ALL: &'static [Audience] = &[
+        Audience::Developers,
+        Audience::Managers,
+        Audience::Creator,
+        Audience::Assignee,
+        Audience::PreviousAssignee,
+        Audience::Watchers,
+        Audience::Mentioned,
+        Audience::DevelopersWhileUnassigned,
+    ];
+
+    /// The name stored with each notification (`notifications.reason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Audience::Developers => "developers",
+            Audience::Managers => "managers",
+            Audience::Creator => "creator",
+            Audience::Assignee => "assignee",
+            Audience::PreviousAssignee => "previous_assignee",
+            Audience::Watchers => "watchers",
+            Audience::Mentioned => "mentioned",
+            Audience::DevelopersWhileUnassigned => "developers_while_unassigned",
+        }
+    }
+
+    pub fn from_stored(text: &str) -> Option<Audience> {
+        Audience::ALL.iter().copied().find(|a| a.as_str() == text)
+    }
+
+    /// Why a user in this audience hears about the event, as every email's
+    /// footer ("You receive this because …") and `notify why` say it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Audience::Creator => "you opened this ticket",
+            Audience::Assignee => "you are assigned to it",
+            Audience::PreviousAssignee => "you were assigned to it",
+            Audience::Watchers => "you watch it",
+            Audience::Mentioned => "you were mentioned",
+            Audience::Developers | Audience::DevelopersWhileUnassigned => {
+                "you are on the help desk team (admins)"
+            }
+            Audience::Managers => "you manage the help desk",
+        }
+    }
 }
 
 /// Who hears about one kind of event, and how.
@@ -50,7 +111,10 @@ const APP_AND_EMAIL: &[Channel] = &[Channel::App, Channel::Email];
 pub const MANAGER_PERMISSION: &str = "delete_helpdeskticket";
 
 /// Every event and who hears about it. Adding an event means adding a row
-/// here, its title and body in `content.rs`, and its templates.
+/// here, its title and body in `content.rs`, and its templates. A user named
+/// by several audiences is notified once per channel; each notification
+/// records the first audience (in the row's order) that gave that channel,
+/// so list the most specific first.
 pub const RULES: &[Rule] = &[
     // A NEW ticket notifies everyone its rules name, its creator included.
     Rule {
@@ -64,8 +128,10 @@ pub const RULES: &[Rule] = &[
     Rule {
         kind: EventKind::Update,
         audiences: &[
+            (Audience::Assignee, APP_AND_EMAIL),
             (Audience::Creator, APP_AND_EMAIL),
-            (Audience::Developers, APP_AND_EMAIL),
+            (Audience::Watchers, APP_AND_EMAIL),
+            (Audience::DevelopersWhileUnassigned, APP_AND_EMAIL),
             (Audience::Managers, APP),
         ],
         skip_actor: true,
@@ -73,9 +139,23 @@ pub const RULES: &[Rule] = &[
     Rule {
         kind: EventKind::Comment,
         audiences: &[
+            (Audience::Assignee, APP_AND_EMAIL),
             (Audience::Creator, APP_AND_EMAIL),
-            (Audience::Developers, APP_AND_EMAIL),
+            (Audience::Mentioned, APP_AND_EMAIL),
+            (Audience::Watchers, APP_AND_EMAIL),
+            (Audience::DevelopersWhileUnassigned, APP_AND_EMAIL),
             (Audience::Managers, APP),
+        ],
+        skip_actor: true,
+    },
+    // SPEC §7: the new assignee by both channels, the previous one in-app,
+    // the watchers as for any change; never the actor.
+    Rule {
+        kind: EventKind::Assign,
+        audiences: &[
+            (Audience::Assignee, APP_AND_EMAIL),
+            (Audience::PreviousAssignee, APP),
+            (Audience::Watchers, APP_AND_EMAIL),
         ],
         skip_actor: true,
     },

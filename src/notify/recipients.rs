@@ -14,6 +14,10 @@ pub struct People {
     pub developers: Vec<User>,
     pub managers: Vec<User>,
     pub creator: Option<User>,
+    pub assignee: Option<User>,
+    pub previous_assignee: Option<User>,
+    pub watchers: Vec<User>,
+    pub mentioned: Vec<User>,
 }
 
 impl People {
@@ -22,6 +26,17 @@ impl People {
             Audience::Developers => &self.developers,
             Audience::Managers => &self.managers,
             Audience::Creator => self.creator.as_slice(),
+            Audience::Assignee => self.assignee.as_slice(),
+            Audience::PreviousAssignee => self.previous_assignee.as_slice(),
+            Audience::Watchers => &self.watchers,
+            Audience::Mentioned => &self.mentioned,
+            Audience::DevelopersWhileUnassigned => {
+                if self.assignee.is_some() {
+                    &[]
+                } else {
+                    &self.developers
+                }
+            }
         }
     }
 }
@@ -31,6 +46,18 @@ impl People {
 pub struct Recipient {
     pub user: User,
     pub channels: Vec<Channel>,
+    /// For each channel, the first audience that gave it: why they hear.
+    pub reasons: Vec<(Channel, Audience)>,
+}
+
+impl Recipient {
+    /// The audience that gave this channel.
+    pub fn reason(&self, channel: Channel) -> Option<Audience> {
+        self.reasons
+            .iter()
+            .find(|(c, _)| *c == channel)
+            .map(|(_, a)| *a)
+    }
 }
 
 /// Resolves a rule: users in the order their first audience lists them,
@@ -49,6 +76,7 @@ pub fn resolve(rule: &Rule, people: &People, actor_id: i64) -> Vec<Recipient> {
                 out.push(Recipient {
                     user: user.clone(),
                     channels: Vec::new(),
+                    reasons: Vec::new(),
                 });
                 out.len() - 1
             });
@@ -56,6 +84,7 @@ pub fn resolve(rule: &Rule, people: &People, actor_id: i64) -> Vec<Recipient> {
             for channel in *channels {
                 if !entry.channels.contains(channel) {
                     entry.channels.push(*channel);
+                    entry.reasons.push((*channel, *audience));
                 }
             }
         }
@@ -69,6 +98,7 @@ pub fn resolve(rule: &Rule, people: &People, actor_id: i64) -> Vec<Recipient> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::Audience;
     use crate::notify::{EventKind, rule};
 
     fn user(id: i64, name: &str) -> User {
@@ -95,6 +125,7 @@ mod tests {
             developers: vec![user(1, "dev")],
             managers: vec![user(2, "boss")],
             creator: None,
+            ..People::default()
         };
         let got = resolve(rule(EventKind::New), &people, 1);
         assert_eq!(
@@ -113,6 +144,7 @@ mod tests {
             developers: vec![both.clone()],
             managers: vec![both.clone(), both],
             creator: None,
+            ..People::default()
         };
         let got = resolve(rule(EventKind::New), &people, 99);
         assert_eq!(
@@ -128,6 +160,7 @@ mod tests {
             developers: vec![dev.clone()],
             managers: vec![],
             creator: Some(dev),
+            ..People::default()
         };
         assert_eq!(resolve(rule(EventKind::New), &people, 1).len(), 1);
         assert!(resolve(rule(EventKind::Update), &people, 1).is_empty());
@@ -141,6 +174,7 @@ mod tests {
             developers: vec![],
             managers: vec![boss.clone()],
             creator: Some(boss),
+            ..People::default()
         };
         let got = resolve(rule(EventKind::Comment), &people, 7);
         assert_eq!(
@@ -157,7 +191,99 @@ mod tests {
             developers: vec![gone.clone()],
             managers: vec![gone],
             creator: None,
+            ..People::default()
         };
         assert!(resolve(rule(EventKind::New), &people, 9).is_empty());
+    }
+
+    fn reasons(recipients: &[Recipient]) -> Vec<(String, Channel, Audience)> {
+        recipients
+            .iter()
+            .flat_map(|r| {
+                r.reasons
+                    .iter()
+                    .map(|(c, a)| (r.user.username.clone(), *c, *a))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn developers_hear_about_changes_only_while_nobody_is_assigned() {
+        let mut people = People {
+            developers: vec![user(1, "dev")],
+            creator: Some(user(2, "rita")),
+            ..People::default()
+        };
+        let got = resolve(rule(EventKind::Update), &people, 9);
+        assert_eq!(
+            summary(&got),
+            vec![
+                ("rita".into(), vec![Channel::App, Channel::Email]),
+                ("dev".into(), vec![Channel::App, Channel::Email])
+            ]
+        );
+        people.assignee = Some(user(3, "bob"));
+        let got = resolve(rule(EventKind::Comment), &people, 9);
+        assert_eq!(
+            summary(&got),
+            vec![
+                ("bob".into(), vec![Channel::App, Channel::Email]),
+                ("rita".into(), vec![Channel::App, Channel::Email])
+            ]
+        );
+        // A NEW ticket is unchanged: developers hear whoever is assigned.
+        assert_eq!(resolve(rule(EventKind::New), &people, 9).len(), 1);
+    }
+
+    #[test]
+    fn each_channel_records_the_first_audience_that_gave_it() {
+        let both = user(1, "both");
+        let people = People {
+            managers: vec![both.clone()],
+            watchers: vec![both.clone()],
+            mentioned: vec![both],
+            ..People::default()
+        };
+        let got = resolve(rule(EventKind::Comment), &people, 9);
+        assert_eq!(
+            reasons(&got),
+            vec![
+                ("both".into(), Channel::App, Audience::Mentioned),
+                ("both".into(), Channel::Email, Audience::Mentioned)
+            ]
+        );
+        let people = People {
+            managers: vec![user(1, "boss")],
+            developers: vec![user(1, "boss")],
+            ..People::default()
+        };
+        let got = resolve(rule(EventKind::New), &people, 9);
+        assert_eq!(
+            reasons(&got),
+            vec![
+                ("boss".into(), Channel::App, Audience::Developers),
+                ("boss".into(), Channel::Email, Audience::Developers)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_assignment_tells_the_new_assignee_both_ways_the_previous_in_app_never_the_actor() {
+        let people = People {
+            assignee: Some(user(1, "new")),
+            previous_assignee: Some(user(2, "old")),
+            watchers: vec![user(3, "actor")],
+            creator: Some(user(4, "rita")),
+            developers: vec![user(5, "dev")],
+            ..People::default()
+        };
+        let got = resolve(rule(EventKind::Assign), &people, 3);
+        assert_eq!(
+            summary(&got),
+            vec![
+                ("new".into(), vec![Channel::App, Channel::Email]),
+                ("old".into(), vec![Channel::App])
+            ]
+        );
     }
 }

@@ -13,6 +13,7 @@ use crate::notify::event::{EventData, EventKind};
 use crate::notify::fanout::{self, Recorded};
 use crate::store::tickets::{self, NewTicket, Ticket};
 use crate::store::users::User;
+use crate::store::watchers;
 
 /// The ticket, or the error a person reads when there is none.
 pub fn find(conn: &dyn Db, id: i64) -> Result<Ticket> {
@@ -65,6 +66,8 @@ pub fn comment(
     body: &str,
 ) -> Result<(Ticket, Recorded)> {
     let ticket = find(conn, ticket_id)?;
+    // A commenter, by command or by email, watches the ticket from now on.
+    watchers::add(conn, ticket.id, author.id, crate::clock::now_ms())?;
     let data = EventData {
         comment: Some(body.to_string()),
         ..EventData::of(&ticket)

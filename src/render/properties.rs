@@ -117,6 +117,9 @@ fn event_data(description: &str, comment: &str) -> EventData {
             to: "In Progress".into(),
         }],
         comment: Some(marked(comment, MARKS[1])),
+        assignment: None,
+        actor_name: None,
+        opened_by: None,
     }
 }
 
@@ -128,8 +131,17 @@ fn render_plain(kind: EventKind, description: &str, comment: &str) -> EmailConte
         comment: Some(comment.to_string()),
         ..event_data("", "")
     };
-    content::email(renderer(), &Site::default(), kind, 7, &data, "ann", false)
-        .expect("every event renders")
+    content::email(
+        renderer(),
+        &Site::default(),
+        kind,
+        7,
+        &data,
+        "ann",
+        false,
+        content::UNKNOWN_REASON,
+    )
+    .expect("every event renders")
 }
 
 fn render(kind: EventKind, description: &str, comment: &str, actor: &str) -> EmailContent {
@@ -141,6 +153,7 @@ fn render(kind: EventKind, description: &str, comment: &str, actor: &str) -> Ema
         &event_data(description, comment),
         &marked(actor, MARKS[2]),
         false,
+        content::UNKNOWN_REASON,
     )
     .expect("every event renders")
 }
@@ -249,11 +262,11 @@ proptest! {
         kind in kind(), description in user_text(), comment in user_text(), actor in user_text(),
     ) {
         let mail = render(kind, &description, &comment, &actor);
-        prop_assert_eq!(&mail.subject, &content::subject(kind, 7));
+        prop_assert_eq!(&mail.subject, &content::subject(kind, 7, &event_data("", "")));
         // The actor is escaped as one value; description and comment also get `<br>`.
         let mut pieces = vec![(MARKS[2], actor.clone(), "actor")];
         match kind {
-            EventKind::New | EventKind::Update => pieces.push((MARKS[0], as_lines(&description, MARKS[0]), "description")),
+            EventKind::New | EventKind::Update | EventKind::Assign => pieces.push((MARKS[0], as_lines(&description, MARKS[0]), "description")),
             EventKind::Comment => pieces.push((MARKS[1], as_lines(&comment, MARKS[1]), "comment")),
         }
         for (marks, want, what) in pieces {

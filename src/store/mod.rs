@@ -10,18 +10,22 @@
 //! on, in words that do not depend on the backend.
 
 pub mod db;
+pub mod digests;
 pub mod events;
 pub mod groups;
 mod location;
 mod migrations;
 pub mod notifications;
 pub mod postgres;
+pub mod preferences;
+pub mod reasons;
 pub mod received;
 mod sqlite;
 pub mod suppressions;
 pub mod threads;
 pub mod tickets;
 pub mod users;
+pub mod watchers;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

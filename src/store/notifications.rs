@@ -22,6 +22,8 @@ pub struct NewNotification<'a> {
     pub created_at: i64,
     /// Set for in-app notifications, which are delivered as they are written.
     pub delivered_at: Option<i64>,
+    /// The audience that chose the user (`notify::Audience::as_str`).
+    pub reason: Option<&'a str>,
 }
 
 /// Inserts notifications, returning their IDs in order; the caller decides
@@ -37,8 +39,8 @@ pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<i64>
             .map(|new| {
                 conn.query_one(
                     "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, status,
-                                                to_addr, message_id, created_at, delivered_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                                                to_addr, message_id, created_at, delivered_at, reason)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
                     &[
                         &new.event_id,
                         &new.ticket_id,
@@ -50,6 +52,7 @@ pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<i64>
                         &new.message_id,
                         &new.created_at,
                         &new.delivered_at,
+                        &new.reason,
                     ],
                     |row| row.int(0),
                 )
@@ -64,9 +67,10 @@ pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<i64>
             };
             conn.query(
                 "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, status,
-                                            to_addr, message_id, created_at, delivered_at)
+                                            to_addr, message_id, created_at, delivered_at, reason)
                  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[],
-                                      $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])
+                                      $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[],
+                                      $11::text[])
                  RETURNING id",
                 &[
                     &ints(&|n| Some(n.event_id)),
@@ -79,6 +83,7 @@ pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<i64>
                     &texts(&|n| n.message_id),
                     &ints(&|n| Some(n.created_at)),
                     &ints(&|n| n.delivered_at),
+                    &texts(&|n| n.reason),
                 ],
                 |row| row.int(0),
             )
@@ -230,6 +235,8 @@ pub struct Claimed {
     pub created_at: i64,
     /// The state it was claimed from: `processing` means a flush's lease expired.
     pub claimed_from: NotificationStatus,
+    /// The audience that chose its user (the email's footer says why).
+    pub reason: Option<String>,
 }
 
 /// The start of every queue listing; `queue_row` reads its columns.
@@ -310,6 +317,7 @@ pub fn claim_due(conn: &dyn Db, request: &ClaimRequest<'_>) -> Result<Vec<Claime
             attempts: row.int(5)?,
             claimed_from: row.stored(6, NotificationStatus::from_stored)?,
             created_at: row.int(7)?,
+            reason: row.opt_text(8)?,
         })
     };
     let retry_until = request.run_started.min(request.now);
@@ -317,7 +325,8 @@ pub fn claim_due(conn: &dyn Db, request: &ClaimRequest<'_>) -> Result<Vec<Claime
         Backend::Sqlite => {
             let claimed = conn.query(
                 concat!(
-                    "SELECT id, event_id, ticket_id, to_addr, message_id, attempts, status, created_at
+                    "SELECT id, event_id, ticket_id, to_addr, message_id, attempts, status, created_at,
+                            reason
                        FROM notifications WHERE ",
                     due!(sqlite),
                     " ORDER BY priority DESC, id LIMIT $3"
@@ -350,7 +359,7 @@ pub fn claim_due(conn: &dyn Db, request: &ClaimRequest<'_>) -> Result<Vec<Claime
                     " + $5
                        FROM due WHERE n.id = due.id
                      RETURNING n.id, n.event_id, n.ticket_id, n.to_addr, n.message_id, n.attempts,
-                               due.status, n.created_at, n.priority"
+                               due.status, n.created_at, n.reason, n.priority"
                 ),
                 &[
                     &request.now,
@@ -359,7 +368,7 @@ pub fn claim_due(conn: &dyn Db, request: &ClaimRequest<'_>) -> Result<Vec<Claime
                     &request.claim,
                     &request.lease_ms,
                 ],
-                |row| Ok((from_row(row)?, row.int(8)?)),
+                |row| Ok((from_row(row)?, row.int(9)?)),
             )?;
             claimed.sort_by_key(|(email, priority)| (-priority, email.id));
             claimed.into_iter().map(|(email, _)| email).collect()
@@ -940,6 +949,7 @@ mod tests {
                     message_id: Some("<x@example.com>"),
                     created_at: 0,
                     delivered_at: None,
+                    reason: None,
                 },
             )
             .unwrap();
@@ -1002,6 +1012,7 @@ mod tests {
                             message_id: (!app).then_some("<x@example.com>"),
                             created_at: 0,
                             delivered_at: app.then_some(0),
+                            reason: None,
                         },
                     )
                     .unwrap();

@@ -16,6 +16,8 @@ pub struct Ticket {
     pub description: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Who the ticket is assigned to, if anyone, with their username.
+    pub assignee: Option<(i64, String)>,
 }
 
 pub struct NewTicket<'a> {
@@ -29,8 +31,9 @@ pub struct NewTicket<'a> {
 macro_rules! select {
     () => {
         "SELECT t.id, t.created_by, u.username, t.purpose, t.priority, t.status, t.description,
-                t.created_at, t.updated_at
-           FROM tickets t JOIN users u ON u.id = t.created_by"
+                t.created_at, t.updated_at, t.assignee_id, a.username
+           FROM tickets t JOIN users u ON u.id = t.created_by
+           LEFT JOIN users a ON a.id = t.assignee_id"
     };
 }
 
@@ -45,6 +48,10 @@ fn from_row(row: &Row<'_, '_>) -> Result<Ticket> {
         description: row.text(6)?,
         created_at: row.int(7)?,
         updated_at: row.int(8)?,
+        assignee: match row.opt_int(9)? {
+            Some(id) => Some((id, row.text(10)?)),
+            None => None,
+        },
     })
 }
 
@@ -70,21 +77,62 @@ pub fn by_id(conn: &dyn Db, id: i64) -> Result<Option<Ticket>> {
 }
 
 /// Tickets, newest first, optionally only those with a status or a priority.
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn list(
     conn: &dyn Db,
     status: Option<Status>,
     priority: Option<Priority>,
 ) -> Result<Vec<Ticket>> {
+    list_assigned(conn, status, priority, None)
+}
+
+/// Which tickets a listing keeps by their assignee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    /// Tickets assigned to this user.
+    User(i64),
+    /// Tickets nobody is assigned to.
+    Nobody,
+}
+
+/// `list`, also filtered by assignee when one is given.
+pub fn list_assigned(
+    conn: &dyn Db,
+    status: Option<Status>,
+    priority: Option<Priority>,
+    assignee: Option<AssigneeFilter>,
+) -> Result<Vec<Ticket>> {
+    let (any, nobody, user) = match assignee {
+        None => (true, false, None),
+        Some(AssigneeFilter::Nobody) => (false, true, None),
+        Some(AssigneeFilter::User(id)) => (false, false, Some(id)),
+    };
     conn.query(
         concat!(
             select!(),
             " WHERE (CAST($1 AS TEXT) IS NULL OR t.status = $1)
                 AND (CAST($2 AS TEXT) IS NULL OR t.priority = $2)
+                AND ($3 OR ($4 AND t.assignee_id IS NULL) OR t.assignee_id = $5)
               ORDER BY t.id DESC"
         ),
-        &[&status.map(|s| s.as_str()), &priority.map(|p| p.as_str())],
+        &[
+            &status.map(|s| s.as_str()),
+            &priority.map(|p| p.as_str()),
+            &any,
+            &nobody,
+            &user,
+        ],
         from_row,
     )
+}
+
+/// Sets (or, with `None`, clears) a ticket's assignee, updated at `now`.
+pub fn set_assignee(conn: &dyn Db, id: i64, assignee: Option<i64>, now: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE tickets SET assignee_id = $2, updated_at = $3 WHERE id = $1",
+        &[&id, &assignee, &now],
+    )?;
+    Ok(())
 }
 
 /// Sets a ticket's status and priority, updated at `now`.

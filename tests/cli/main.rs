@@ -14,6 +14,7 @@ mod interrupt;
 mod lifecycle;
 mod mail_receive;
 mod notify;
+mod ownership;
 mod postfix;
 mod purge;
 mod queue_views;

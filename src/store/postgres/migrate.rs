@@ -15,6 +15,8 @@ const STEPS: &[&str] = &[
     include_str!("schema/002_inbox.sql"),
     // 3: conversations by email, as on SQLite.
     include_str!("schema/003_mail.sql"),
+    // 4: ownership (SPEC §7): assignees, watchers, preferences, `held`, reasons.
+    include_str!("schema/004_ownership.sql"),
 ];
 
 /// The advisory lock key that serialises migrations (any fixed number; this

@@ -1,0 +1,48 @@
+//! `helpdesk notify digest`: each user's held email becomes one digest,
+//! queued for the next flush. Quiet under cron, like `notify flush`.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::Status;
+use crate::app::App;
+use crate::output::View;
+
+#[derive(Serialize)]
+struct DigestView {
+    /// Digest emails queued.
+    digests: u64,
+    /// Held notifications they carry, now `sent`.
+    updates: u64,
+    #[serde(skip)]
+    summary: String,
+}
+
+impl View for DigestView {
+    fn human(&self) -> String {
+        self.summary.clone()
+    }
+}
+
+pub(super) fn run(app: &mut App) -> Result<Status> {
+    let done = crate::notify::digest::run(&mut app.store, &app.config)?;
+    // Cron mails whatever a job prints: nothing unless someone is watching.
+    let interactive = app.out.stdout_tty || app.out.verbose;
+    let summary = if interactive || app.out.json() {
+        format!(
+            "queued {} digest email{} carrying {} update{}",
+            done.digests,
+            if done.digests == 1 { "" } else { "s" },
+            done.updates,
+            if done.updates == 1 { "" } else { "s" }
+        )
+    } else {
+        String::new()
+    };
+    app.out.show(&DigestView {
+        digests: done.digests,
+        updates: done.updates,
+        summary,
+    })?;
+    Ok(Status::Done)
+}

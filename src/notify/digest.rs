@@ -1,0 +1,283 @@
+//! Digests (SPEC §7): each user's `held` email becomes one digest email,
+//! queued for the next flush like any other, in the same transaction that
+//! marks the held notifications `sent`. A digest is recorded as an event of
+//! kind `digest` (on the ticket of its newest update, so it has one for its
+//! `X-Helpdesk-Ticket` header) whose data lists the updates, and one email
+//! notification; the flush renders it with `render`.
+
+use crate::store::Db;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Site};
+use crate::model::{Channel, NotificationPriority, NotificationStatus};
+use crate::notify::content::EmailContent;
+use crate::notify::message;
+use crate::render::Renderer;
+use crate::store::Store;
+use crate::store::digests::{self, Held};
+use crate::store::events::{self, Wording};
+use crate::store::notifications::{self, NewNotification};
+use crate::store::users::{self, User};
+
+/// The stored kind of a digest's event.
+pub const KIND: &str = "digest";
+
+/// The reason stored with a digest email, and its footer's words.
+pub const REASON: &str = "digest";
+pub const REASON_WORDS: &str = "you chose to get these updates as a digest";
+
+/// How many users' digests one transaction writes.
+const USERS_PER_TRANSACTION: i64 = 200;
+
+/// What a digest lists, kept as its event's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestData {
+    pub tickets: Vec<DigestTicket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestTicket {
+    pub id: i64,
+    pub updates: Vec<DigestUpdate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestUpdate {
+    pub title: String,
+    pub body: String,
+    /// The ticket's page, relative to the site.
+    pub url: String,
+    pub at: i64,
+    /// The audience that chose the user for this update.
+    pub reason: Option<String>,
+}
+
+impl DigestData {
+    /// Groups held email by ticket: updates oldest first within a ticket,
+    /// tickets by their newest update, so the newest comes last.
+    pub fn of(held: &[Held]) -> DigestData {
+        let mut tickets: Vec<DigestTicket> = Vec::new();
+        for h in held {
+            let update = DigestUpdate {
+                title: h.title.clone(),
+                body: h.body.clone(),
+                url: h.url.clone(),
+                at: h.created_at,
+                reason: h.reason.clone(),
+            };
+            match tickets.iter_mut().find(|t| t.id == h.ticket_id) {
+                Some(ticket) => ticket.updates.push(update),
+                None => tickets.push(DigestTicket {
+                    id: h.ticket_id,
+                    updates: vec![update],
+                }),
+            }
+        }
+        for ticket in &mut tickets {
+            ticket.updates.sort_by_key(|u| u.at);
+        }
+        tickets.sort_by_key(|t| t.updates.last().map_or(0, |u| u.at));
+        DigestData { tickets }
+    }
+
+    pub fn update_count(&self) -> usize {
+        self.tickets.iter().map(|t| t.updates.len()).sum()
+    }
+
+    /// `Help desk digest: N updates on M tickets`.
+    pub fn subject(&self) -> String {
+        let n = self.update_count();
+        let m = self.tickets.len();
+        format!(
+            "Help desk digest: {n} update{} on {m} ticket{}",
+            if n == 1 { "" } else { "s" },
+            if m == 1 { "" } else { "s" }
+        )
+    }
+}
+
+/// What one `notify digest` run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Digest emails queued.
+    pub digests: u64,
+    /// Held notifications they carry (now `sent`).
+    pub updates: u64,
+}
+
+/// Writes a digest for every active user with held email, a batch of users
+/// per transaction. Each user's held email is taken (marked `sent`) by the
+/// transaction that queues their digest: overlapping runs never take the
+/// same notification, and a run killed before a commit leaves that batch
+/// held for the next run.
+pub fn run(store: &mut Store, config: &Config) -> Result<Summary> {
+    let mut summary = Summary::default();
+    let mut after = 0;
+    loop {
+        let (last, done) = store.in_tx(|tx| {
+            let ids = digests::users_with_held(tx, after, USERS_PER_TRANSACTION)?;
+            let now = crate::clock::now_ms();
+            let mut done = Summary::default();
+            for id in &ids {
+                let Some(user) = users::by_id(tx, *id)? else {
+                    continue;
+                };
+                // A deactivated user's email stays held until they are back.
+                if !user.active {
+                    continue;
+                }
+                let held = digests::take_held(tx, user.id, now)?;
+                if held.is_empty() {
+                    continue;
+                }
+                queue(tx, config, &user, &held, now)?;
+                done.digests += 1;
+                done.updates += held.len() as u64;
+            }
+            test_pause("in_batch");
+            Ok::<_, anyhow::Error>((ids.last().copied(), done))
+        })?;
+        test_pause("after_batch");
+        summary.digests += done.digests;
+        summary.updates += done.updates;
+        match last {
+            Some(id) => after = id,
+            None => return Ok(summary),
+        }
+    }
+}
+
+/// In test builds (debug assertions on, as for `HELPDESK_NOW`), stops the
+/// run at `point` when `HELPDESK_TEST_DIGEST_PAUSE` names it: it writes
+/// `digest-paused` in the current folder and sleeps, so a test can kill it
+/// there. Release builds never pause.
+fn test_pause(point: &str) {
+    if !cfg!(debug_assertions)
+        || std::env::var("HELPDESK_TEST_DIGEST_PAUSE").as_deref() != Ok(point)
+    {
+        return;
+    }
+    let _ = std::fs::write("digest-paused", point);
+    std::thread::sleep(std::time::Duration::from_secs(60));
+}
+
+/// Queues one digest email for `user` listing `held` (not empty), in the
+/// caller's transaction.
+fn queue(conn: &dyn Db, config: &Config, user: &User, held: &[Held], now: i64) -> Result<i64> {
+    let data = DigestData::of(held);
+    let subject = data.subject();
+    let newest = held
+        .iter()
+        .max_by_key(|h| (h.created_at, h.id))
+        .unwrap_or(&held[0]);
+    let url = crate::notify::content::ticket_path(newest.ticket_id);
+    let body = format!(
+        "{} updates on {} tickets",
+        data.update_count(),
+        data.tickets.len()
+    );
+    let json = serde_json::to_string(&data)?;
+    let event = events::insert(
+        conn,
+        newest.ticket_id,
+        KIND,
+        user.id,
+        &json,
+        &Wording {
+            title: &subject,
+            body: &body,
+            url: &url,
+        },
+        now,
+    )?;
+    let priority = held
+        .iter()
+        .filter_map(|h| NotificationPriority::from_rank(h.priority))
+        .max()
+        .unwrap_or(NotificationPriority::Medium);
+    let to = config.delivery_address(&user.email).to_string();
+    let message_id =
+        message::mint_message_id(event.id, user.id, fastrand::u64(..), &config.site.domain);
+    let ids = notifications::insert_all(
+        conn,
+        &[NewNotification {
+            event_id: event.id,
+            ticket_id: newest.ticket_id,
+            user_id: user.id,
+            channel: Channel::Email,
+            priority,
+            status: NotificationStatus::Pending,
+            to_addr: Some(&to),
+            message_id: Some(&message_id),
+            created_at: now,
+            delivered_at: None,
+            reason: Some(REASON),
+        }],
+    )?;
+    Ok(ids[0])
+}
+
+/// Renders a digest's email from its event data.
+pub fn render(renderer: &Renderer, site: &Site, data: &str) -> Result<EmailContent> {
+    #[derive(Serialize)]
+    struct Update<'a> {
+        title: &'a str,
+        body: &'a str,
+        url: String,
+        at: String,
+        because: String,
+    }
+    #[derive(Serialize)]
+    struct Ticket<'a> {
+        id: i64,
+        url: String,
+        updates: Vec<Update<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Context<'a> {
+        title: &'a str,
+        tickets: Vec<Ticket<'a>>,
+        reason: &'a str,
+        /// A digest spans tickets: a reply to it could name none.
+        reply_by_email: bool,
+    }
+    let data: DigestData =
+        serde_json::from_str(data).map_err(|e| anyhow::anyhow!("damaged digest record: {e}"))?;
+    let subject = data.subject();
+    let tickets = data
+        .tickets
+        .iter()
+        .map(|t| Ticket {
+            id: t.id,
+            url: site.absolute(&crate::notify::content::ticket_path(t.id)),
+            updates: t
+                .updates
+                .iter()
+                .map(|u| Update {
+                    title: &u.title,
+                    body: &u.body,
+                    url: site.absolute(&u.url),
+                    at: crate::output::rfc3339(u.at),
+                    because: u
+                        .reason
+                        .as_deref()
+                        .and_then(crate::notify::Audience::from_stored)
+                        .map_or(crate::notify::content::UNKNOWN_REASON, |a| a.reason())
+                        .to_string(),
+                })
+                .collect(),
+        })
+        .collect();
+    let context = Context {
+        title: &subject,
+        tickets,
+        reason: REASON_WORDS,
+        reply_by_email: false,
+    };
+    Ok(EmailContent {
+        html: renderer.render("email/digest.html", &context)?,
+        text: renderer.render("email/digest.txt", &context)?,
+        subject,
+    })
+}

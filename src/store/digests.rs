@@ -1,0 +1,76 @@
+//! SQL for digests: which users have email `held` for a digest, and taking a
+//! user's held email (marking it `sent`) so that it goes into exactly one
+//! digest. The digest email itself is an event and a notification like any
+//! other, written by the caller in the same transaction.
+
+use super::Result;
+use super::db::Db;
+
+/// One held email, with what its event says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub event_id: i64,
+    pub priority: i64,
+    pub created_at: i64,
+    pub reason: Option<String>,
+    pub title: String,
+    pub body: String,
+    pub url: String,
+}
+
+/// The users with held email, by ID, from `after` on (exclusive), at most `limit`.
+pub fn users_with_held(conn: &dyn Db, after: i64, limit: i64) -> Result<Vec<i64>> {
+    conn.query(
+        "SELECT DISTINCT user_id FROM notifications
+          WHERE status = 'held' AND user_id > $1 ORDER BY user_id LIMIT $2",
+        &[&after, &limit],
+        |row| row.int(0),
+    )
+}
+
+/// Takes every email held for `user_id`: marks it `sent` (delivered at
+/// `now`, through the digest) and returns it, oldest first. One statement
+/// claims them, so two runs at once never take the same one; the caller
+/// writes the digest in the same transaction, so a run that dies before
+/// its commit takes nothing.
+pub fn take_held(conn: &dyn Db, user_id: i64, now: i64) -> Result<Vec<Held>> {
+    let taken: Vec<(i64, i64, i64, i64, i64, Option<String>)> = conn.query(
+        "UPDATE notifications SET status = 'sent', delivered_at = $2
+          WHERE user_id = $1 AND status = 'held'
+         RETURNING id, ticket_id, event_id, priority, created_at, reason",
+        &[&user_id, &now],
+        |row| {
+            Ok((
+                row.int(0)?,
+                row.int(1)?,
+                row.int(2)?,
+                row.int(3)?,
+                row.int(4)?,
+                row.opt_text(5)?,
+            ))
+        },
+    )?;
+    let mut out = Vec::with_capacity(taken.len());
+    for (id, ticket_id, event_id, priority, created_at, reason) in taken {
+        let (title, body, url) = conn.query_one(
+            "SELECT title, body, url FROM events WHERE id = $1",
+            &[&event_id],
+            |row| Ok((row.text(0)?, row.text(1)?, row.text(2)?)),
+        )?;
+        out.push(Held {
+            id,
+            ticket_id,
+            event_id,
+            priority,
+            created_at,
+            reason,
+            title,
+            body,
+            url,
+        });
+    }
+    out.sort_by_key(|h| h.id);
+    Ok(out)
+}
