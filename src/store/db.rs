@@ -150,32 +150,31 @@ pub enum Row<'r, 's> {
 }
 
 impl Row<'_, '_> {
-    pub fn int(&self, i: usize) -> Result<i64> {
+    /// Column `i`, as a type both backends read.
+    fn get<T>(&self, i: usize) -> Result<T>
+    where
+        T: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a>,
+    {
         match self {
             Row::Sqlite(row) => Ok(row.get(i)?),
             Row::Postgres(row) => Ok(row.try_get(i)?),
         }
+    }
+
+    pub fn int(&self, i: usize) -> Result<i64> {
+        self.get(i)
     }
 
     pub fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        match self {
-            Row::Sqlite(row) => Ok(row.get(i)?),
-            Row::Postgres(row) => Ok(row.try_get(i)?),
-        }
+        self.get(i)
     }
 
     pub fn text(&self, i: usize) -> Result<String> {
-        match self {
-            Row::Sqlite(row) => Ok(row.get(i)?),
-            Row::Postgres(row) => Ok(row.try_get(i)?),
-        }
+        self.get(i)
     }
 
     pub fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        match self {
-            Row::Sqlite(row) => Ok(row.get(i)?),
-            Row::Postgres(row) => Ok(row.try_get(i)?),
-        }
+        self.get(i)
     }
 
     /// A stored enum, read with its `from_stored`; a value this version does
@@ -192,10 +191,7 @@ impl Row<'_, '_> {
 
     /// A truth value: BOOLEAN on PostgreSQL, 0 or 1 on SQLite.
     pub fn bool(&self, i: usize) -> Result<bool> {
-        match self {
-            Row::Sqlite(row) => Ok(row.get(i)?),
-            Row::Postgres(row) => Ok(row.try_get(i)?),
-        }
+        self.get(i)
     }
 }
 

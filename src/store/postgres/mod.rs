@@ -105,6 +105,15 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// The client, outside any transaction, as a `Db` for one call.
+    fn with_db<T>(&self, call: impl FnOnce(&PgDb<'_>) -> Result<T>) -> Result<T> {
+        let mut session = self.session.borrow_mut();
+        let (client, cache) = &mut *session;
+        call(&PgDb::new(client, cache))
+    }
+}
+
 impl Db for PgStore {
     fn backend(&self) -> Backend {
         Backend::Postgres
@@ -116,15 +125,11 @@ impl Db for PgStore {
         params: &[&dyn Param],
         each: &mut dyn FnMut(&Row<'_, '_>) -> Result<()>,
     ) -> Result<()> {
-        let mut session = self.session.borrow_mut();
-        let (client, cache) = &mut *session;
-        PgDb::new(client, cache).each_row(sql, params, each)
+        self.with_db(|db| db.each_row(sql, params, each))
     }
 
     fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64> {
-        let mut session = self.session.borrow_mut();
-        let (client, cache) = &mut *session;
-        PgDb::new(client, cache).execute(sql, params)
+        self.with_db(|db| db.execute(sql, params))
     }
 
     fn execute_batch(&self, sql: &str) -> Result<()> {

@@ -552,43 +552,9 @@ impl Shared {
 /// Makes a fresh CA and a server certificate for `localhost` / `127.0.0.1` signed by it;
 /// returns the rustls server config and the CA's PEM.
 fn make_tls_config() -> (Arc<rustls::ServerConfig>, String) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-
-    let ca_key = KeyPair::generate().expect("rcgen: CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("rcgen: CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "helpdesk test SMTP CA");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca_params
-        .self_signed(&ca_key)
-        .expect("rcgen: CA certificate");
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let server_key = KeyPair::generate().expect("rcgen: server key");
-    let mut server_params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .expect("rcgen: server params");
-    server_params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    server_params.use_authority_key_identifier_extension = true;
-    server_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_cert = server_params
-        .signed_by(&server_key, &issuer)
-        .expect("rcgen: server certificate");
-
+    let certs = super::certs::make();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
-        server_key.serialize_der(),
+        certs.server_key_der,
     ));
     // The provider is named explicitly, so this works whatever the process default is.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -596,9 +562,9 @@ fn make_tls_config() -> (Arc<rustls::ServerConfig>, String) {
         .with_safe_default_protocol_versions()
         .expect("rustls: protocol versions")
         .with_no_client_auth()
-        .with_single_cert(vec![server_cert.der().clone()], key)
+        .with_single_cert(vec![certs.server_cert_der.into()], key)
         .expect("rustls: server certificate");
-    (Arc::new(config), ca_cert.pem())
+    (Arc::new(config), certs.ca_pem)
 }
 
 // ---------------------------------------------------------------------------
