@@ -69,6 +69,9 @@ pub enum Command {
     /// Check the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Work on the database as a whole (copy it to another)
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -91,6 +94,19 @@ pub struct CompletionsArgs {
 pub enum ConfigCommand {
     /// Validate the configuration and print the effective values (secrets redacted) and warnings
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy the whole help desk, IDs kept, into an empty database (a SQLite file or a postgresql:// URL)
+    Copy(DbCopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbCopyArgs {
+    /// The database to copy into: a SQLite file (made if missing) or an empty PostgreSQL database
+    #[arg(long, value_name = "URL_OR_PATH")]
+    pub to: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

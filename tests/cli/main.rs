@@ -5,6 +5,7 @@ mod support;
 
 mod addressing;
 mod config;
+mod db_copy;
 mod errors;
 mod full_stderr;
 mod hardening;
