@@ -14,6 +14,7 @@ mod interop;
 mod interrupt;
 mod lifecycle;
 mod notify;
+mod postgres;
 mod purge;
 mod queue_views;
 mod retry_policy;
