@@ -13,6 +13,7 @@ mod inbox;
 mod interop;
 mod interrupt;
 mod lifecycle;
+mod many_hosts;
 mod notify;
 mod postgres;
 mod purge;
