@@ -713,6 +713,14 @@ fi
 # script's children (every measured process, waited for) and smtp-sink used.
 own=$(times | tail -n 1 | awk '{ t = 0; for (i = 1; i <= NF; i++) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] } print t }')
 sink=$(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$sink_pid/stat" 2>/dev/null || echo 0)
+if [ -n "$PG_DIR" ]; then
+  # The PostgreSQL server is this run's too: its postmaster and the backends
+  # it reaped (one per measured command), less what the cluster's start took.
+  pg_pid=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null || echo none)
+  pg_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15 + $16 + $17) / hz }' "/proc/$pg_pid/stat" 2>/dev/null || echo 0)
+  sink=$(awk -v a="$sink" -v b="$pg_cpu" 'BEGIN { print a + b }')
+  echo "  the PostgreSQL server used $pg_cpu CPU-seconds"
+fi
 awk -v a="$CPU_START" -v b="$(cpu_ticks)" -v hz="$(getconf CLK_TCK)" -v own="$own" -v sink="$sink" \
     -v t0="$T_START" -v t1="$(date +%s%N)" -v n="$(nproc)" -v load="$LOAD_START" 'BEGIN {
   other = (b - a) / hz - own - sink; if (other < 0) other = 0
