@@ -312,3 +312,47 @@ fn a_postgres_target_that_holds_a_help_desk_is_refused() {
     );
     assert_eq!(server.sql_i64("SELECT count(*) FROM users"), 5);
 }
+
+/// More than 8,192 notifications: on a SQLite target the triggers file a
+/// batch of the copied in-app notifications into the per-user table while
+/// the copy runs; every user's inbox and unread count still match.
+#[test]
+fn a_copy_past_a_filing_batch_keeps_every_inbox() {
+    let sb = filled();
+    // 3,000 more events of ticket 1, each with an in-app notification for
+    // three users, a third of them read. Portable SQL: both backends run it.
+    sb.sql_exec(
+        "WITH RECURSIVE seq(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM seq WHERE k < 3000)
+         INSERT INTO events (ticket_id, kind, actor_id, data, title, body, url, created_at)
+           SELECT e.ticket_id, e.kind, e.actor_id, e.data, e.title, e.body, e.url, e.created_at + seq.k
+             FROM events e, seq WHERE e.id = 1;
+         INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, status,
+                                    created_at, delivered_at, read_at)
+           SELECT e.id, e.ticket_id, u.id, 'app', 1, 'sent', e.created_at, e.created_at,
+                  CASE WHEN e.id % 3 = 0 THEN e.created_at END
+             FROM events e, users u
+            WHERE e.id > 3 AND u.username IN ('dev', 'dev2', 'm1');",
+    );
+    assert!(sb.sql_i64("SELECT max(id) FROM notifications") > 8192);
+    sb.run(["db", "copy", "--to", "big.db"]).success();
+    let copy = sb.path("big.db").display().to_string();
+    for user in ["dev", "dev2", "m1", "bob"] {
+        let page = |db: Option<&str>| {
+            let mut args = vec![];
+            if let Some(db) = db {
+                args.extend(["--db", db]);
+            }
+            args.extend([
+                "inbox", "--user", user, "--limit", "200", "--format", "json",
+            ]);
+            sb.run(args).success().json()
+        };
+        let (want, got) = (page(None), page(Some(&copy)));
+        assert_eq!(got["unread"], want["unread"], "{user}'s unread count");
+        assert_eq!(
+            got["notifications"], want["notifications"],
+            "{user}'s inbox"
+        );
+    }
+    assert!(unread(&sb, Some(&copy), "dev") > 1000);
+}
