@@ -26,7 +26,7 @@ pub struct GlobalArgs {
     /// Configuration file [default: ./helpdesk.toml, then $XDG_CONFIG_HOME/helpdesk/helpdesk.toml]
     #[arg(long, global = true, env = "HELPDESK_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// SQLite database file, overriding `database` in the configuration
+    /// SQLite database file or postgresql:// URL, overriding `database` in the configuration
     #[arg(long, global = true, env = "HELPDESK_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Print results as a table for people or as one JSON document for scripts

@@ -79,7 +79,8 @@ fn copy_to(app: &mut App, args: &DbCopyArgs) -> Result<Status> {
     };
     let rows: i64 = tables.iter().map(|t| t.rows).sum();
     app.out.note(&format!(
-        "copied {rows} rows in {} tables from `{source}` to `{target}`; every table's count matches",
+        "copied {rows} {} in {} tables from `{source}` to `{target}`; every table's count matches",
+        if rows == 1 { "row" } else { "rows" },
         tables.len()
     ));
     app.out.show(&CopyView {

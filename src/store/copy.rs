@@ -207,8 +207,9 @@ fn count(db: &dyn Db, table: &str) -> Result<i64> {
 /// consistent. A target that holds rows is `Conflict`, nothing written.
 pub fn copy(source: &dyn Db, target: &dyn Db) -> Result<Vec<Copied>> {
     if let Some(filled) = first_filled(target)? {
+        let rows = if filled.rows == 1 { "row" } else { "rows" };
         return Err(StoreError::Conflict(format!(
-            "the target is not empty: table `{}` has {} rows",
+            "table `{}` holds {} {rows}",
             filled.table, filled.rows
         )));
     }

@@ -270,7 +270,7 @@ fn a_target_that_is_not_empty_is_refused_and_left_as_it_was() {
     let run = sb.run(["db", "copy", "--to", "copy.db"]).code(1);
     let shown = copy.display().to_string();
     run.stderr_is(&format!(
-        "error: database `{shown}` is not empty (the target is not empty: table `users` has 5 rows); nothing was copied\n\
+        "error: database `{shown}` is not empty (table `users` holds 5 rows); nothing was copied\n\
          hint: copy into a new SQLite file or an empty PostgreSQL database (`createdb NAME`)\n"
     ));
     assert_eq!(tickets(), before);
@@ -304,9 +304,8 @@ fn a_postgres_target_that_holds_a_help_desk_is_refused() {
     sb.run(["db", "copy", "--to", &server.url]).success();
     let run = sb.run(["db", "copy", "--to", &server.url]).code(1);
     assert!(
-        run.stderr.contains(
-            "is not empty (the target is not empty: table `users` has 5 rows); nothing was copied"
-        ),
+        run.stderr
+            .contains("is not empty (table `users` holds 5 rows); nothing was copied"),
         "{}",
         run.stderr
     );
