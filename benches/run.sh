@@ -504,7 +504,7 @@ if want "${PG_ROWS[@]}"; then
     pg_load "$WORK/tc.db" hd_tc
   fi
 fi
-echo "data: made in $(( $(date +%s) - t_data )) s; one queued email is $MSG_BYTES bytes (smtp-source: 2048-byte body + its headers)"
+echo "data: made in $(( $(date +%s) - t_data )) s$([ "$MSG_BYTES" -gt 0 ] && echo "; one queued email is $MSG_BYTES bytes (smtp-source: 2048-byte body + its headers)")"
 
 # ---- 1, 2: flush throughput against smtp-source, interleaved ---------------------------------------------
 
