@@ -23,6 +23,17 @@
 #     that user's: wall time < 10 ms.
 #  6. `notify flush` with 100,000 emails due: peak RSS < 20 MiB (flat: shown
 #     beside the 10,000-email flush's).
+#  PostgreSQL (a throwaway cluster started with tests/pg/cluster.sh, stopped
+#  on exit; TCP on 127.0.0.1 without TLS; the cluster runs with fsync off):
+#  pg1. 4 `notify flush` processes at once on one queue of PG_EMAILS emails
+#     (default 20,000; the issue's 100,000 with PG_EMAILS=100000) vs one
+#     process on the same queue. Target: >= 2.5x. Every email sent exactly
+#     once (all `sent`, one attempt each) is checked after every run.
+#  pg2. one `notify flush` process on PostgreSQL vs one on SQLite, the same
+#     queue (copied with `helpdesk db copy`). Target: >= 50 %.
+#  pg3. `ticket create` with 20 developers + 500 managers on PostgreSQL:
+#     < 25 ms.
+#  pg4. cron no-op flush on PostgreSQL: < 15 ms, peak RSS < 12 MiB.
 #
 # How:
 #  - Tools: smtp-sink/smtp-source (Debian `postfix`), hyperfine, sqlite3,
@@ -68,10 +79,12 @@ want() {
   return 1
 }
 FLUSH_ROWS=(1 1a 1b 2 6)
+PG_ROWS=(pg1 pg2 pg3 pg4)
+PG_EMAILS=${PG_EMAILS:-20000}   # 100 developers x PG_EMAILS/100 tickets
 if [ "$QUICK" = 1 ]; then
-  RUNS=${RUNS:-2}; HF_RUNS=${HF_RUNS:-10}; BIG_RUNS=${BIG_RUNS:-1}
+  RUNS=${RUNS:-2}; HF_RUNS=${HF_RUNS:-10}; BIG_RUNS=${BIG_RUNS:-1}; PG_RUNS=${PG_RUNS:-1}
 else
-  RUNS=${RUNS:-5}; HF_RUNS=${HF_RUNS:-30}; BIG_RUNS=${BIG_RUNS:-3}
+  RUNS=${RUNS:-5}; HF_RUNS=${HF_RUNS:-30}; BIG_RUNS=${BIG_RUNS:-3}; PG_RUNS=${PG_RUNS:-3}
 fi
 RSS_RUNS=5                 # /usr/bin/time runs for the peak RSS of short commands
 SMALL_EMAILS=10000         # 100 developers x 100 tickets
@@ -87,6 +100,7 @@ DESCRIPTION="The login page returns HTTP 500 after the form is sent. Steps: open
 PIDS=()                    # processes this script started and must stop
 POLICY_RC_CREATED=0
 WORK=""
+PG_DIR=""                  # the PostgreSQL cluster's folder, when one was started
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
@@ -102,6 +116,10 @@ cleanup() {
   done
   if [ "$POLICY_RC_CREATED" = 1 ]; then
     ${SUDO:-} rm -f /usr/sbin/policy-rc.d || true
+  fi
+  if [ -n "$PG_DIR" ]; then
+    bash "$ROOT/tests/pg/cluster.sh" stop "$PG_DIR" || true   # by the PID in its postmaster.pid
+    rm -rf "$PG_DIR"
   fi
   if [ -n "$WORK" ] && [ -d "$WORK" ]; then
     if [ "${KEEP:-0}" = 1 ]; then
@@ -160,6 +178,9 @@ command -v hyperfine >/dev/null || missing+=(hyperfine)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 [ -x "$GNU_TIME" ] || missing+=(time)
 command -v taskset >/dev/null || missing+=(util-linux)
+if want "${PG_ROWS[@]}"; then
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+fi
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 { [ -x "$SMTP_SINK" ] && [ -x "$SMTP_SOURCE" ]; } || die "smtp-sink/smtp-source still missing"
 SINK_USER=()
@@ -250,7 +271,7 @@ maximum() { awk 'NR == 1 || $1 > m { m = $1 } END { print m }' "$1"; }
 flush_run() {
   local label=$1 saved=$2 expected=$3; shift 3
   restore "$saved" "$WORK/run.db"
-  timed "$label" "${PIN[@]}" "$BIN" --config "$WORK/flush.toml" --db "$WORK/run.db" notify flush --format json "$@"
+  timed "$label" "${PIN[@]}" "$BIN" --config "${FLUSH_TOML:-$WORK/flush.toml}" --db "$WORK/run.db" notify flush --format json "$@"
   local sent
   sent=$(tr -d ' \n' <"$WORK/last.out" | sed -n 's/.*"sent":\([0-9]*\).*/\1/p')
   if [ "$LAST_RC" != 0 ] || [ "${sent:-0}" != "$expected" ]; then
@@ -290,7 +311,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 PORT=""
 sink_pid=""
-if ! want "${FLUSH_ROWS[@]}"; then
+if ! want "${FLUSH_ROWS[@]}" pg1 pg2; then
   PORT=25   # no row sends mail: the configurations only need a port number
 fi
 for attempt in $(seq 1 20); do
@@ -330,6 +351,7 @@ config() { # FILE DB DEVELOPERS TRANSPORT
     printf '[email.smtp]\nhost = "127.0.0.1"\nport = %s\n' "$PORT"
     printf '[email.file]\ndir = "outbox"\n'
   } >"$1"
+  hd --config "$1" -q init >/dev/null   # the database (only init makes one)
 }
 
 add_users() { # CONFIG PREFIX N
@@ -412,7 +434,7 @@ clone_ticket() {
   settle "$db"
 }
 
-if want 4 4b; then
+if want 4 4b pg3; then
   log "data: ticket create (20 developers, 500 managers; and the same after 1,000 tickets)"
   config "$WORK/tc.toml" tc.db 20 smtp
   add_users "$WORK/tc.toml" dev 20
@@ -444,7 +466,45 @@ if want 3 5; then
         | awk '/"unread"/ { gsub(/[^0-9]/, ""); u = $0 } /"read": false/ { n++ } END { print u "|" n }')
   [ "$got" = "1000|1000" ] || die "inbox of $INBOX_USER: (unread, unread listed) = $got, expected 1000|1000"
 fi
-echo "data: made in $(( $(date +%s) - t_data )) s; one queued email is $MSG_BYTES bytes (smtp-source: 2048-byte body + its headers)"
+if want "${PG_ROWS[@]}"; then
+  PG_DIR=$(mktemp -d /tmp/helpdesk-bench-pg.XXXXXX)   # outside WORK: the server's user must reach it
+  log "PostgreSQL: a throwaway cluster (tests/pg/cluster.sh) in $PG_DIR"
+  eval "$(bash "$ROOT/tests/pg/cluster.sh" start "$PG_DIR")"
+  PG_BASE=${HELPDESK_TEST_PG%/*}
+  unset HELPDESK_TEST_PG HELPDESK_TEST_PG_CA
+  PGBIN=""
+  for candidate in /usr/lib/postgresql/*/bin; do [ -x "$candidate/psql" ] && PGBIN=$candidate; done
+  [ -n "$PGBIN" ] || die "psql is missing"
+  echo "PostgreSQL: $("$PGBIN/postgres" --version), $PG_BASE (pid $HELPDESK_TEST_PG_PID; fsync off, no TLS)"
+  pgsql() { "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$PG_BASE/${2:-postgres}" -c "$1"; }
+  pg_url() { echo "$PG_BASE/$1?sslmode=disable"; }
+  # pg_load SQLITE_DB NAME: a new PostgreSQL database holding a copy of the SQLite one.
+  pg_load() {
+    restore "$1" "$WORK/load.db"
+    pgsql "CREATE DATABASE $2"
+    hd --config "$WORK/tc.toml" --db "$WORK/load.db" -q db copy --to "$(pg_url "$2")" >/dev/null \
+      || die "db copy into $2 failed"
+  }
+  if want pg1 pg2 pg4; then
+    log "data: a PostgreSQL queue of $PG_EMAILS emails (100 developers x $((PG_EMAILS / 100)) tickets), made on SQLite and copied"
+    config "$WORK/pgq.toml" pgq.db 100 smtp
+    add_users "$WORK/pgq.toml" dev 100
+    create_tickets "$WORK/pgq.toml" $((PG_EMAILS / 100)) dev001
+    settle "$WORK/pgq.db"
+    mv "$WORK/pgq.db" "$WORK/pgq.saved.db"
+    got=$(sqlite3 "$WORK/pgq.saved.db" "SELECT count(*) FROM notifications WHERE channel = 'email' AND status = 'pending'")
+    [ "$got" = "$PG_EMAILS" ] || die "PostgreSQL queue: $got pending emails, expected $PG_EMAILS"
+    [ -f "$WORK/tc.toml" ] || config "$WORK/tc.toml" tc.db 20 smtp
+    pg_load "$WORK/pgq.saved.db" hd_queue
+    # pg4: the same database with everything sent: nothing is due.
+    pgsql "CREATE DATABASE hd_idle TEMPLATE hd_queue"
+    pgsql "UPDATE notifications SET status = 'sent', attempts = 1 WHERE channel = 'email'" hd_idle
+  fi
+  if want pg3; then
+    pg_load "$WORK/tc.db" hd_tc
+  fi
+fi
+echo "data: made in $(( $(date +%s) - t_data )) s$([ "$MSG_BYTES" -gt 0 ] && echo "; one queued email is $MSG_BYTES bytes (smtp-source: 2048-byte body + its headers)")"
 
 # ---- 1, 2: flush throughput against smtp-source, interleaved ---------------------------------------------
 
@@ -478,6 +538,49 @@ for r in $(seq 1 "$BIG_RUNS"); do
   flush_run flush100k "$WORK/flush100k.saved.db" "$BIG_EMAILS"
 done
 
+# ---- pg1, pg2: flush processes on one PostgreSQL queue, and one on SQLite ------------------------------------
+
+# pg_flush_run LABEL PROCESSES: a fresh copy of the queue, PROCESSES flushes
+# started at once, wall time until the last ends; then every email must be
+# `sent` after exactly one attempt (none sent twice, none left).
+pg_flush_run() {
+  local label=$1 n=$2 i t0 t1 sent=0 got pids=()
+  pgsql "DROP DATABASE IF EXISTS hd_run WITH (FORCE)"
+  pgsql "CREATE DATABASE hd_run TEMPLATE hd_queue"
+  t0=$(date +%s%N)
+  for i in $(seq 1 "$n"); do
+    timeout -k 5 "$LIMIT_SECS" "$BIN" --config "$WORK/pgq.toml" --db "$(pg_url hd_run)" notify flush --format json \
+      >"$WORK/pgflush.$i.out" 2>>"$WORK/logs/$label.err" &
+    pids+=($!)
+  done
+  PIDS+=("${pids[@]}")
+  for i in "${pids[@]}"; do wait "$i" || die "$label: a flush exited $? (see $WORK/logs/$label.err)"; done
+  t1=$(date +%s%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }' >>"$RES/$label.ms"
+  for i in $(seq 1 "$n"); do
+    got=$(tr -d ' \n' <"$WORK/pgflush.$i.out" | sed -n 's/.*"sent":\([0-9]*\).*/\1/p')
+    sent=$((sent + ${got:-0}))
+  done
+  [ "$sent" = "$PG_EMAILS" ] || die "$label: the flushes sent $sent, expected $PG_EMAILS"
+  got=$(pgsql "SELECT count(*) FROM notifications WHERE channel = 'email' AND (status <> 'sent' OR attempts <> 1)" hd_run)
+  [ "$got" = 0 ] || die "$label: $got emails not sent exactly once"
+}
+
+if want pg1 pg2; then
+  [ -n "$sink_pid" ] && place free
+  FLUSH_TOML=$WORK/pgq.toml
+  log "warm-up: one flush on PostgreSQL"
+  pg_flush_run warmup-pg 1
+  rm -f "$RES"/warmup-*
+  for r in $(seq 1 "$PG_RUNS"); do
+    log "run $r/$PG_RUNS: $PG_EMAILS emails: one flush on SQLite, one on PostgreSQL, four at once on PostgreSQL"
+    want pg2 && flush_run pgsqlite "$WORK/pgq.saved.db" "$PG_EMAILS"
+    pg_flush_run pgflush1 1
+    want pg1 && pg_flush_run pgflush4 4
+  done
+  unset FLUSH_TOML
+fi
+
 # ---- 3, 4, 5: short commands --------------------------------------------------------------------------------
 
 log "hyperfine: /bin/true (the floor), cron no-op flush, ticket create (x2), inbox"
@@ -493,6 +596,15 @@ if want 4; then
 fi
 want 4b && hf createhist "$BIN" --config "$WORK/tchist.toml" ticket create --created-by dev001 --purpose app --priority high --description "$DESCRIPTION"
 want 5 && hf inbox "$BIN" --config "$WORK/inbox.toml" inbox --user "$INBOX_USER"
+if want pg3; then
+  hf pgcreate "$BIN" --config "$WORK/tc.toml" --db "$(pg_url hd_tc)" ticket create --created-by dev001 --purpose app --priority high --description "$DESCRIPTION"
+  got=$(pgsql "SELECT count(*) FROM notifications WHERE ticket_id = (SELECT max(id) FROM tickets)" hd_tc)
+  [ "$got" = 540 ] || die "ticket create on PostgreSQL wrote $got notifications, expected 540"
+fi
+if want pg4; then
+  hf pgnoop "$BIN" --config "$WORK/pgq.toml" --db "$(pg_url hd_idle)" notify flush
+  [ -z "$(cat "$WORK/logs/pgnoop.err" 2>/dev/null)" ] || die "the no-op flush on PostgreSQL printed: $(head -n 3 "$WORK/logs/pgnoop.err")"
+fi
 
 # ---- the table ----------------------------------------------------------------------------------------------
 
@@ -545,6 +657,32 @@ if want 6; then
     "flush of $SMALL_EMAILS: $small MiB" "$(pct "$big" "$small") %" "< 20 MiB" "$(verdict "$big" "<" 20)"
 fi
 
+if want pg1; then
+  one=$(rate "$PG_EMAILS" "$(median "$RES/pgflush1.ms")"); four=$(rate "$PG_EMAILS" "$(median "$RES/pgflush4.ms")")
+  times_x=$(awk -v a="$four" -v b="$one" 'BEGIN { printf "%.2f", a / b }')
+  row pg1 "4 flush processes, one PostgreSQL queue of $PG_EMAILS" "$four msg/s" \
+    "$(rate "$PG_EMAILS" "$(maximum "$RES/pgflush4.ms")")-$(rate "$PG_EMAILS" "$(minimum "$RES/pgflush4.ms")")" \
+    "1 process: $one msg/s" "$times_x x" ">= 2.5 x" "$(verdict "$times_x" ">=" 2.5)"
+fi
+if want pg2; then
+  one=$(rate "$PG_EMAILS" "$(median "$RES/pgflush1.ms")"); lite=$(rate "$PG_EMAILS" "$(median "$RES/pgsqlite.ms")")
+  ratio=$(pct "$one" "$lite")
+  row pg2 "notify flush, 1 process, PostgreSQL" "$one msg/s" \
+    "$(rate "$PG_EMAILS" "$(maximum "$RES/pgflush1.ms")")-$(rate "$PG_EMAILS" "$(minimum "$RES/pgflush1.ms")")" \
+    "the same on SQLite: $lite msg/s" "$ratio %" ">= 50 %" "$(verdict "$ratio" ">=" 50)"
+fi
+if want pg3; then
+  read -r m lo hi <"$RES/pgcreate.hf"
+  row pg3 "ticket create, 20 devs + 500 managers, PostgreSQL" "$m ms" "$lo-$hi" "/bin/true: $floor_ms ms" "-" "< 25 ms" "$(verdict "$m" "<" 25)"
+fi
+if want pg4; then
+  read -r m lo hi <"$RES/pgnoop.hf"
+  row pg4a "cron run, nothing due, PostgreSQL: wall" "$m ms" "$lo-$hi" "/bin/true: $floor_ms ms" "-" "< 15 ms" "$(verdict "$m" "<" 15)"
+  r=$(mib "$(median "$RES/pgnoop.rss")")
+  row pg4b "cron run, nothing due, PostgreSQL: peak RSS" "$r MiB" "$(mib "$(minimum "$RES/pgnoop.rss")")-$(mib "$(maximum "$RES/pgnoop.rss")")" \
+    "/bin/true: $(mib "$floor_rss") MiB" "-" "< 12 MiB" "$(verdict "$r" "<" 12)"
+fi
+
 echo
 {
   printf '#\tscenario\tmedian\tmin-max\treference (this run)\tratio\ttarget\tresult\n'
@@ -566,7 +704,7 @@ if [ -z "$ONLY" ]; then
   done
   echo "  message size: helpdesk $MSG_BYTES bytes; smtp-source 2048-byte body plus its own headers"
 else
-  for f in create createhist inbox; do
+  for f in create createhist inbox pgcreate; do
     [ -s "$RES/$f.rss" ] && printf '  peak RSS, %s: %s MiB\n' "$f" "$(mib "$(median "$RES/$f.rss")")"
     true
   done
@@ -575,6 +713,14 @@ fi
 # script's children (every measured process, waited for) and smtp-sink used.
 own=$(times | tail -n 1 | awk '{ t = 0; for (i = 1; i <= NF; i++) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] } print t }')
 sink=$(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$sink_pid/stat" 2>/dev/null || echo 0)
+if [ -n "$PG_DIR" ]; then
+  # The PostgreSQL server is this run's too: its postmaster and the backends
+  # it reaped (one per measured command), less what the cluster's start took.
+  pg_pid=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null || echo none)
+  pg_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15 + $16 + $17) / hz }' "/proc/$pg_pid/stat" 2>/dev/null || echo 0)
+  sink=$(awk -v a="$sink" -v b="$pg_cpu" 'BEGIN { print a + b }')
+  echo "  the PostgreSQL server used $pg_cpu CPU-seconds"
+fi
 awk -v a="$CPU_START" -v b="$(cpu_ticks)" -v hz="$(getconf CLK_TCK)" -v own="$own" -v sink="$sink" \
     -v t0="$T_START" -v t1="$(date +%s%N)" -v n="$(nproc)" -v load="$LOAD_START" 'BEGIN {
   other = (b - a) / hz - own - sink; if (other < 0) other = 0

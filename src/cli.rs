@@ -26,7 +26,7 @@ pub struct GlobalArgs {
     /// Configuration file [default: ./helpdesk.toml, then $XDG_CONFIG_HOME/helpdesk/helpdesk.toml]
     #[arg(long, global = true, env = "HELPDESK_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// SQLite database file, overriding `database` in the configuration
+    /// SQLite database file or postgresql:// URL, overriding `database` in the configuration
     #[arg(long, global = true, env = "HELPDESK_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Print results as a table for people or as one JSON document for scripts
@@ -72,6 +72,9 @@ pub enum Command {
     /// Check the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Work on the database as a whole (copy it to another)
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -94,6 +97,19 @@ pub struct CompletionsArgs {
 pub enum ConfigCommand {
     /// Validate the configuration and print the effective values (secrets redacted) and warnings
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy the whole help desk, IDs kept, into an empty database (a SQLite file or a postgresql:// URL)
+    Copy(DbCopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbCopyArgs {
+    /// The database to copy into: a SQLite file (made if missing) or an empty PostgreSQL database
+    #[arg(long, value_name = "URL_OR_PATH")]
+    pub to: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

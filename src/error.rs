@@ -73,7 +73,7 @@ pub fn explain_store_error(
         ),
         StoreError::NoSchema { .. } => (
             message,
-            "create the help desk in it with `helpdesk init`, or name another database with `--config` or `--db`".into(),
+            "create it with `helpdesk init`, or name an existing database with `--config` or `--db`".into(),
         ),
         StoreError::Unreachable(_) => (
             message,

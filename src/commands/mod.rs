@@ -3,6 +3,7 @@
 //! they hold no SQL, no table cells and no SMTP.
 
 mod config;
+mod db;
 mod demo;
 mod digest;
 mod group;
@@ -66,6 +67,7 @@ pub fn run(cli: Cli) -> Result<Status> {
                 Command::Ticket(cmd) => ticket::run(&mut app, cmd),
                 Command::Inbox(args) => inbox::run(&mut app, args),
                 Command::Notify(cmd) => notify::run(&mut app, cmd),
+                Command::Db(cmd) => db::run(&mut app, cmd),
                 Command::Completions(_)
                 | Command::Init
                 | Command::Demo(_)

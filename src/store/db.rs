@@ -35,6 +35,7 @@ pub enum Value<'a> {
     /// (`unnest`), where SQLite runs a prepared statement per row instead.
     Ints(&'a [Option<i64>]),
     Texts(&'a [Option<&'a str>]),
+    Bools(&'a [Option<bool>]),
 }
 
 /// What can be bound to a parameter.
@@ -96,6 +97,12 @@ impl Param for Vec<Option<&str>> {
     }
 }
 
+impl Param for Vec<Option<bool>> {
+    fn value(&self) -> Value<'_> {
+        Value::Bools(self)
+    }
+}
+
 impl Param for Value<'_> {
     fn value(&self) -> Value<'_> {
         *self
@@ -109,7 +116,7 @@ impl rusqlite::ToSql for Value<'_> {
             Value::Text(s) => ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(s.as_bytes())),
             Value::Bool(b) => ToSqlOutput::Owned(SqliteValue::Integer(i64::from(b))),
             Value::Null => ToSqlOutput::Owned(SqliteValue::Null),
-            Value::Ints(_) | Value::Texts(_) => {
+            Value::Ints(_) | Value::Texts(_) | Value::Bools(_) => {
                 return Err(rusqlite::Error::ToSqlConversionFailure(
                     "arrays are bound on PostgreSQL only".into(),
                 ));
@@ -132,6 +139,7 @@ impl PgToSql for Value<'_> {
             Value::Null => Ok(postgres::types::IsNull::Yes),
             Value::Ints(values) => values.to_sql(ty, out),
             Value::Texts(values) => values.to_sql(ty, out),
+            Value::Bools(values) => values.to_sql(ty, out),
         }
     }
 

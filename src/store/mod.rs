@@ -9,6 +9,7 @@
 //! copy's target). Errors come out as `StoreError` cases that callers act
 //! on, in words that do not depend on the backend.
 
+pub mod copy;
 pub mod db;
 pub mod digests;
 pub mod events;

@@ -84,16 +84,15 @@ pub enum ConnectError {
     BadSslMode(String),
     #[error("no answer from PostgreSQL at {server} within {secs} s")]
     Timeout { server: String, secs: u64 },
-    #[error("PostgreSQL at {server} cannot be reached: {reason}")]
+    #[error("PostgreSQL at {server} cannot be reached ({reason})")]
     Unreachable { server: String, reason: String },
-    #[error("PostgreSQL at {server} did not let user `{user}` in: {reason}")]
-    Refused {
-        server: String,
-        user: String,
-        reason: String,
-    },
-    #[error("PostgreSQL at {server}: TLS failed: {reason}")]
-    Tls { server: String, reason: String },
+    /// The server answered and said no (password, database, access rules):
+    /// one sentence that names the server, what it refused and what to do.
+    #[error("{0}")]
+    Refused(String),
+    /// TLS did not come up: one sentence, naming the server.
+    #[error("{0}")]
+    Tls(String),
     #[error("could not read the CA file `{path}` (`sslrootcert`): {reason}")]
     RootCert { path: PathBuf, reason: String },
 }
@@ -280,9 +279,11 @@ fn tls_connector(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ConnectError::Tls {
-            server: target.server(),
-            reason: e.to_string(),
+        .map_err(|e| {
+            ConnectError::Tls(format!(
+                "TLS with PostgreSQL at {} could not be set up ({e})",
+                target.server()
+            ))
         })?;
     let config = if target.sslmode == SslMode::VerifyFull {
         let mut roots = rustls::RootCertStore::empty();
@@ -322,19 +323,21 @@ fn tls_connector(
 fn explain(target: &Target, err: &postgres::Error, timeout: Duration) -> ConnectError {
     use std::error::Error as _;
     let server = target.server();
+    let user = &target.user;
     if let Some(db) = err.as_db_error() {
-        return ConnectError::Refused {
-            server,
-            user: target.user.clone(),
-            reason: match db.code().code() {
-                "28P01" => "wrong password: check `PGPASSWORD` or `~/.pgpass`".to_string(),
-                "3D000" => format!(
-                    "database `{}` does not exist: create it first (`createdb {}`)",
-                    target.dbname, target.dbname
-                ),
-                _ => db.message().to_string(),
-            },
-        };
+        return ConnectError::Refused(match db.code().code() {
+            "28P01" => format!(
+                "PostgreSQL at {server} refused the password of user `{user}`; check `PGPASSWORD` or `~/.pgpass`"
+            ),
+            "3D000" => format!(
+                "PostgreSQL at {server} has no database `{0}`; create it first with `createdb {0}`",
+                target.dbname
+            ),
+            _ => format!(
+                "PostgreSQL at {server} did not let user `{user}` in ({})",
+                db.message()
+            ),
+        });
     }
     let mut source = err.source();
     while let Some(cause) = source {
@@ -345,10 +348,7 @@ fn explain(target: &Target, err: &postgres::Error, timeout: Duration) -> Connect
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         });
         if let Some(tls) = tls {
-            return ConnectError::Tls {
-                server,
-                reason: tls.to_string(),
-            };
+            return ConnectError::Tls(tls_failure(target, tls));
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind;
@@ -378,21 +378,38 @@ fn explain(target: &Target, err: &postgres::Error, timeout: Duration) -> Connect
         source = cause.source();
     }
     if text.contains("password missing") {
-        return ConnectError::Refused {
-            server,
-            user: target.user.clone(),
-            reason: "it asks for a password: set `PGPASSWORD` or add a line to `~/.pgpass`".into(),
-        };
+        return ConnectError::Refused(format!(
+            "PostgreSQL at {server} asks user `{user}` for a password; set `PGPASSWORD` or add a line to `~/.pgpass`"
+        ));
     }
     if text.contains("TLS") || text.contains("SSL") {
-        return ConnectError::Tls {
-            server,
-            reason: text,
-        };
+        return ConnectError::Tls(format!("TLS with PostgreSQL at {server} failed ({text})"));
     }
     ConnectError::Unreachable {
         server,
         reason: text,
+    }
+}
+
+/// Why TLS failed, in one sentence: a certificate that `verify-full` cannot
+/// trust says which CA file to name.
+fn tls_failure(target: &Target, err: &rustls::Error) -> String {
+    use rustls::CertificateError;
+    let server = target.server();
+    match err {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
+            "the certificate of PostgreSQL at {server} is not signed by a trusted CA; name the server's CA file with `sslrootcert=PATH` in the URL"
+        ),
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "the certificate of PostgreSQL at {server} is not for host `{}`; connect by the name the certificate holds",
+            target.host
+        ),
+        rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => format!("the certificate of PostgreSQL at {server} has expired"),
+        other => format!("TLS with PostgreSQL at {server} failed ({other})"),
     }
 }
 
@@ -612,7 +629,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "PostgreSQL at {server} did not let user `hd_password` in: wrong password: check `PGPASSWORD` or `~/.pgpass`"
+                "PostgreSQL at {server} refused the password of user `hd_password`; check `PGPASSWORD` or `~/.pgpass`"
             )
         );
         let err = connect(&target, None, Duration::from_secs(10))
@@ -621,7 +638,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "PostgreSQL at {server} did not let user `hd_password` in: it asks for a password: set `PGPASSWORD` or add a line to `~/.pgpass`"
+                "PostgreSQL at {server} asks user `hd_password` for a password; set `PGPASSWORD` or add a line to `~/.pgpass`"
             )
         );
         connect(&target, Some("hd-secret".into()), Duration::from_secs(10)).unwrap();
@@ -652,7 +669,7 @@ mod tests {
             .expect("refused");
         assert_eq!(
             err.to_string(),
-            format!("PostgreSQL at 127.0.0.1:{port} cannot be reached: connection refused")
+            format!("PostgreSQL at 127.0.0.1:{port} cannot be reached (connection refused)")
         );
     }
 }
