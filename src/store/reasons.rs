@@ -53,3 +53,27 @@ pub fn origin(conn: &dyn Db, notification_id: i64) -> Result<Option<Origin>> {
         },
     )
 }
+
+/// The email an event gave a user: why, to where, and its Message-ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailOf {
+    pub reason: Option<String>,
+    pub to_addr: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// The email notification event `event_id` wrote for `user_id`, if any.
+pub fn email_of(conn: &dyn Db, event_id: i64, user_id: i64) -> Result<Option<EmailOf>> {
+    conn.query_opt(
+        "SELECT reason, to_addr, message_id FROM notifications
+          WHERE event_id = $1 AND user_id = $2 AND channel = 'email'",
+        &[&event_id, &user_id],
+        |row| {
+            Ok(EmailOf {
+                reason: row.opt_text(0)?,
+                to_addr: row.opt_text(1)?,
+                message_id: row.opt_text(2)?,
+            })
+        },
+    )
+}

@@ -16,6 +16,7 @@ mod mail_receive;
 mod notify;
 mod ownership;
 mod postfix;
+mod preview;
 mod purge;
 mod queue_views;
 mod retry_policy;
