@@ -266,6 +266,18 @@ fn a_templates_dir_override_shows_up_and_its_errors_name_the_file_and_line() {
         .code(1)
         .stdout_is_empty()
         .stderr_is(&expected);
+
+    // A value the template names but no email has compiles (`config check`
+    // passes) and fails as it renders: the preview names the file and line.
+    std::fs::write(&file, "Ticket #{{ ticket.id }}\n{{ tpyo }}\n").unwrap();
+    sb.run(["config", "check"]).success();
+    sb.run(["notify", "preview", "--event", "new", "--text"])
+        .code(1)
+        .stdout_is_empty()
+        .stderr_is(&format!(
+            "error: could not render template `{}` line 2: undefined value",
+            shown.display()
+        ));
 }
 
 #[test]
