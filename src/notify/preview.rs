@@ -54,6 +54,12 @@ pub fn preview(conn: &dyn Db, config: &Config, request: &Request<'_>) -> Result<
             sample_facts(config, kind)
         }
     };
+    if let Some(user) = request.user.filter(|user| !user.active) {
+        notes.push(format!(
+            "`{}` is deactivated: no email goes to them",
+            user.username
+        ));
+    }
     // Why the recipient hears, in the footer's words, and where the email goes.
     let stored = match (request.user, facts.event_id) {
         (Some(user), Some(event_id)) => reasons::email_of(conn, event_id, user.id)?,

@@ -281,7 +281,7 @@ fn a_templates_dir_override_shows_up_and_its_errors_name_the_file_and_line() {
 }
 
 #[test]
-fn an_unknown_ticket_or_user_is_an_error() {
+fn an_unknown_ticket_or_user_is_an_error_a_deactivated_user_is_not() {
     let (sb, id) = commented();
     let before = row_counts(&sb);
     sb.run(["notify", "preview", "--event", "comment", "--ticket", "99"])
@@ -306,4 +306,14 @@ fn an_unknown_ticket_or_user_is_an_error() {
         before,
         "a failed preview wrote to the database"
     );
+    // A deactivated user's email can be previewed, with a word about it.
+    sb.run(["user", "deactivate", "dana"]).success();
+    let before = row_counts(&sb);
+    sb.run([
+        "notify", "preview", "--event", "comment", "--ticket", &id, "--user", "dana",
+    ])
+    .success()
+    .stdout_has("To: dana@example.com\r\n")
+    .stderr_has("note: `dana` is deactivated: no email goes to them\n");
+    assert_eq!(row_counts(&sb), before, "a preview wrote to the database");
 }
