@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use anyhow::Result;
+use serde::Serialize;
 
 use super::Status;
 use crate::app::App;
@@ -36,6 +37,17 @@ pub(super) fn run(app: &mut App, args: &PreviewArgs) -> Result<Status> {
     for note in &preview.notes {
         app.out.note(&format!("note: {note}"));
     }
+    if app.out.json() {
+        app.out.show(&PreviewView {
+            subject: &preview.composed.content.subject,
+            to: &preview.to,
+            message_id: &preview.message_id,
+            text: &preview.composed.content.text,
+            html: &preview.composed.content.html,
+            raw: String::from_utf8_lossy(&preview.message.raw).into_owned(),
+        })?;
+        return Ok(Status::Done);
+    }
     let bytes: &[u8] = if args.text {
         preview.composed.content.text.as_bytes()
     } else if args.html {
@@ -45,6 +57,23 @@ pub(super) fn run(app: &mut App, args: &PreviewArgs) -> Result<Status> {
     };
     write_stdout(bytes)?;
     Ok(Status::Done)
+}
+
+/// `--format json`: the email's parts, and the whole message as it would be sent.
+#[derive(Serialize)]
+struct PreviewView<'a> {
+    subject: &'a str,
+    to: &'a str,
+    message_id: &'a str,
+    text: &'a str,
+    html: &'a str,
+    raw: String,
+}
+
+impl crate::output::View for PreviewView<'_> {
+    fn human(&self) -> String {
+        self.raw.clone()
+    }
 }
 
 /// Writes `bytes` as they are, with a line break after the last line if it

@@ -36,6 +36,9 @@ pub struct Request<'a> {
 pub struct Preview {
     pub composed: Composed,
     pub message: Outgoing,
+    /// The address it goes to and its Message-ID.
+    pub to: String,
+    pub message_id: String,
     /// Notes for stderr: where the facts and the footer's reason came from.
     pub notes: Vec<String>,
 }
@@ -120,9 +123,12 @@ pub fn preview(conn: &dyn Db, config: &Config, request: &Request<'_>) -> Result<
     )?;
     let addressing = compose::addressing(config, 0, &to, Some(&message_id), facts.ticket_id);
     let message = message::build(&addressing, &composed.prepared)?;
+    let to = addressing.to.to_string();
     Ok(Preview {
         composed,
         message,
+        to,
+        message_id,
         notes,
     })
 }

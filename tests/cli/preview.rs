@@ -149,6 +149,32 @@ fn text_prints_only_the_decoded_text_part() {
     ])
     .success()
     .stdout_has(">Looking into it &lt;now&gt;</blockquote>");
+    // For scripts: the parts and the whole message as JSON.
+    let json = sb
+        .run([
+            "notify", "preview", "--event", "comment", "--ticket", &id, "--user", "dana",
+            "--format", "json",
+        ])
+        .success()
+        .json();
+    // The part itself; printed alone, it gets a line break after its last line.
+    assert_eq!(
+        json["text"].as_str().map(|text| format!("{text}\n")),
+        Some(run.stdout.clone())
+    );
+    assert_eq!(json["to"], "dana@example.com");
+    assert_eq!(
+        json["subject"],
+        format!("New comment on help desk ticket #{id}")
+    );
+    let message_id = json["message_id"].as_str().unwrap();
+    assert!(
+        json["raw"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Message-ID: {message_id}\r\n")),
+        "{json}"
+    );
     // Both at once is wrong usage.
     sb.run(["notify", "preview", "--event", "new", "--html", "--text"])
         .code(2);
