@@ -417,6 +417,28 @@ pub enum NotifyCommand {
     Digest,
     /// Say why a notification exists: the event, the rule and audience, the preference
     Why(NotificationIdArg),
+    /// Print an event's email exactly as it would be sent, from the current templates; sends and writes nothing
+    Preview(PreviewArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("part").args(["html", "text"])))]
+pub struct PreviewArgs {
+    /// The event whose email to show
+    #[arg(long, value_enum, ignore_case = true)]
+    pub event: crate::notify::EventKind,
+    /// This ticket's facts (its latest event of that kind, else the ticket as it stands); without it, a sample ticket
+    #[arg(long, value_parser = parse_id)]
+    pub ticket: Option<i64>,
+    /// Address it to this user (with the footer's reason for them); without it, a sample recipient
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Print only the HTML part, decoded
+    #[arg(long)]
+    pub html: bool,
+    /// Print only the text part, decoded
+    #[arg(long)]
+    pub text: bool,
 }
 
 #[derive(Debug, Args)]

@@ -80,6 +80,9 @@ const FUEL: u64 = 2_000_000;
 
 pub struct Renderer {
     env: Environment<'static>,
+    /// The file each template in `templates_dir` came from, by name: a
+    /// rendering error names the file a person edits.
+    files: std::collections::HashMap<&'static str, String>,
 }
 
 impl Renderer {
@@ -100,6 +103,7 @@ impl Renderer {
                 })?),
                 None => None,
             };
+        let mut files = std::collections::HashMap::new();
         for (name, built_in) in BUILT_IN {
             let (source, shown) = match &folder {
                 Some(dir) => match override_file(dir, name)? {
@@ -116,6 +120,7 @@ impl Renderer {
                                 });
                             }
                         };
+                        files.insert(*name, path.display().to_string());
                         (source, path.display().to_string())
                     }
                     None => ((*built_in).to_string(), format!("built-in {name}")),
@@ -125,7 +130,7 @@ impl Renderer {
             env.add_template_owned(*name, source)
                 .map_err(|e| anyhow::anyhow!("template `{shown}`{}", describe(&e)))?;
         }
-        Ok(Renderer { env })
+        Ok(Renderer { env, files })
     }
 
     /// Renders one template with a typed context.
@@ -140,7 +145,12 @@ impl Renderer {
                 ErrorKind::OutOfFuel => anyhow::anyhow!(
                     "template `{name}` did more work than an email may take (a loop that runs too long?)"
                 ),
-                _ => anyhow::anyhow!("could not render template `{name}`{}", describe(&e)),
+                _ => {
+                    // The template at fault may be one this one includes.
+                    let at_fault = e.name().unwrap_or(name);
+                    let shown = self.files.get(at_fault).map_or(at_fault, String::as_str);
+                    anyhow::anyhow!("could not render template `{shown}`{}", describe(&e))
+                }
             })
     }
 }

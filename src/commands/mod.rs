@@ -13,6 +13,7 @@ mod mail;
 mod notify;
 mod ownership;
 mod prefs;
+mod preview;
 mod ticket;
 mod user;
 mod why;

@@ -35,6 +35,7 @@ pub fn run(app: &mut App, command: NotifyCommand) -> Result<Status> {
         NotifyCommand::Unsuppress(args) => unsuppress(app, &args.address),
         NotifyCommand::Digest => super::digest::run(app),
         NotifyCommand::Why(args) => super::why::run(app, args.id),
+        NotifyCommand::Preview(args) => super::preview::run(app, &args),
     }
 }
 

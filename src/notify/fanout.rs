@@ -48,49 +48,8 @@ pub fn record_event(
     data: &EventData,
 ) -> Result<Recorded> {
     let rule = rule(kind);
-    let mut people = People::default();
-    let mut warnings = Vec::new();
     let creator = users::by_id(conn, ticket.created_by)?;
-    for (audience, _) in rule.audiences {
-        match audience {
-            Audience::Developers | Audience::DevelopersWhileUnassigned => {
-                if people.developers.is_empty() && warnings.is_empty() {
-                    let (developers, missing) = developers(conn, config)?;
-                    people.developers = developers;
-                    warnings = missing;
-                }
-            }
-            Audience::Managers => {
-                people.managers = users::active_with_permission(conn, MANAGER_PERMISSION)?
-            }
-            Audience::Creator => people.creator = creator.clone(),
-            Audience::Assignee => {
-                if let Some((id, _)) = &ticket.assignee {
-                    people.assignee = users::by_id(conn, *id)?;
-                }
-            }
-            Audience::PreviousAssignee => {
-                let before = data.assignment.as_ref().and_then(|a| a.from.as_ref());
-                if let Some(person) = before {
-                    people.previous_assignee = users::by_id(conn, person.id)?;
-                }
-            }
-            Audience::Watchers => {
-                people.watchers = watchers::of_ticket(conn, ticket.id)?
-                    .into_iter()
-                    .map(|(user, _)| user)
-                    .collect()
-            }
-            Audience::Mentioned => {
-                let text = data.comment.as_deref().unwrap_or_default();
-                for name in mentions::usernames(text) {
-                    if let Some(user) = users::by_username(conn, &name)? {
-                        people.mentioned.push(user);
-                    }
-                }
-            }
-        }
-    }
+    let (people, warnings) = people(conn, config, ticket, kind, data, creator.as_ref())?;
     // Email names people by name; the facts are kept with the event.
     let data = EventData {
         actor_name: Some(display_name(actor).to_string()),
@@ -200,6 +159,63 @@ pub fn record_event(
         notifications: written,
         warnings,
     })
+}
+
+/// The people in each audience of `kind`'s rule for an event on `ticket`
+/// (as it stands after it, opened by `creator`) with `data`, as the
+/// database has them now; and a warning for every admin address no user has.
+pub fn people(
+    conn: &dyn Db,
+    config: &Config,
+    ticket: &Ticket,
+    kind: EventKind,
+    data: &EventData,
+    creator: Option<&User>,
+) -> Result<(People, Vec<String>)> {
+    let rule = rule(kind);
+    let mut people = People::default();
+    let mut warnings = Vec::new();
+    for (audience, _) in rule.audiences {
+        match audience {
+            Audience::Developers | Audience::DevelopersWhileUnassigned => {
+                if people.developers.is_empty() && warnings.is_empty() {
+                    let (developers, missing) = developers(conn, config)?;
+                    people.developers = developers;
+                    warnings = missing;
+                }
+            }
+            Audience::Managers => {
+                people.managers = users::active_with_permission(conn, MANAGER_PERMISSION)?
+            }
+            Audience::Creator => people.creator = creator.cloned(),
+            Audience::Assignee => {
+                if let Some((id, _)) = &ticket.assignee {
+                    people.assignee = users::by_id(conn, *id)?;
+                }
+            }
+            Audience::PreviousAssignee => {
+                let before = data.assignment.as_ref().and_then(|a| a.from.as_ref());
+                if let Some(person) = before {
+                    people.previous_assignee = users::by_id(conn, person.id)?;
+                }
+            }
+            Audience::Watchers => {
+                people.watchers = watchers::of_ticket(conn, ticket.id)?
+                    .into_iter()
+                    .map(|(user, _)| user)
+                    .collect()
+            }
+            Audience::Mentioned => {
+                let text = data.comment.as_deref().unwrap_or_default();
+                for name in mentions::usernames(text) {
+                    if let Some(user) = users::by_username(conn, &name)? {
+                        people.mentioned.push(user);
+                    }
+                }
+            }
+        }
+    }
+    Ok((people, warnings))
 }
 
 /// The developers: active or not, the users whose address is in `admins`

@@ -39,12 +39,10 @@ use anyhow::{Context, Result};
 
 use crate::config::Config;
 use crate::model::NotificationStatus;
-use crate::notify::content::{self, EmailContent};
-use crate::notify::event::{EventData, EventKind};
-use crate::notify::message::{self, Addressing, Outgoing, Prepared};
+use crate::notify::compose;
+use crate::notify::message::{self, Outgoing, Prepared};
 use crate::notify::policy::{self, Decision};
 use crate::notify::transport::{self, Feed, Outcome, Unreachable};
-use crate::notify::{Audience, digest};
 use crate::render::Renderer;
 use crate::store::notifications::{self, AttemptRecord, Claimed, FlushRun};
 use crate::store::{Store, events, now_ms, suppressions, threads};
@@ -477,15 +475,13 @@ impl<'a, 's> Worker<'a, 's> {
     /// The message for one email, addressed as the running configuration says.
     fn build(&mut self, email: &Claimed) -> Result<Outgoing, String> {
         let content = self.content(email.event_id, email.reason.clone())?;
-        let addressing = Addressing {
-            key: email.id,
-            from: &self.config.default_from_email,
-            to: self.config.delivery_address(&email.to_addr),
-            message_id: Some(&email.message_id)
-                .filter(|id| !id.is_empty())
-                .map(String::as_str),
-            ticket_id: Some(email.ticket_id),
-        };
+        let addressing = compose::addressing(
+            self.config,
+            email.id,
+            &email.to_addr,
+            Some(email.message_id.as_str()),
+            email.ticket_id,
+        );
         message::build(&addressing, &content).map_err(|e| format!("{e:#}"))
     }
 
@@ -510,12 +506,7 @@ impl<'a, 's> Worker<'a, 's> {
         }
         let rendered = self
             .render(event_id, key.1.as_deref())
-            .map(|(content, ticket_id, root)| {
-                Rc::new(
-                    Prepared::new(&content)
-                        .threaded(root, message::reply_to(self.config, ticket_id)),
-                )
-            })
+            .map(|composed| Rc::new(composed.prepared))
             .map_err(|e| format!("could not render: {e:#}"));
         // The queue is sent in priority and age order, so an event's emails come
         // together; forgetting old events keeps memory flat on a large backlog.
@@ -526,13 +517,9 @@ impl<'a, 's> Worker<'a, 's> {
         rendered
     }
 
-    /// The email of an event for a recipient chosen for `reason`, its
-    /// ticket and the ticket's thread root.
-    fn render(
-        &self,
-        event_id: i64,
-        reason: Option<&str>,
-    ) -> Result<(EmailContent, i64, Option<String>)> {
+    /// The email of an event for a recipient chosen for `reason`, with the
+    /// ticket's thread root.
+    fn render(&self, event_id: i64, reason: Option<&str>) -> Result<compose::Composed> {
         let (event, root) = {
             let store = self.shared.store();
             let event =
@@ -540,27 +527,7 @@ impl<'a, 's> Worker<'a, 's> {
             let root = threads::root(store.conn(), event.ticket_id)?;
             (event, root)
         };
-        if event.kind == digest::KIND {
-            let content = digest::render(&self.renderer, &self.config.site, &event.data)?;
-            return Ok((content, event.ticket_id, None));
-        }
-        let reason = reason
-            .and_then(Audience::from_stored)
-            .map_or(content::UNKNOWN_REASON, Audience::reason);
-        let kind = EventKind::from_stored(&event.kind)
-            .with_context(|| format!("unknown event kind `{}`", event.kind))?;
-        let data = EventData::from_json(&event.data)?;
-        let content = content::email(
-            &self.renderer,
-            &self.config.site,
-            kind,
-            event.ticket_id,
-            &data,
-            &event.actor,
-            self.config.email.inbound.address.is_some(),
-            reason,
-        )?;
-        Ok((content, event.ticket_id, root))
+        compose::stored_event_email(&self.renderer, self.config, &event, reason, root)
     }
 
     /// An email that cannot be built: failed, without contacting anyone.

@@ -10,6 +10,7 @@
 //! and when it is given up; `flush` claims due email and hands it to a
 //! `transport`, the only code that speaks SMTP.
 
+pub mod compose;
 pub mod content;
 pub mod digest;
 pub mod event;
@@ -19,6 +20,7 @@ pub mod mentions;
 pub mod message;
 pub mod policy;
 pub mod prefs;
+pub mod preview;
 pub mod recipients;
 pub mod ticket_events;
 pub mod transport;

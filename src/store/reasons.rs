@@ -53,3 +53,84 @@ pub fn origin(conn: &dyn Db, notification_id: i64) -> Result<Option<Origin>> {
         },
     )
 }
+
+/// The email an event gave a user: why, to where, and its Message-ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailOf {
+    pub reason: Option<String>,
+    pub to_addr: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// The email notification event `event_id` wrote for `user_id`, if any.
+pub fn email_of(conn: &dyn Db, event_id: i64, user_id: i64) -> Result<Option<EmailOf>> {
+    conn.query_opt(
+        "SELECT reason, to_addr, message_id FROM notifications
+          WHERE event_id = $1 AND user_id = $2 AND channel = 'email'",
+        &[&event_id, &user_id],
+        |row| {
+            Ok(EmailOf {
+                reason: row.opt_text(0)?,
+                to_addr: row.opt_text(1)?,
+                message_id: row.opt_text(2)?,
+            })
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::db::{PgDb, StatementCache};
+    use crate::store::postgres::migrate;
+    use crate::store::postgres::testing::{FreshDatabase, client};
+
+    /// Ann's email and in-app notification of event 1; none for bob.
+    fn email_of_each(db: &dyn Db) -> Vec<Option<EmailOf>> {
+        db.execute_batch(
+            "INSERT INTO users (id, username, email, created_at) VALUES (1, 'ann', 'ann@x', 0);
+             INSERT INTO users (id, username, email, created_at) VALUES (2, 'bob', 'bob@x', 0);
+             INSERT INTO tickets (id, created_by, purpose, priority, status, description, created_at, updated_at)
+                  VALUES (1, 1, 'app', 'low', 'ready', 'd', 0, 0);
+             INSERT INTO events (id, ticket_id, kind, actor_id, data, title, body, url, created_at)
+                  VALUES (1, 1, 'comment', 2, '{}', 't', 'b', '/u', 0);
+             INSERT INTO notifications (id, event_id, ticket_id, user_id, channel, priority, status,
+                                        to_addr, message_id, created_at, reason)
+                  VALUES (1, 1, 1, 1, 'app', 1, 'sent', NULL, NULL, 0, 'creator');
+             INSERT INTO notifications (id, event_id, ticket_id, user_id, channel, priority, status,
+                                        to_addr, message_id, created_at, reason)
+                  VALUES (2, 1, 1, 1, 'email', 1, 'pending', 'ann@x', '<1.1.0@x>', 0, 'creator');",
+        )
+        .unwrap();
+        vec![
+            email_of(db, 1, 1).unwrap(),
+            email_of(db, 1, 2).unwrap(),
+            email_of(db, 2, 1).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn the_email_an_event_gave_a_user_is_found_alike_on_both_backends() {
+        let sqlite = crate::store::Store::open_in_memory();
+        let on_sqlite = email_of_each(sqlite.conn());
+        assert_eq!(
+            on_sqlite,
+            vec![
+                Some(EmailOf {
+                    reason: Some("creator".into()),
+                    to_addr: Some("ann@x".into()),
+                    message_id: Some("<1.1.0@x>".into()),
+                }),
+                None,
+                None,
+            ]
+        );
+        let Some(fresh) = FreshDatabase::new() else {
+            return;
+        };
+        let mut pg = client(&fresh.target);
+        migrate::migrate(&mut pg, true).unwrap();
+        let mut cache = StatementCache::new();
+        assert_eq!(email_of_each(&PgDb::new(&mut pg, &mut cache)), on_sqlite);
+    }
+}

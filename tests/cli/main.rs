@@ -19,6 +19,7 @@ mod notify;
 mod ownership;
 mod postfix;
 mod postgres;
+mod preview;
 mod purge;
 mod queue_views;
 mod retry_policy;
