@@ -222,13 +222,18 @@ pub fn people(
 /// (case-insensitive), each once; and a warning for every admin address no
 /// user has.
 pub fn developers(conn: &dyn Db, config: &Config) -> Result<(Vec<User>, Vec<String>)> {
+    let emails: Vec<&str> = config.admins.iter().map(|a| a.email.as_str()).collect();
+    let known = users::by_emails(conn, &emails)?;
     let mut found: Vec<User> = Vec::new();
     let mut warnings = Vec::new();
     for admin in &config.admins {
-        match users::by_email(conn, &admin.email)? {
+        let user = known
+            .iter()
+            .find(|u| u.email.eq_ignore_ascii_case(&admin.email));
+        match user {
             Some(user) => {
                 if !found.iter().any(|u| u.id == user.id) {
-                    found.push(user);
+                    found.push(user.clone());
                 }
             }
             None => warnings.push(format!(

@@ -97,6 +97,29 @@ pub fn by_email(conn: &dyn Db, email: &str) -> Result<Option<User>> {
     conn.query_opt(sql, &[&email], from_row)
 }
 
+/// The users with these addresses (case-insensitive), active or not, in one
+/// statement (the addresses travel as one JSON array).
+pub fn by_emails(conn: &dyn Db, emails: &[&str]) -> Result<Vec<User>> {
+    if emails.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = serde_json::to_string(emails).map_err(|e| StoreError::Other(e.to_string()))?;
+    let sql = match conn.backend() {
+        Backend::Sqlite => concat!(
+            "SELECT ",
+            columns!(),
+            " FROM users WHERE email COLLATE NOCASE IN (SELECT value FROM json_each($1))"
+        ),
+        Backend::Postgres => concat!(
+            "SELECT ",
+            columns!(),
+            " FROM users WHERE lower(email) IN
+                (SELECT lower(value) FROM json_array_elements_text(CAST($1 AS JSON)))"
+        ),
+    };
+    conn.query(sql, &[&list], from_row)
+}
+
 pub fn by_id(conn: &dyn Db, id: i64) -> Result<Option<User>> {
     conn.query_opt(
         concat!("SELECT ", columns!(), " FROM users WHERE id = $1"),

@@ -59,6 +59,17 @@ pub fn inspect(client: &mut impl GenericClient) -> Result<Found, postgres::Error
     }
 }
 
+/// The schema version, when the database has one that is current: one
+/// statement and no lock, the path of every command once migrated. None
+/// sends the caller to `migrate`.
+pub fn current(client: &mut postgres::Client) -> Option<i64> {
+    let version: i64 = client
+        .query_one("SELECT version FROM helpdesk_schema", &[])
+        .ok()?
+        .get(0);
+    (version == known()).then_some(version)
+}
+
 /// Brings the schema up to date under the advisory lock; with `create`, an
 /// empty database gets the whole schema. Returns what it found under the
 /// lock (after another host's work), so the caller can refuse a foreign,
