@@ -330,6 +330,7 @@ config() { # FILE DB DEVELOPERS TRANSPORT
     printf '[email.smtp]\nhost = "127.0.0.1"\nport = %s\n' "$PORT"
     printf '[email.file]\ndir = "outbox"\n'
   } >"$1"
+  hd --config "$1" -q init   # only `init` creates a database
 }
 
 add_users() { # CONFIG PREFIX N
