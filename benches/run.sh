@@ -682,6 +682,327 @@ if want pg4; then
   row pg4b "cron run, nothing due, PostgreSQL: peak RSS" "$r MiB" "$(mib "$(minimum "$RES/pgnoop.rss")")-$(mib "$(maximum "$RES/pgnoop.rss")")" \
     "/bin/true: $(mib "$floor_rss") MiB" "-" "< 12 MiB" "$(verdict "$r" "<" 12)"
 fi
+# ==== rows 7-12: conversations by email (issue 13) and ownership (issue 14) ======================
+#  7. `mail receive` of one reply (a comment by email), whole process: < 10 ms.
+#  8. `mail receive --maildir` over 10,000 messages (60 % replies, 20 % bounces
+#     of emails the help desk sent, 20 % automatic mail): >= 1,000 msg/s; peak
+#     RSS beside a 1,000-message run (flat: <= 110 % of it).
+#  9. `notify flush` (row 1a's queue and placement) with `email.inbound.address`
+#     set (Reply-To, the reply footer) against without, interleaved: >= 95 %.
+#     Threading headers are in both: they cannot be turned off.
+# 10. `ticket comment` on a ticket with 500 watchers and 20 developers: < 10 ms.
+# 11. `notify digest`, 10,000 users with 10 held emails each: < 5 s, < 50 MiB;
+#     then one flush of the 10,000 digests against the plain flush of row 9.
+# 12. Row 4's `ticket create` (520 recipients) with every recipient holding
+#     preferences (10 developers take new tickets by digest): not slower than row 4.
+# Data by the CLI; the 10,000 digest users and their held email by cloning
+# the CLI's first with sqlite3, as 4b does.
+MAIL_MSGS=10000
+MAIL_SMALL=1000
+DIGEST_USERS=10000
+COMMENT="Restarted the worker and the page loads again; watching it for an hour before closing."
+
+if want 7 8 9 10 11 12; then
+  # The sink, when no row before needed one (ONLY without flush rows).
+  if want 9 11 && [ -z "$sink_pid" ]; then
+    for attempt in $(seq 1 20); do
+      candidate=$((20000 + RANDOM % 40000))
+      port_open "$candidate" && continue
+      "$SMTP_SINK" "${SINK_USER[@]}" "127.0.0.1:$candidate" 256 >"$WORK/logs/smtp-sink.log" 2>&1 &
+      sink_pid=$!
+      PIDS+=("$sink_pid")
+      for i in $(seq 1 50); do
+        port_open "$candidate" && { PORT=$candidate; break; }
+        kill -0 "$sink_pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      [ "$PORT" = "$candidate" ] && break
+      kill "$sink_pid" 2>/dev/null || true; sink_pid=""
+    done
+    [ -n "$sink_pid" ] || die "could not start smtp-sink on 127.0.0.1"
+  fi
+  inbound() { printf '[email.inbound]\naddress = "help@bench.example"\n' >>"$1"; }
+  t_data=$(date +%s)
+
+  # 7, 8: 20 developers, 100 tickets, their 2,000 emails sent (file transport).
+  if want 7 8; then
+    log "data: mail receive (20 developers, 100 tickets, 2,000 emails sent; $MAIL_MSGS and $MAIL_SMALL messages)"
+    config "$WORK/mr.toml" mr.db 20 file
+    inbound "$WORK/mr.toml"
+    add_users "$WORK/mr.toml" dev 20
+    create_tickets "$WORK/mr.toml" 100 dev001
+    hd --config "$WORK/mr.toml" -q notify flush >/dev/null
+    settle "$WORK/mr.db"
+    rm -rf "$WORK/outbox"
+    got=$(sqlite3 "$WORK/mr.db" "SELECT count(*) FROM notifications WHERE channel = 'email' AND status = 'sent'")
+    [ "$got" = 2000 ] || die "mail receive data: $got emails sent, expected 2000"
+    cp "$WORK/mr.db" "$WORK/mr.saved.db"
+    # KIND TICKET SENDER MSGID TO_ADDR: a reply, a bounce of one sent email, or automatic mail.
+    sqlite3 -separator ' ' "$WORK/mr.db" \
+      "SELECT n.ticket_id, n.message_id, n.to_addr, t.message_id FROM notifications n
+         JOIN ticket_threads t ON t.ticket_id = n.ticket_id
+        WHERE n.channel = 'email' ORDER BY n.id" >"$WORK/mr.sent"
+    # gen_mail DIR N: N messages in DIR/new, in a fixed mix: of each 10, 6 replies,
+    # 2 bounces (each of a different sent email), 2 automatic replies.
+    gen_mail() {
+      mkdir -p "$1/new" "$1/cur" "$1/tmp"
+      awk -v dir="$1/new" -v n="$2" -v body="$COMMENT" '
+        { tk[NR] = $1; mid[NR] = $2; to[NR] = $3; root[NR] = $4; sent = NR }
+        END {
+          b = 0
+          for (i = 1; i <= n; i++) {
+            f = sprintf("%s/%010d.M%d.bench", dir, i, i); k = i % 10
+            s = (i % 20) + 1; from = sprintf("dev%03d@bench.example", s)
+            j = ((i * 7) % sent) + 1
+            if (k < 6) {
+              printf "Return-Path: <%s>\nFrom: Dev %03d <%s>\nTo: Helpdesk <help+%d@bench.example>\n", from, s, from, tk[j] > f
+              printf "Subject: Re: [#%d] A new help desk ticket has been created\nDate: Mon, 30 Nov 2026 10:00:00 +0000\n", tk[j] > f
+              printf "Message-ID: <reply-%d@mail.bench.example>\nIn-Reply-To: %s\nReferences: %s %s\n", i, mid[j], root[j], mid[j] > f
+              printf "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n%s\n\nOn Mon, 30 Nov 2026, Helpdesk wrote:\n> A new help desk ticket has been created.\n> Ticket #%d\n\n-- \nDev %03d\n", body, tk[j], s > f
+            } else if (k < 8) {
+              b++; if (b > sent) b = 1
+              printf "Return-Path: <>\nFrom: MAILER-DAEMON@mx.bench.example (Mail Delivery System)\nTo: help@bench.example\n" > f
+              printf "Subject: Undelivered Mail Returned to Sender\nDate: Mon, 30 Nov 2026 10:05:00 +0000\nAuto-Submitted: auto-replied\n" > f
+              printf "Message-ID: <bounce-%d@mx.bench.example>\nMIME-Version: 1.0\n", i > f
+              printf "Content-Type: multipart/report; report-type=delivery-status; boundary=\"B%d\"\n\n", i > f
+              printf "--B%d\nContent-Type: text/plain; charset=us-ascii\n\n<%s>: host mail.bench.example said: 550 5.1.1 User unknown\n\n", i, to[b] > f
+              printf "--B%d\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.bench.example\n\n", i > f
+              printf "Final-Recipient: rfc822; %s\nOriginal-Recipient: rfc822;%s\nAction: failed\nStatus: 5.1.1\n", to[b], to[b] > f
+              printf "Diagnostic-Code: smtp; 550 5.1.1 <%s>: User unknown\n\n", to[b] > f
+              printf "--B%d\nContent-Type: text/rfc822-headers\n\nFrom: Helpdesk <helpdesk@bench.example>\nTo: %s\n", i, to[b] > f
+              printf "Subject: [#%d] A new help desk ticket has been created\nMessage-ID: %s\nIn-Reply-To: %s\n", tk[b], mid[b], root[b] > f
+              printf "Auto-Submitted: auto-generated\nX-Helpdesk-Ticket: %d\n\n--B%d--\n", tk[b], i > f
+            } else {
+              printf "Return-Path: <%s>\nFrom: Dev %03d <%s>\nTo: help+%d@bench.example\n", from, s, from, tk[j] > f
+              printf "Subject: Out of office: [#%d] A new help desk ticket has been created\n", tk[j] > f
+              printf "Date: Mon, 30 Nov 2026 10:00:00 +0000\nAuto-Submitted: auto-replied\nMessage-ID: <auto-%d@mail.bench.example>\n", i > f
+              printf "In-Reply-To: %s\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\nI am away until Monday.\n", mid[j] > f
+            }
+            close(f)
+          }
+        }' "$WORK/mr.sent"
+    }
+    gen_mail "$WORK/maildir10k.saved" "$MAIL_MSGS"
+    gen_mail "$WORK/maildir1k.saved" "$MAIL_SMALL"
+    # 7's reply: a new Message-ID for every run (a repeated one is ignored as a redelivery).
+    read -r _ reply_parent _ reply_root < <(sed -n 21p "$WORK/mr.sent")
+    cat >"$WORK/mkreply.sh" <<MK
+printf 'Return-Path: <dev002@bench.example>\nFrom: Dev 002 <dev002@bench.example>\nTo: Helpdesk <help+2@bench.example>\nSubject: Re: [#2] A new help desk ticket has been created\nDate: Mon, 30 Nov 2026 10:00:00 +0000\nMessage-ID: <reply-%s@mail.bench.example>\nIn-Reply-To: $reply_parent\nReferences: $reply_root $reply_parent\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n$COMMENT\n\nOn Mon, 30 Nov 2026, Helpdesk wrote:\n> A new help desk ticket has been created.\n\n-- \nDev 002\n' "\$(date +%s%N)" >"$WORK/reply.eml"
+MK
+    cp "$WORK/mr.saved.db" "$WORK/rp.db"
+    config "$WORK/rp.toml" rp.db 20 file
+    inbound "$WORK/rp.toml"
+  fi
+
+  # 10, 12: 20 developers and 500 other users, made once.
+  if want 10 12; then
+    log "data: ticket comment (500 watchers, 20 developers) and ticket create with preferences (20 + 500 managers)"
+    config "$WORK/base.toml" base.db 20 smtp
+    add_users "$WORK/base.toml" dev 20
+    add_users "$WORK/base.toml" mgr 500
+    settle "$WORK/base.db"
+  fi
+  if want 10; then
+    cp "$WORK/base.db" "$WORK/cm.db"
+    config "$WORK/cm.toml" cm.db 20 smtp
+    create_tickets "$WORK/cm.toml" 1 dev001
+    for i in $(seq -f '%03g' 1 500); do hd --config "$WORK/cm.toml" -q ticket watch 1 --user "mgr$i"; done
+    hd --config "$WORK/cm.toml" -q ticket comment 1 --by dev002 --body "$COMMENT"   # not the first comment
+    settle "$WORK/cm.db"
+  fi
+  if want 12; then
+    cp "$WORK/base.db" "$WORK/pf.db"
+    config "$WORK/pf.toml" pf.db 20 smtp
+    hd --config "$WORK/pf.toml" -q group add managers --perm delete_helpdeskticket
+    for i in $(seq -f '%03g' 1 500); do hd --config "$WORK/pf.toml" -q group add-user managers "mgr$i"; done
+    for u in $(seq -f 'dev%03g' 1 20) $(seq -f 'mgr%03g' 1 500); do
+      hd --config "$WORK/pf.toml" -q user prefs "$u" --email immediate --app on
+    done
+    for u in $(seq -f 'dev%03g' 1 10); do hd --config "$WORK/pf.toml" -q user prefs "$u" --event new --email digest; done
+    create_tickets "$WORK/pf.toml" 1 dev001
+    settle "$WORK/pf.db"
+    got=$(sqlite3 "$WORK/pf.db" "SELECT count(*) FROM preferences")
+    [ "$got" = 2080 ] || die "preferences: $got rows, expected 2080 (520 users x 4 events)"
+  fi
+
+  # 11: user 1 watches a ticket by digest (no in-app) and hears of 10 comments;
+  # users 2.. are user 1 cloned with their held email.
+  if want 11; then
+    log "data: digest ($DIGEST_USERS users, 10 held emails each)"
+    config "$WORK/dg.toml" dg.db 0 smtp
+    hd --config "$WORK/dg.toml" -q user add dg00001 --email dg00001@bench.example --name "Digest 00001"
+    hd --config "$WORK/dg.toml" -q user add author --email author@bench.example --name "Rita Reporter"
+    hd --config "$WORK/dg.toml" -q user prefs dg00001 --email digest --app off
+    create_tickets "$WORK/dg.toml" 1 author
+    hd --config "$WORK/dg.toml" -q ticket watch 1 --user dg00001
+    for i in $(seq 1 10); do hd --config "$WORK/dg.toml" -q ticket comment 1 --by author --body "$COMMENT ($i)"; done
+    got=$(sqlite3 "$WORK/dg.db" "SELECT count(*) FROM notifications WHERE user_id = 1 AND status = 'held'")
+    [ "$got" = 10 ] || die "digest data: user 1 has $got held emails, expected 10"
+    settle "$WORK/dg.db"
+    {
+      echo "BEGIN;"
+      echo "CREATE TEMP TABLE seq (k INTEGER PRIMARY KEY);"
+      echo "WITH RECURSIVE c(k) AS (SELECT 2 UNION ALL SELECT k + 1 FROM c WHERE k < $DIGEST_USERS) INSERT INTO seq SELECT k FROM c;"
+      clone_sql "$WORK/dg.db" users id "id=s.k + 10" "username=printf('dg%05d', s.k)" \
+        "email=printf('dg%05d@bench.example', s.k)" "name=printf('Digest %05d', s.k)"
+      echo "INSERT INTO preferences (user_id, event, email, app) SELECT s.k + 10, p.event, p.email, p.app FROM seq s CROSS JOIN preferences p WHERE p.user_id = 1;"
+      clone_sql "$WORK/dg.db" notifications user_id "id=-" "user_id=s.k + 10" "to_addr=printf('dg%05d@bench.example', s.k)" \
+        "message_id=CASE WHEN t.message_id IS NULL THEN NULL ELSE replace(t.message_id, '<', '<' || s.k || '.') END"
+      echo "COMMIT;"
+    } >"$WORK/dg.sql"
+    sqlite3 "$WORK/dg.db" <"$WORK/dg.sql"
+    settle "$WORK/dg.db"
+    got=$(sqlite3 "$WORK/dg.db" "SELECT count(DISTINCT user_id), count(*) FROM notifications WHERE status = 'held'")
+    [ "$got" = "$DIGEST_USERS|$((DIGEST_USERS * 10))" ] || die "digest data: (users, held) = $got, expected $DIGEST_USERS|$((DIGEST_USERS * 10))"
+    mv "$WORK/dg.db" "$WORK/dg.saved.db"
+  fi
+
+  # 9, 11: row 1a's queue, made here when rows 1-6 did not make it.
+  if want 9 && [ ! -s "$WORK/flush10k.saved.db" ]; then
+    config "$WORK/flush.toml" flush.db 100 smtp
+    add_users "$WORK/flush.toml" dev 100
+    create_tickets "$WORK/flush.toml" 100 dev001
+    settle "$WORK/flush.db"
+    mv "$WORK/flush.db" "$WORK/flush10k.saved.db"
+  fi
+  if want 9; then
+    cp "$WORK/flush.toml" "$WORK/flushin.toml"
+    inbound "$WORK/flushin.toml"
+  fi
+  echo "data (rows 7-12): made in $(( $(date +%s) - t_data )) s"
+
+  # ---- 8: Maildir runs; 9, 11: digest and flushes, interleaved ----
+  mail_run() { # LABEL SAVED_MAILDIR EXPECTED
+    restore "$WORK/mr.saved.db" "$WORK/mrrun.db"
+    rm -rf "$WORK/maildir"; cp -r "$2" "$WORK/maildir"
+    timed "$1" "$BIN" --config "$WORK/mr.toml" --db "$WORK/mrrun.db" mail receive --maildir "$WORK/maildir"
+    [ "$LAST_RC" = 0 ] || die "$1: mail receive exited $LAST_RC (see $WORK/logs/$1.err)"
+    local got
+    got=$(sqlite3 "$WORK/mrrun.db" "SELECT count(*) FROM received")
+    [ "$got" = "$3" ] || die "$1: $got messages received, expected $3"
+    [ -z "$(ls "$WORK/maildir/new")" ] || die "$1: messages left in new/"
+  }
+  flush_as() { # LABEL CONFIG SAVED EXPECTED
+    restore "$3" "$WORK/run.db"
+    timed "$1" "${PIN[@]}" "$BIN" --config "$2" --db "$WORK/run.db" notify flush --format json
+    local sent
+    sent=$(tr -d ' \n' <"$WORK/last.out" | sed -n 's/.*"sent":\([0-9]*\).*/\1/p')
+    [ "$LAST_RC" = 0 ] && [ "${sent:-0}" = "$4" ] || die "$1: exit $LAST_RC, output $(cat "$WORK/last.out"); expected $4 sent"
+  }
+  if want 8; then
+    log "warm-up, then $RUNS runs each: mail receive --maildir ($MAIL_MSGS, $MAIL_SMALL messages)"
+    mail_run warmup-mail "$WORK/maildir1k.saved" "$MAIL_SMALL"
+    rm -f "$RES"/warmup-*
+    for r in $(seq 1 "$RUNS"); do
+      mail_run mail1k "$WORK/maildir1k.saved" "$MAIL_SMALL"
+      mail_run mail10k "$WORK/maildir10k.saved" "$MAIL_MSGS"
+    done
+    echo "mail receive --maildir, what became of the $MAIL_MSGS messages: $(sqlite3 "$WORK/mrrun.db" \
+      "SELECT group_concat(action || ' ' || n, ', ') FROM (SELECT action, count(*) n FROM received GROUP BY action)")"
+  fi
+  if want 11; then
+    log "$RUNS runs: notify digest ($DIGEST_USERS users)"
+    for r in $(seq 1 "$RUNS"); do
+      restore "$WORK/dg.saved.db" "$WORK/dgrun.db"
+      timed digest "$BIN" --config "$WORK/dg.toml" --db "$WORK/dgrun.db" notify digest
+      [ "$LAST_RC" = 0 ] || die "notify digest exited $LAST_RC (see $WORK/logs/digest.err)"
+    done
+    got=$(sqlite3 "$WORK/dgrun.db" "SELECT (SELECT count(*) FROM notifications WHERE status = 'held'), (SELECT count(*) FROM notifications WHERE channel = 'email' AND status = 'pending')")
+    [ "$got" = "0|$DIGEST_USERS" ] || die "after notify digest: (held, pending emails) = $got, expected 0|$DIGEST_USERS"
+    settle "$WORK/dgrun.db"
+    mv "$WORK/dgrun.db" "$WORK/dgflush.saved.db"
+    # The size of one digest as the file transport writes it.
+    config "$WORK/dgfile.toml" dgfile.db 0 file
+    restore "$WORK/dgflush.saved.db" "$WORK/dgfile.db"
+    rm -rf "$WORK/outbox"
+    hd --config "$WORK/dgfile.toml" -q notify flush --limit 1 >/dev/null
+    DIGEST_BYTES=$(cat "$WORK"/outbox/*.eml | wc -c)
+    rm -rf "$WORK/outbox"
+  fi
+  if want 9 11; then
+    log "$RUNS runs, client and sink on one CPU: flush, flush with Reply-To, flush of the digests"
+    place same
+    want 9 && { flush_as warmup-plain "$WORK/flush.toml" "$WORK/flush10k.saved.db" "$SMALL_EMAILS"; rm -f "$RES"/warmup-*; }
+    for r in $(seq 1 "$RUNS"); do
+      flush_as plain "$WORK/flush.toml" "$WORK/flush10k.saved.db" "$SMALL_EMAILS"
+      want 9 && flush_as replyto "$WORK/flushin.toml" "$WORK/flush10k.saved.db" "$SMALL_EMAILS"
+      want 11 && flush_as digestflush "$WORK/dg.toml" "$WORK/dgflush.saved.db" "$DIGEST_USERS"
+    done
+    place free
+  fi
+
+  # ---- 7, 10, 12: short commands ----
+  if want 7; then
+    # hyperfine through a shell for the redirection (its start is measured and subtracted).
+    timeout -k 5 "$LIMIT_SECS" hyperfine --style basic --warmup 3 --runs "$HF_RUNS" \
+      --prepare "bash $WORK/mkreply.sh" --export-csv "$WORK/logs/reply.csv" \
+      -- "$BIN --config $WORK/rp.toml -q mail receive < $WORK/reply.eml" >"$WORK/logs/reply.hyperfine" 2>&1 \
+      || { cat "$WORK/logs/reply.hyperfine" >&2; die "hyperfine failed for mail receive"; }
+    awk -F, 'NR == 2 { printf "%.3f %.3f %.3f\n", $(NF - 4) * 1000, $(NF - 1) * 1000, $NF * 1000 }' \
+      "$WORK/logs/reply.csv" >"$RES/reply.hf"
+    got=$(sqlite3 "$WORK/rp.db" "SELECT count(*) FROM received WHERE action = 'comment'")
+    [ "$got" -ge "$HF_RUNS" ] || die "mail receive: $got comments received, expected one per run ($(sqlite3 "$WORK/rp.db" "SELECT action, reason FROM received LIMIT 3"))"
+    reply_notes=$(sqlite3 "$WORK/rp.db" "SELECT count(*) FROM notifications WHERE event_id = (SELECT max(id) FROM events)")
+  fi
+  if want 10; then
+    hf comment "$BIN" --config "$WORK/cm.toml" ticket comment 1 --by dev002 --body "$COMMENT"
+    got=$(sqlite3 "$WORK/cm.db" "SELECT count(*) FROM notifications WHERE event_id = (SELECT max(id) FROM events)")
+    [ "$got" = 1038 ] || die "ticket comment wrote $got notifications, expected 1038 ((creator + 500 watchers + 18 developers) x 2)"
+  fi
+  if want 12; then
+    hf createprefs "$BIN" --config "$WORK/pf.toml" ticket create --created-by dev001 --purpose app --priority high --description "$DESCRIPTION"
+    got=$(sqlite3 "$WORK/pf.db" "SELECT count(*), sum(status = 'held') FROM notifications WHERE ticket_id = (SELECT max(id) FROM tickets)")
+    [ "$got" = "540|10" ] || die "ticket create with preferences wrote (all, held) = $got, expected 540|10"
+  fi
+
+  # ---- rows 7-12 of the table ----
+  if want 7; then
+    read -r m lo hi <"$RES/reply.hf"
+    row 7 "mail receive, one reply ($reply_notes notifications)" "$m ms" "$lo-$hi" "/bin/true: $floor_ms ms" "-" "< 10 ms" "$(verdict "$m" "<" 10)"
+  fi
+  if want 8; then
+    m=$(median "$RES/mail10k.ms"); r=$(rate "$MAIL_MSGS" "$m")
+    row 8a "mail receive --maildir, $MAIL_MSGS messages" "$r msg/s" "$(rate "$MAIL_MSGS" "$(maximum "$RES/mail10k.ms")")-$(rate "$MAIL_MSGS" "$(minimum "$RES/mail10k.ms")")" \
+      "$MAIL_SMALL messages: $(rate "$MAIL_SMALL" "$(median "$RES/mail1k.ms")") msg/s" "-" ">= 1000 msg/s" "$(verdict "$r" ">=" 1000)"
+    big=$(mib "$(median "$RES/mail10k.rss")"); small=$(mib "$(median "$RES/mail1k.rss")"); ratio=$(pct "$big" "$small")
+    row 8b "  the same: peak RSS" "$big MiB" "$(mib "$(minimum "$RES/mail10k.rss")")-$(mib "$(maximum "$RES/mail10k.rss")")" \
+      "$MAIL_SMALL messages: $small MiB" "$ratio %" "<= 110 %" "$(verdict "$ratio" "<" 111)"
+  fi
+  if want 9 11; then
+    pm=$(median "$RES/plain.ms"); pr=$(rate "$SMALL_EMAILS" "$pm")
+  fi
+  if want 9; then
+    fm=$(median "$RES/replyto.ms"); fr=$(rate "$SMALL_EMAILS" "$fm"); ratio=$(pct "$fr" "$pr")
+    row 9 "notify flush with Reply-To (inbound set), 1a's placement" "$fr msg/s" \
+      "$(rate "$SMALL_EMAILS" "$(maximum "$RES/replyto.ms")")-$(rate "$SMALL_EMAILS" "$(minimum "$RES/replyto.ms")")" \
+      "without: $pr msg/s" "$ratio %" ">= 95 %" "$(verdict "$ratio" ">=" 95)"
+  fi
+  if want 10; then
+    read -r m lo hi <"$RES/comment.hf"
+    row 10 "ticket comment, 500 watchers + 20 developers" "$m ms" "$lo-$hi" "/bin/true: $floor_ms ms" "-" "< 10 ms" "$(verdict "$m" "<" 10)"
+  fi
+  if want 11; then
+    m=$(median "$RES/digest.ms"); s=$(awk -v m="$m" 'BEGIN { printf "%.2f", m / 1000 }')
+    row 11a "notify digest, $DIGEST_USERS users x 10 held" "$s s" "$(awk -v a="$(minimum "$RES/digest.ms")" -v b="$(maximum "$RES/digest.ms")" 'BEGIN { printf "%.2f-%.2f", a / 1000, b / 1000 }')" \
+      "-" "-" "< 5 s" "$(verdict "$s" "<" 5)"
+    r=$(mib "$(median "$RES/digest.rss")")
+    row 11b "  the same: peak RSS" "$r MiB" "$(mib "$(minimum "$RES/digest.rss")")-$(mib "$(maximum "$RES/digest.rss")")" "-" "-" "< 50 MiB" "$(verdict "$r" "<" 50)"
+    dm=$(median "$RES/digestflush.ms"); dr=$(rate "$DIGEST_USERS" "$dm"); ratio=$(pct "$dr" "$pr")
+    row 11c "  notify flush of the $DIGEST_USERS digests ($DIGEST_BYTES bytes each), 1a's placement" "$dr msg/s" \
+      "$(rate "$DIGEST_USERS" "$(maximum "$RES/digestflush.ms")")-$(rate "$DIGEST_USERS" "$(minimum "$RES/digestflush.ms")")" \
+      "plain flush (row 1a's): $pr msg/s" "$ratio %" ">= 80 %" "$(verdict "$ratio" ">=" 80)"
+  fi
+  if want 12; then
+    read -r m lo hi <"$RES/createprefs.hf"
+    if [ -s "$RES/create.hf" ]; then
+      read -r m4 _ <"$RES/create.hf"
+      row 12 "ticket create as 4, every recipient with preferences" "$m ms" "$lo-$hi" "row 4: $m4 ms" "$(pct "$m" "$m4") %" "<= row 4" "$(verdict "$m" "<" "$(awk -v a="$m4" 'BEGIN { print a + 0.0005 }')")"
+    else
+      row 12 "ticket create as 4, every recipient with preferences" "$m ms" "$lo-$hi" "row 4 not measured" "-" "<= row 4" "-"
+    fi
+  fi
+fi
+# ==== end of rows 7-12 ============================================================================
 
 echo
 {
