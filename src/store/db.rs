@@ -307,6 +307,13 @@ pub trait Db {
     /// Runs statements without parameters and without keeping them prepared
     /// (schema work, copies, tests).
     fn execute_batch(&self, sql: &str) -> Result<()>;
+
+    /// The ID of the row the last INSERT made on this connection, where the
+    /// backend keeps it without a `RETURNING` clause (SQLite's rowid, which
+    /// saves it materialising a result per row); None elsewhere.
+    fn last_insert_id(&self) -> Option<i64> {
+        None
+    }
 }
 
 impl dyn Db + '_ {
@@ -382,6 +389,10 @@ impl Db for rusqlite::Connection {
 
     fn execute_batch(&self, sql: &str) -> Result<()> {
         Ok(rusqlite::Connection::execute_batch(self, sql)?)
+    }
+
+    fn last_insert_id(&self) -> Option<i64> {
+        Some(self.last_insert_rowid())
     }
 }
 

@@ -37,10 +37,10 @@ pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<i64>
         Backend::Sqlite => all
             .iter()
             .map(|new| {
-                conn.query_one(
+                conn.execute(
                     "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, status,
                                                 to_addr, message_id, created_at, delivered_at, reason)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     &[
                         &new.event_id,
                         &new.ticket_id,
@@ -54,8 +54,10 @@ pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<i64>
                         &new.delivered_at,
                         &new.reason,
                     ],
-                    |row| row.int(0),
-                )
+                )?;
+                conn.last_insert_id().ok_or_else(|| {
+                    super::StoreError::Other("SQLite kept no rowid for a notification".into())
+                })
             })
             .collect(),
         Backend::Postgres => {
