@@ -302,6 +302,8 @@ struct Worker<'a, 's> {
     /// Each event's email, rendered once for all its recipients with the
     /// same reason (the footer says why).
     rendered: HashMap<(i64, Option<String>), Result<Rc<Prepared>, String>>,
+    /// The suppression list, read at the first email this run sends.
+    suppressions: Option<suppressions::List>,
     /// The first error writing to the store: the worker stops at once.
     error: Option<anyhow::Error>,
 }
@@ -382,6 +384,7 @@ impl<'a, 's> Worker<'a, 's> {
             out: VecDeque::new(),
             lease_deadline: Instant::now(),
             rendered: HashMap::new(),
+            suppressions: None,
             error: None,
         })
     }
@@ -488,15 +491,21 @@ impl<'a, 's> Worker<'a, 's> {
     /// `suppressed: <reason>` when the address this email would go to is
     /// on the suppression list: it fails without contacting the server.
     fn suppressed(&mut self, email: &Claimed) -> Option<String> {
-        let address = self.config.delivery_address(&email.to_addr);
-        match suppressions::reason_for(self.shared.store().conn(), address) {
-            Ok(reason) => reason.map(|reason| format!("suppressed: {reason}")),
-            Err(e) => {
-                self.error =
-                    Some(anyhow::Error::from(e).context("could not read the suppression list"));
-                None
+        if self.suppressions.is_none() {
+            match suppressions::List::load(self.shared.store().conn()) {
+                Ok(list) => self.suppressions = Some(list),
+                Err(e) => {
+                    self.error =
+                        Some(anyhow::Error::from(e).context("could not read the suppression list"));
+                    return None;
+                }
             }
         }
+        let address = self.config.delivery_address(&email.to_addr);
+        self.suppressions
+            .as_ref()?
+            .reason_for(address)
+            .map(|reason| format!("suppressed: {reason}"))
     }
 
     fn content(&mut self, event_id: i64, reason: Option<String>) -> Result<Rc<Prepared>, String> {

@@ -277,7 +277,9 @@ mod tests {
             format!("{:?}", lookup.ticket_exists(ticket).unwrap()),
             format!(
                 "{:?}",
-                suppressions::reason_for(db, "GONE@example.net").unwrap()
+                suppressions::List::load(db)
+                    .unwrap()
+                    .reason_for("GONE@example.net")
             ),
             format!("{:?}", suppressions::all(db).unwrap()),
             format!(

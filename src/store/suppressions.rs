@@ -25,14 +25,24 @@ pub fn add(conn: &dyn Db, address: &str, reason: &str, at: i64) -> Result<()> {
     Ok(())
 }
 
-/// Whether `address` is suppressed, and why: the one question every sender
-/// asks before contacting a server.
-pub fn reason_for(conn: &dyn Db, address: &str) -> Result<Option<String>> {
-    conn.query_opt(
-        "SELECT reason FROM suppressions WHERE address = $1",
-        &[&key(address)],
-        |row| row.text(0),
-    )
+/// The whole list, read once: a flush asks it about every email it sends,
+/// without a query per email. (An address suppressed while a run goes on is
+/// honoured from the next run.)
+pub struct List(std::collections::HashMap<String, String>);
+
+impl List {
+    pub fn load(conn: &dyn Db) -> Result<List> {
+        let rows = conn.query("SELECT address, reason FROM suppressions", &[], |row| {
+            Ok((row.text(0)?, row.text(1)?))
+        })?;
+        Ok(List(rows.into_iter().collect()))
+    }
+
+    /// Whether `address` is suppressed, and why: the one question every
+    /// sender asks before contacting a server.
+    pub fn reason_for(&self, address: &str) -> Option<&str> {
+        self.0.get(&key(address)).map(String::as_str)
+    }
 }
 
 /// Takes `address` off the list; false when it was not on it.
