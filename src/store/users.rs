@@ -28,7 +28,8 @@ macro_rules! columns {
     };
 }
 
-fn from_row(row: &Row<'_, '_>) -> Result<User> {
+/// Reads a user from the first six columns (`columns!()`'s order).
+pub(super) fn from_row(row: &Row<'_, '_>) -> Result<User> {
     Ok(User {
         id: row.int(0)?,
         username: row.text(1)?,

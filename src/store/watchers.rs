@@ -31,19 +31,7 @@ pub fn of_ticket(conn: &dyn Db, ticket_id: i64) -> Result<Vec<(User, i64)>> {
            FROM watchers w JOIN users u ON u.id = w.user_id
           WHERE w.ticket_id = $1 ORDER BY w.since, u.id",
         &[&ticket_id],
-        |row| {
-            Ok((
-                User {
-                    id: row.int(0)?,
-                    username: row.text(1)?,
-                    email: row.text(2)?,
-                    name: row.text(3)?,
-                    active: row.bool(4)?,
-                    created_at: row.int(5)?,
-                },
-                row.int(6)?,
-            ))
-        },
+        |row| Ok((super::users::from_row(row)?, row.int(6)?)),
     )
 }
 
