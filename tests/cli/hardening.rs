@@ -1113,7 +1113,7 @@ fn skip(test: &str, why: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{test} could not set up its test under CI: {why}");
     }
-    eprintln!("skipped {test}: {why}");
+    eprintln!("NOT RUN {test}: {why}");
 }
 
 fn says_why(stderr: &str) -> bool {

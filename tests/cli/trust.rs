@@ -27,7 +27,7 @@ fn can_play_nobody(test: &str) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{why}; CI runs as root, so this must run there");
     }
-    eprintln!("skipped {why}");
+    eprintln!("NOT RUN {why}");
     false
 }
 
