@@ -34,6 +34,19 @@ timeout_secs = 5
 batch_size = 20
 "#;
 
+/// A fresh PostgreSQL database with the help desk in it and both
+/// developers of `CONFIG` as users; the guard drops the database.
+fn help_desk_with_developers(sb: &Sandbox) -> (pg::FreshDatabase, String) {
+    let db = pg::FreshDatabase::new();
+    let url = db.url.clone();
+    sb.run(["--db", &url, "init"]).success();
+    for (name, email) in [("dev", "dev@example.org"), ("dev2", "dev2@example.org")] {
+        sb.run(["--db", &url, "user", "add", name, "--email", email])
+            .success();
+    }
+    (db, url)
+}
+
 fn flush(sb: &Sandbox, url: &str, concurrency: u16) -> Child {
     let mut cmd = sb.command();
     cmd.args(["--db", url, "notify", "flush", "--concurrency"])
@@ -70,29 +83,7 @@ fn four_hosts_one_killed(concurrency: u16) {
         ..ServerOptions::default()
     };
     let sb = Sandbox::without_database(options, CONFIG);
-    let db = pg::FreshDatabase::new();
-    let url = db.url.clone();
-    sb.run(["--db", &url, "init"]).success();
-    sb.run([
-        "--db",
-        &url,
-        "user",
-        "add",
-        "dev",
-        "--email",
-        "dev@example.org",
-    ])
-    .success();
-    sb.run([
-        "--db",
-        &url,
-        "user",
-        "add",
-        "dev2",
-        "--email",
-        "dev2@example.org",
-    ])
-    .success();
+    let (db, url) = help_desk_with_developers(&sb);
     sb.run([
         "--db",
         &url,
@@ -226,29 +217,7 @@ fn concurrent_ticket_creates_on_postgres_all_succeed() {
     const AT_ONCE: usize = 8;
     const ROUNDS: usize = 3;
     let sb = Sandbox::without_database(ServerOptions::default(), CONFIG);
-    let db = pg::FreshDatabase::new();
-    let url = db.url.clone();
-    sb.run(["--db", &url, "init"]).success();
-    sb.run([
-        "--db",
-        &url,
-        "user",
-        "add",
-        "dev",
-        "--email",
-        "dev@example.org",
-    ])
-    .success();
-    sb.run([
-        "--db",
-        &url,
-        "user",
-        "add",
-        "dev2",
-        "--email",
-        "dev2@example.org",
-    ])
-    .success();
+    let (db, url) = help_desk_with_developers(&sb);
     sb.run([
         "--db",
         &url,
