@@ -436,36 +436,6 @@ pub fn due_preview(conn: &dyn Db, now: i64, limit: u32) -> Result<Vec<QueueRow>>
     conn.query(sql, &[&now, &now, &limit], queue_row)
 }
 
-/// Renews the lease of these emails, while this flush holds them, to
-/// `lease_ms` from now (the caller's `now` on SQLite, the server's clock on
-/// PostgreSQL).
-pub fn extend_lease(
-    conn: &dyn Db,
-    ids: &[i64],
-    claim: &str,
-    now: i64,
-    lease_ms: i64,
-) -> Result<()> {
-    for &id in ids {
-        match conn.backend() {
-            Backend::Sqlite => conn.execute(
-                "UPDATE notifications SET lease_until = $3
-                  WHERE id = $1 AND claim = $2 AND status = 'processing'",
-                &[&id, &claim, &(now + lease_ms)],
-            )?,
-            Backend::Postgres => conn.execute(
-                concat!(
-                    "UPDATE notifications SET lease_until = ",
-                    server_now!(),
-                    " + $3 WHERE id = $1 AND claim = $2 AND status = 'processing'"
-                ),
-                &[&id, &claim, &lease_ms],
-            )?,
-        };
-    }
-    Ok(())
-}
-
 /// Whether the flush named `claim` still holds this email.
 pub fn holds(conn: &dyn Db, id: i64, claim: &str) -> Result<bool> {
     Ok(conn
@@ -554,7 +524,8 @@ pub fn defer_untried(
 }
 
 /// Renews the lease of every email the flush named `claim` holds, to
-/// `lease_ms` from now (as `extend_lease`). (The WHERE repeats the due
+/// `lease_ms` from now (the caller's `now` on SQLite, the server's clock on
+/// PostgreSQL). (The WHERE repeats the due
 /// index's, so SQLite reads that index only.)
 pub fn extend_claim(conn: &dyn Db, claim: &str, now: i64, lease_ms: i64) -> Result<()> {
     match conn.backend() {
@@ -576,7 +547,13 @@ pub fn extend_claim(conn: &dyn Db, claim: &str, now: i64, lease_ms: i64) -> Resu
     Ok(())
 }
 
-fn insert_attempt(conn: &dyn Db, id: i64, at: i64, outcome: &str, reply: &str) -> Result<()> {
+pub(super) fn insert_attempt(
+    conn: &dyn Db,
+    id: i64,
+    at: i64,
+    outcome: &str,
+    reply: &str,
+) -> Result<()> {
     conn.execute(
         "INSERT INTO attempts (notification_id, seq, at, outcome, reply)
          VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM attempts WHERE notification_id = $1), $2, $3, $4)",
@@ -742,25 +719,28 @@ pub fn purgeable(conn: &dyn Db, before: i64, channel: Option<Channel>) -> Result
     )
 }
 
-/// Deletes what `purgeable` counts, with the attempts of the deleted emails;
-/// returns the counts. Run it in a transaction (`Store::in_tx`), so the counts
-/// are what was deleted.
+/// Deletes what `purgeable` counts, with the attempts of the deleted emails,
+/// and returns how many of each kind it deleted.
 pub fn purge(conn: &dyn Db, before: i64, channel: Option<Channel>) -> Result<Purged> {
-    let purged = purgeable(conn, before, channel)?;
-    let channel = channel.map(|c| c.as_str());
-    conn.execute(
+    // Attempts go with their email (ON DELETE CASCADE); the counts are of
+    // the rows this statement deleted.
+    let deleted = conn.query(
         concat!(
-            "DELETE FROM attempts WHERE notification_id IN (SELECT id FROM notifications WHERE ",
+            "DELETE FROM notifications WHERE ",
             purgeable!(),
-            ")"
+            " RETURNING channel, status"
         ),
-        &[&before, &channel],
+        &[&before, &channel.map(|c| c.as_str())],
+        |row| Ok((row.text(0)?, row.text(1)?)),
     )?;
-    let deleted = conn.execute(
-        concat!("DELETE FROM notifications WHERE ", purgeable!()),
-        &[&before, &channel],
-    )?;
-    debug_assert_eq!(deleted, purged.total());
+    let mut purged = Purged::default();
+    for (channel, status) in deleted {
+        match (channel.as_str(), status.as_str()) {
+            ("email", "sent") => purged.email_sent += 1,
+            ("email", _) => purged.email_failed += 1,
+            _ => purged.app_read += 1,
+        }
+    }
     Ok(purged)
 }
 
