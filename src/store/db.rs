@@ -251,13 +251,22 @@ pub type StatementCache = HashMap<String, postgres::Statement>;
 /// A PostgreSQL client or transaction with its connection's statement cache.
 pub struct PgDb<'a> {
     inner: RefCell<(&'a mut dyn PgSession, &'a mut StatementCache)>,
+    /// Whether a statement lost a deadlock or a serialization conflict: the
+    /// transaction is worth running again (`PgStore::in_tx`).
+    lost_a_race: std::cell::Cell<bool>,
 }
 
 impl<'a> PgDb<'a> {
     pub fn new(session: &'a mut dyn PgSession, cache: &'a mut StatementCache) -> PgDb<'a> {
         PgDb {
             inner: RefCell::new((session, cache)),
+            lost_a_race: std::cell::Cell::new(false),
         }
+    }
+
+    /// Whether a statement here lost a deadlock or a serialization conflict.
+    pub fn lost_a_race(&self) -> bool {
+        self.lost_a_race.get()
     }
 
     fn run<T>(
@@ -283,7 +292,13 @@ impl<'a> PgDb<'a> {
         let values: Vec<Value<'_>> = params.iter().map(|p| p.value()).collect();
         let refs: Vec<&(dyn PgToSql + Sync)> =
             values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
-        Ok(call(&mut **session, &statement, &refs)?)
+        call(&mut **session, &statement, &refs).map_err(|e| {
+            let err = StoreError::from(e);
+            if err.is_busy() {
+                self.lost_a_race.set(true);
+            }
+            err
+        })
     }
 }
 

@@ -15,6 +15,11 @@ use super::{Access, Result, StoreError};
 /// conflict runs again before the error reaches the user.
 const TRANSACTION_TRIES: u32 = 5;
 
+/// A moment's wait before a transaction that lost a race runs again.
+fn backoff() {
+    std::thread::sleep(std::time::Duration::from_millis(fastrand::u64(5..50)));
+}
+
 /// An open help desk on a PostgreSQL server.
 pub struct PgStore {
     /// The client and its prepared statements, borrowed per statement (or
@@ -83,18 +88,22 @@ impl PgStore {
         loop {
             tries += 1;
             let mut tx = client.transaction().map_err(StoreError::from)?;
-            let outcome = work(&PgDb::new(&mut tx, cache));
+            let (outcome, lost) = {
+                let db = PgDb::new(&mut tx, cache);
+                (work(&db), db.lost_a_race())
+            };
             let outcome = match outcome {
                 Ok(value) => tx.commit().map(|()| value).map_err(StoreError::from),
-                Err(err) => {
+                // Dropping the transaction rolls it back.
+                Err(_) if lost && tries < TRANSACTION_TRIES => {
                     drop(tx);
-                    return Err(err);
+                    backoff();
+                    continue;
                 }
+                Err(err) => return Err(err),
             };
             match outcome {
-                Err(StoreError::Busy { .. }) if tries < TRANSACTION_TRIES => {
-                    std::thread::sleep(std::time::Duration::from_millis(fastrand::u64(5..50)));
-                }
+                Err(StoreError::Busy { .. }) if tries < TRANSACTION_TRIES => backoff(),
                 other => return other.map_err(E::from),
             }
         }
