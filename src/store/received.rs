@@ -131,13 +131,7 @@ pub fn fail_bounced(conn: &dyn Db, notification_id: i64, error: &str, at: i64) -
           WHERE id = $1",
         &[&notification_id, &error],
     )?;
-    conn.execute(
-        "INSERT INTO attempts (notification_id, seq, at, outcome, reply)
-         VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM attempts WHERE notification_id = $1),
-                 $2, 'bounced', $3)",
-        &[&notification_id, &at, &error],
-    )?;
-    Ok(())
+    super::notifications::insert_attempt(conn, notification_id, at, "bounced", error)
 }
 
 /// Classification's questions, answered from one connection or transaction.
