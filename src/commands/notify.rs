@@ -158,10 +158,10 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
         app.out.show(&view)?;
     }
     if report.interrupted {
-        eprintln!(
+        print_stderr(&format!(
             "interrupted: sent {}, handed back {} to the queue",
             report.sent, report.released
-        );
+        ));
         let code = if signal == signal_hook::consts::SIGTERM as usize {
             143
         } else {

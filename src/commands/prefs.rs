@@ -24,8 +24,6 @@ struct PrefRow {
 struct PrefsView {
     user: String,
     prefs: Vec<PrefRow>,
-    #[serde(skip)]
-    headline: Option<String>,
 }
 
 impl View for PrefsView {
@@ -39,10 +37,6 @@ impl View for PrefsView {
             ]);
         }
         Some(table)
-    }
-
-    fn human(&self) -> String {
-        self.headline.clone().unwrap_or_default()
     }
 }
 
@@ -88,7 +82,6 @@ pub(super) fn run(app: &mut App, args: &PrefsArgs) -> Result<Status> {
     app.out.show(&PrefsView {
         user: user.username.clone(),
         prefs: rows,
-        headline: None,
     })?;
     Ok(Status::Done)
 }

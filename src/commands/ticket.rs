@@ -274,7 +274,7 @@ impl View for TicketView {
             let changes: Vec<String> = h
                 .changes
                 .iter()
-                .map(|c| format!("{}: {} → {}", c.field, c.from, c.to))
+                .map(|c| format!("{}: {} → {}", c.field, cell(&c.from, 200), cell(&c.to, 200)))
                 .collect();
             let what = if changes.is_empty() {
                 h.action.to_string()
