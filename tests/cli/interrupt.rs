@@ -123,14 +123,22 @@ fn a_second_signal_ends_the_flush_at_once() {
     sb.user("dev", "dev@example.org");
     sb.ticket("dev", "high", "stalled");
     let started = Instant::now();
-    let child = spawn_flush(&sb);
+    let mut child = spawn_flush(&sb);
     // Wait for the state (a session open and waiting on MAIL), not for time.
     while sb.smtp.connections() == 0 && started.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(10));
     }
+    assert!(
+        sb.smtp.connections() > 0,
+        "the flush never reached the server"
+    );
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "INT");
     std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().expect("the flush's state").is_none(),
+        "the first signal ended the flush at once: it must wait for the message in flight"
+    );
     signal(&child, "INT");
     wait_bounded(child, Duration::from_secs(10)).code(130);
     assert!(

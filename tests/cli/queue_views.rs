@@ -101,13 +101,19 @@ fn show_says_when_a_processing_claim_expires() {
         "{}",
         text.stdout
     );
-    // No claim, no line.
-    let pending = sb.run(["notify", "show", "1"]).success();
-    assert!(
-        !pending.stdout.contains("claim expires"),
-        "{}",
-        pending.stdout
-    );
+    // No claim, no line: the same email deferred again keeps its old
+    // `lease_until` in the row, and still shows no expiry.
+    sb.sql_exec(&format!(
+        "UPDATE notifications SET status = 'errored', claim = NULL WHERE id = {id}"
+    ));
+    let deferred = sb
+        .run(["notify", "show", &id.to_string(), "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(deferred["status"], "errored");
+    assert_eq!(deferred["claim_expires_at"], Value::Null, "{deferred}");
+    let text = sb.run(["notify", "show", &id.to_string()]).success();
+    assert!(!text.stdout.contains("claim expires"), "{}", text.stdout);
 }
 
 #[test]
