@@ -3,8 +3,9 @@
 //! instead of sleeping.
 //!
 //! Test builds (debug assertions on, as `cargo test` builds the binary) read
-//! `HELPDESK_NOW=+DURATION` (for example `+2h`): the clock runs that far
-//! ahead of the real one. Release builds ignore the variable: an operator's
+//! `HELPDESK_NOW=+DURATION` (for example `+2h`, or `+1500ms` for a test that
+//! must land between two lease renewals): the clock runs that far ahead of
+//! the real one. Release builds ignore the variable: an operator's
 //! environment can never move the queue's clock.
 
 use std::sync::OnceLock;
@@ -34,9 +35,18 @@ pub fn offset_ms() -> i64 {
     })
 }
 
-/// `+DURATION` (the CLI's duration syntax) as milliseconds.
+/// `+DURATION` (the CLI's duration syntax, or a whole number of `ms`) as
+/// milliseconds.
 fn parse_offset(value: &str) -> Option<i64> {
-    let duration = crate::cli::parse_duration(value.strip_prefix('+')?).ok()?;
+    let value = value.strip_prefix('+')?;
+    if let Some(millis) = value.strip_suffix("ms") {
+        return millis
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| millis.parse().ok())
+            .flatten();
+    }
+    let duration = crate::cli::parse_duration(value).ok()?;
     i64::try_from(duration.as_millis()).ok()
 }
 
@@ -48,6 +58,9 @@ mod tests {
     fn offsets_use_the_duration_syntax() {
         assert_eq!(parse_offset("+2h"), Some(7_200_000));
         assert_eq!(parse_offset("+45s"), Some(45_000));
+        assert_eq!(parse_offset("+1500ms"), Some(1_500));
+        assert_eq!(parse_offset("+-5ms"), None);
+        assert_eq!(parse_offset("+ms"), None);
         assert_eq!(parse_offset("2h"), None);
         assert_eq!(parse_offset("+soon"), None);
     }

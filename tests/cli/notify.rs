@@ -1025,13 +1025,14 @@ fn a_killed_flush_is_finished_by_the_next_after_its_lease() {
 
 #[test]
 fn a_slow_flush_keeps_its_claim_against_an_overlapping_one() {
-    // The first message of a run takes six replies (about 1.2 s), longer than the lease:
-    // the flush is alive, so a second flush must still not take its email over.
+    // The first message of a run takes six replies (about 2.4 s) and the run renews
+    // its lease every second: a second flush whose clock is past the first lease
+    // must still not take the live run's email over.
     let options = ServerOptions {
-        latency: Some(Duration::from_millis(200)),
+        latency: Some(Duration::from_millis(400)),
         ..Default::default()
     };
-    let sb = Sandbox::with(options, &with_queue("lease_secs = 1"));
+    let sb = Sandbox::with(options, &with_queue("lease_secs = 3"));
     two_devs(&sb);
     sb.ticket("dev", "high", "one");
     sb.ticket("dev", "high", "two");
@@ -1045,10 +1046,8 @@ fn a_slow_flush_keeps_its_claim_against_an_overlapping_one() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn a flush");
-    // Real time must pass here (a clock moved ahead would rightly see the lease
-    // as expired): the point is a live flush that outlives its first lease.
-    std::thread::sleep(Duration::from_millis(1100));
-    let second = sb.run(["notify", "flush"]);
+    let later = sb.past_the_first_lease(3);
+    let second = sb.run_env(["notify", "flush"], &[("HELPDESK_NOW", &later)]);
     let first = wait_bounded(first, Duration::from_secs(60));
 
     let mail = sb.smtp.received();

@@ -183,17 +183,15 @@ fn max_time_returns_within_the_limit_plus_one_timeout_on_a_stalled_server() {
 
 #[test]
 fn the_lease_is_kept_alive_while_a_reply_is_awaited() {
-    // A 3 s stall with a 1 s lease: a second flush in the middle must find nothing to claim.
+    // A 5 s stall with a 3 s lease renewed every second: a second flush whose clock is
+    // past the first lease must find nothing to claim.
     let options = ServerOptions {
         misbehave: Misbehave::StallAfterMail,
         ..Default::default()
     };
     let sb = Sandbox::with(
         options,
-        &format!(
-            "{}\n[queue]\nlease_secs = 1\n",
-            BASE_CONFIG.replace("timeout_secs = 5", "timeout_secs = 3")
-        ),
+        &format!("{BASE_CONFIG}\n[queue]\nlease_secs = 3\n"),
     );
     sb.user("dev", "dev@example.org");
     sb.ticket("dev", "high", "stalled");
@@ -204,10 +202,12 @@ fn the_lease_is_kept_alive_while_a_reply_is_awaited() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn a flush");
-    // Real time must pass here: the point is a lease outlived by a live flush.
-    std::thread::sleep(Duration::from_millis(1800));
+    let later = sb.past_the_first_lease(3);
     let second = sb
-        .run(["notify", "flush", "--format", "json"])
+        .run_env(
+            ["notify", "flush", "--format", "json"],
+            &[("HELPDESK_NOW", &later)],
+        )
         .success()
         .json();
     assert_eq!(

@@ -207,6 +207,44 @@ impl Sandbox {
             .expect("query the test database")
     }
 
+    /// Waits (bounded) until a running flush with leases of `lease_secs` has
+    /// renewed the lease on every email it holds at least half a lease after
+    /// taking it, and returns a `HELPDESK_NOW` value that puts another
+    /// command's clock a tenth of a second past the lease the flush first took
+    /// (real time only adds to that), so only the renewals can keep that
+    /// command from taking the email over. Waiting for half a lease leaves the
+    /// command half a lease, less the renewal period of a third, to start. The
+    /// wait is for a state of the database, not for an amount of time.
+    pub fn past_the_first_lease(&self, lease_secs: i64) -> String {
+        let oldest = "SELECT COALESCE(MIN(lease_until), 0) FROM notifications \
+                      WHERE status = 'processing'";
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut first = 0;
+        loop {
+            let lease = self.sql_i64(oldest);
+            if first == 0 {
+                first = lease;
+            } else if lease >= first + lease_secs * 500 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no flush renewed its lease within 20 s (first lease {first}, now {lease})"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let real_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the clock is past 1970")
+            .as_millis() as i64;
+        let ahead = first + 100 - real_now;
+        assert!(
+            ahead > 0,
+            "the first lease {first} already ended at {real_now}"
+        );
+        format!("+{ahead}ms")
+    }
+
     /// Runs statements directly on the database, as an operator would.
     pub fn sql_exec(&self, sql: &str) {
         if let Some(pg) = &self.pg {
