@@ -499,16 +499,10 @@ impl Config {
 
     fn validate(&mut self, env: &HashMap<String, String>) -> Result<()> {
         let origin = self.origin();
-        check_header_value("default_from_email", &self.default_from_email, &origin)?;
-        let from = address::parse_mailbox(&self.default_from_email).map_err(|reason| {
-            anyhow::anyhow!(
-                "{origin}: `default_from_email` has an invalid email address `{}`: {reason}",
-                clean(&self.default_from_email)
-            )
-        })?;
+        let from = address::parse_input_mailbox("`default_from_email`", &self.default_from_email)
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         self.warn_smtputf8("default_from_email", &from.email);
         if let Some(dev) = &self.development_email {
-            check_header_value("development_email", dev, &origin)?;
             let dev = check_address("development_email", dev, &origin)?;
             self.warn_smtputf8("development_email", &dev);
         }
@@ -519,7 +513,6 @@ impl Config {
         }
         for admin in self.admins.clone() {
             check_header_value("admins", &admin.name, &origin)?;
-            check_header_value("admins", &admin.email, &origin)?;
             let email = check_address("admins", &admin.email, &origin)?;
             self.warn_smtputf8("admins", &email);
         }
@@ -539,7 +532,6 @@ impl Config {
         }
         let inbound = self.email.inbound.clone();
         if let Some(address) = &inbound.address {
-            check_header_value("email.inbound.address", address, &origin)?;
             let parsed = check_address("email.inbound.address", address, &origin)?;
             if parsed.user().contains('+') {
                 bail!(
@@ -941,17 +933,14 @@ fn parse_bool(value: &str) -> Result<bool> {
 
 /// A value that ends up in a mail header must not be able to start a new header.
 fn check_header_value(key: &str, value: &str, origin: &str) -> Result<()> {
-    address::check_no_line_break(&format!("`{key}`"), value)
-        .map_err(|reason| anyhow::anyhow!("{origin}: {reason}"))
+    address::check_header_value(&format!("`{key}`"), value)
+        .map_err(|e| anyhow::anyhow!("{origin}: {e}"))
 }
 
+/// An address from the file or the environment: the input rule
+/// (`address::parse_input`), the file named.
 fn check_address(key: &str, value: &str, origin: &str) -> Result<Address> {
-    address::parse(value).map_err(|reason| {
-        anyhow::anyhow!(
-            "{origin}: `{key}` has an invalid email address `{}`: {reason}",
-            clean(value)
-        )
-    })
+    address::parse_input(&format!("`{key}`"), value).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
 }
 
 impl Config {

@@ -1,6 +1,6 @@
 //! `helpdesk group …`: groups, their permissions and their members.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde::Serialize;
 
 use super::{Status, no_such_user};
@@ -14,9 +14,7 @@ pub fn run(app: &mut App, command: GroupCommand) -> Result<Status> {
     match command {
         GroupCommand::Add(args) => {
             let name = args.name.trim().to_string();
-            if name.is_empty() || name.chars().count() > 150 || name.chars().any(char::is_control) {
-                bail!("invalid group name: use 1 to 150 characters, without control characters");
-            }
+            crate::address::check_name("the group name", &name, true)?;
             let perms: Vec<&str> = args.perms.iter().map(|p| p.as_str()).collect();
             let group = app.store.in_tx(|tx| {
                 let group = groups::insert(tx, &name).map_err(|e| match e {

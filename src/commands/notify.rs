@@ -561,11 +561,8 @@ impl View for TestView {
 }
 
 fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
-    crate::address::check_no_line_break("the address", &args.to).map_err(anyhow::Error::msg)?;
     let requested = args.to.trim();
-    crate::address::parse(requested).map_err(|reason| {
-        anyhow::anyhow!("invalid email address `{}`: {reason}", cell(requested, 100))
-    })?;
+    crate::address::parse_input("`--to`", requested)?;
     if app.config.email.transport == crate::config::TransportKind::Sendmail {
         app.config.sendmail_command(&app.env)?;
     }

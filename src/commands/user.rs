@@ -208,10 +208,7 @@ fn add(app: &mut App, args: &AddUserArgs) -> Result<Status> {
     check_username(&args.username)?;
     let email = check_email(&args.email)?;
     let name = args.name.clone().unwrap_or_default();
-    crate::address::check_no_line_break("the name", &name).map_err(anyhow::Error::msg)?;
-    if name.chars().any(char::is_control) || name.chars().count() > 150 {
-        bail!("the name must be at most 150 characters, without control characters");
-    }
+    crate::address::check_name("`--name`", &name, false)?;
     let user = app.store.in_tx(|tx| {
         users::insert(
             tx,
@@ -305,14 +302,7 @@ fn check_username(username: &str) -> Result<()> {
 }
 
 /// A plain address (`user@example.org`), as it will go into the envelope:
-/// the sender's rule (`address::parse`).
+/// the input rule (`address::parse_input`).
 fn check_email(email: &str) -> Result<String> {
-    crate::address::check_no_line_break("the email address", email).map_err(anyhow::Error::msg)?;
-    let address = crate::address::parse(email.trim()).map_err(|reason| {
-        anyhow::anyhow!(
-            "invalid email address `{}`: {reason}",
-            cell(email.trim(), 100)
-        )
-    })?;
-    Ok(address.to_string())
+    Ok(crate::address::parse_input("`--email`", email.trim())?.to_string())
 }

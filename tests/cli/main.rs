@@ -10,6 +10,7 @@ mod errors;
 mod full_stderr;
 mod hardening;
 mod inbox;
+mod input_words;
 mod interop;
 mod interrupt;
 mod lifecycle;
