@@ -101,9 +101,6 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
         })?;
         return Ok(Status::Done);
     }
-    if app.config.email.transport == crate::config::TransportKind::Sendmail {
-        app.config.sendmail_command(&app.env)?;
-    }
     let started = Instant::now();
     let interactive = app.out.stdout_tty || app.out.verbose;
     // The every-minute no-op path: one indexed query, no transport, no templates.
@@ -563,9 +560,7 @@ impl View for TestView {
 fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
     let requested = args.to.trim();
     crate::address::parse_input("`--to`", requested)?;
-    if app.config.email.transport == crate::config::TransportKind::Sendmail {
-        app.config.sendmail_command(&app.env)?;
-    }
+    let mut transport = transport::from_config(&app.config, &app.env)?;
     let to = app.config.delivery_address(requested).to_string();
     if to != requested {
         app.out.note(&format!(
@@ -573,7 +568,6 @@ fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
         ));
     }
     let outgoing = message::test_message(&app.config, &to)?;
-    let mut transport = transport::from_config(&app.config, &app.env)?;
     let reply = match transport::send_one(transport.as_mut(), outgoing) {
         Outcome::Sent(reply) => reply,
         // Not a verdict on the message: the server was never reached, or stopped answering.

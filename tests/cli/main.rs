@@ -24,6 +24,7 @@ mod preview;
 mod purge;
 mod queue_views;
 mod retry_policy;
+mod sendmail_path;
 mod soak;
 mod stalls;
 mod tables;
