@@ -6,6 +6,7 @@ mod support;
 mod addressing;
 mod config;
 mod db_copy;
+mod dry_run;
 mod errors;
 mod full_stderr;
 mod hardening;
