@@ -14,6 +14,7 @@ mod inbox;
 mod input_words;
 mod interop;
 mod interrupt;
+mod leftovers;
 mod lifecycle;
 mod mail_receive;
 mod many_hosts;
