@@ -3,12 +3,12 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Status, no_such_user};
+use super::{Status, user_named};
 use crate::app::App;
 use crate::cli::{GroupCommand, GroupMemberArgs, GroupPermArgs};
 use crate::output::{Table, View, cell};
 use crate::store::groups::{self, Group};
-use crate::store::{Db, StoreError, users};
+use crate::store::{Db, StoreError};
 
 pub fn run(app: &mut App, command: GroupCommand) -> Result<Status> {
     match command {
@@ -139,8 +139,7 @@ fn permission(app: &mut App, args: &GroupPermArgs, grant: bool) -> Result<Status
 
 fn membership(app: &mut App, args: &GroupMemberArgs, add: bool) -> Result<Status> {
     let group = find(app, &args.name)?;
-    let user = users::by_username(app.store.conn(), &args.username)?
-        .ok_or_else(|| no_such_user(&args.username))?;
+    let user = user_named(app.store.conn(), &args.username)?;
     let changed = app.store.in_tx(|tx| {
         if add {
             groups::add_member(tx, group.id, user.id)

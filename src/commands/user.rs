@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use super::{Status, no_such_user};
+use super::{Status, user_named};
 use crate::app::App;
 use crate::cli::{AddUserArgs, UserCommand, UserPermArgs};
 use crate::notify::MANAGER_PERMISSION;
@@ -282,7 +282,7 @@ fn permission(app: &mut App, args: &UserPermArgs, grant: bool) -> Result<Status>
 }
 
 fn find(app: &App, username: &str) -> Result<User> {
-    users::by_username(app.store.conn(), username)?.ok_or_else(|| no_such_user(username))
+    user_named(app.store.conn(), username)
 }
 
 /// Django's rule: 1 to 150 of letters, digits and `@ . + - _`.

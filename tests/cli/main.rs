@@ -18,6 +18,7 @@ mod leftovers;
 mod lifecycle;
 mod mail_receive;
 mod many_hosts;
+mod no_such_user;
 mod notify;
 mod ownership;
 mod postfix;
