@@ -220,7 +220,7 @@ mod tests {
         message::build(
             &Addressing {
                 key: 1,
-                from: "Helpdesk <help@example.org>",
+                from: &"Helpdesk <help@example.org>".parse().unwrap(),
                 to,
                 message_id: None,
                 ticket_id: None,
