@@ -91,8 +91,8 @@ pub fn check_name(field: &str, value: &str, required: bool) -> Result<(), Addres
 /// An address as it enters helpdesk (`user add --email`, `notify test
 /// --to`, every address in the configuration): no line break, and one
 /// plain address the sender can use (`parse`). `field` names where it was
-/// typed; the caller trims command-line text, the configuration is taken
-/// as written.
+/// typed. The text is taken as written, on the command line as in the
+/// configuration: spaces around an address are refused, not trimmed.
 pub fn parse_input(field: &str, text: &str) -> Result<Address, AddressError> {
     check_header_value(field, text)?;
     parse(text).map_err(|reason| invalid(field, text, reason))

@@ -604,7 +604,7 @@ impl View for TestView {
 }
 
 fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
-    let requested = args.to.trim();
+    let requested = args.to.as_str();
     crate::address::parse_input("`--to`", requested)?;
     let mut transport = transport::from_config(&app.config, &app.env)?;
     let to = app.config.delivery_address(requested).to_string();

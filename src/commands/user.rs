@@ -304,5 +304,5 @@ fn check_username(username: &str) -> Result<()> {
 /// A plain address (`user@example.org`), as it will go into the envelope:
 /// the input rule (`address::parse_input`).
 fn check_email(email: &str) -> Result<String> {
-    Ok(crate::address::parse_input("`--email`", email.trim())?.to_string())
+    Ok(crate::address::parse_input("`--email`", email)?.to_string())
 }

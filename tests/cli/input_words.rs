@@ -68,3 +68,29 @@ fn the_configuration_refuses_an_address_in_the_same_words() {
         "error: `{path}`: `admins` has an invalid email address `nobody`: it has no `@`: write it as name@example.org"
     ));
 }
+
+#[test]
+fn an_address_is_taken_as_written_on_the_command_line_as_in_the_configuration() {
+    let sb = Sandbox::new();
+    for (args, field) in [
+        (
+            vec!["user", "add", "q", "--email", "q@example.org\n"],
+            "--email",
+        ),
+        (vec!["notify", "test", "--to", "q@example.org\r"], "--to"),
+    ] {
+        sb.run(&args).code(1).stderr_is(&format!(
+            "error: `{field}` contains a line break, which would break a mail header"
+        ));
+    }
+    sb.run(["user", "add", "q", "--email", " q@example.org"])
+        .code(1)
+        .stderr_is("error: `--email` has an invalid email address ` q@example.org`: it has spaces around it");
+    sb.run(["notify", "test", "--to", "q@example.org "])
+        .code(1)
+        .stderr_is(
+            "error: `--to` has an invalid email address `q@example.org `: it has spaces around it",
+        );
+    assert_eq!(sb.sql_i64("SELECT count(*) FROM users"), 0);
+    assert!(sb.smtp.received().is_empty());
+}
