@@ -13,16 +13,104 @@ use lettre::{Address, Message};
 /// The longest line a message may have (RFC 5322 §2.1.1), without CRLF.
 const MAX_LINE: usize = 998;
 
+/// Why a value typed as input (a command-line argument, a configuration
+/// key) was refused, naming the field it came from. One wording for every
+/// input path: `{field} contains a line break, …`, `{field} has an invalid
+/// email address `…`: {reason}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressError {
+    /// A CR or LF, which would start a mail header of its own.
+    LineBreak { field: String },
+    /// Not an address (or `From` value) the sender can use, and why.
+    Invalid {
+        field: String,
+        value: String,
+        reason: String,
+    },
+    /// A name longer than 150 characters or with control characters
+    /// (`required`: an empty one is refused too).
+    Name { field: String, required: bool },
+}
+
+impl std::fmt::Display for AddressError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddressError::LineBreak { field } => write!(
+                f,
+                "{field} contains a line break, which would break a mail header"
+            ),
+            AddressError::Invalid {
+                field,
+                value,
+                reason,
+            } => write!(
+                f,
+                "{field} has an invalid email address `{}`: {reason}",
+                crate::output::cell(value, 200)
+            ),
+            AddressError::Name { field, required } => write!(
+                f,
+                "{field} must be {} 150 characters, without control characters",
+                if *required { "1 to" } else { "at most" }
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AddressError {}
+
 /// Refuses a value that would end up in a mail header if it holds a line
-/// break (CR or LF), which would start a header of its own. The reason
-/// names `what` (`the name`, `` `default_from_email` ``).
-pub fn check_no_line_break(what: &str, value: &str) -> Result<(), String> {
+/// break (CR or LF), which would start a header of its own. `field` names
+/// where it was typed (`` `--name` ``, `` `default_from_email` ``).
+pub fn check_header_value(field: &str, value: &str) -> Result<(), AddressError> {
     if value.contains(['\r', '\n']) {
-        return Err(format!(
-            "{what} contains a line break, which would break a mail header"
-        ));
+        return Err(AddressError::LineBreak {
+            field: field.to_string(),
+        });
     }
     Ok(())
+}
+
+/// A person's or a group's name as typed: at most 150 characters, no
+/// control characters (so no line break either, named as such), and not
+/// empty when `required`.
+pub fn check_name(field: &str, value: &str, required: bool) -> Result<(), AddressError> {
+    check_header_value(field, value)?;
+    if (required && value.is_empty())
+        || value.chars().count() > 150
+        || value.chars().any(char::is_control)
+    {
+        return Err(AddressError::Name {
+            field: field.to_string(),
+            required,
+        });
+    }
+    Ok(())
+}
+
+/// An address as it enters helpdesk (`user add --email`, `notify test
+/// --to`, every address in the configuration): no line break, and one
+/// plain address the sender can use (`parse`). `field` names where it was
+/// typed. The text is taken as written, on the command line as in the
+/// configuration: spaces around an address are refused, not trimmed.
+pub fn parse_input(field: &str, text: &str) -> Result<Address, AddressError> {
+    check_header_value(field, text)?;
+    parse(text).map_err(|reason| invalid(field, text, reason))
+}
+
+/// A `From` value as it enters helpdesk (`default_from_email`): no line
+/// break, and a mailbox the sender can use (`parse_mailbox`).
+pub fn parse_input_mailbox(field: &str, text: &str) -> Result<Mailbox, AddressError> {
+    check_header_value(field, text)?;
+    parse_mailbox(text).map_err(|reason| invalid(field, text, reason))
+}
+
+fn invalid(field: &str, text: &str, reason: String) -> AddressError {
+    AddressError::Invalid {
+        field: field.to_string(),
+        value: text.to_string(),
+        reason,
+    }
 }
 
 /// One plain address (`name@example.org`) that the sender can put in an
@@ -132,7 +220,7 @@ mod tests {
         message::build(
             &Addressing {
                 key: 1,
-                from: "Helpdesk <help@example.org>",
+                from: &"Helpdesk <help@example.org>".parse().unwrap(),
                 to,
                 message_id: None,
                 ticket_id: None,
@@ -229,11 +317,46 @@ mod tests {
     }
 
     #[test]
-    fn a_line_break_is_named() {
+    fn input_errors_name_the_field_in_one_wording() {
         assert_eq!(
-            check_no_line_break("the name", "a\r\nBcc: x@evil.test").unwrap_err(),
-            "the name contains a line break, which would break a mail header"
+            check_header_value("`--name`", "a\r\nBcc: x@evil.test")
+                .unwrap_err()
+                .to_string(),
+            "`--name` contains a line break, which would break a mail header"
         );
-        assert!(check_no_line_break("the name", "Ann").is_ok());
+        assert!(check_header_value("`--name`", "Ann").is_ok());
+        assert_eq!(
+            parse_input("`--email`", "a@example.org\nBcc: x@evil.test")
+                .unwrap_err()
+                .to_string(),
+            "`--email` contains a line break, which would break a mail header"
+        );
+        assert_eq!(
+            parse_input("`admins`", "nobody").unwrap_err().to_string(),
+            "`admins` has an invalid email address `nobody`: it has no `@`: write it as name@example.org"
+        );
+        assert_eq!(
+            parse_input_mailbox("`default_from_email`", "Help <a@b\r>")
+                .unwrap_err()
+                .to_string(),
+            "`default_from_email` contains a line break, which would break a mail header"
+        );
+        assert_eq!(
+            check_name("the group name", "", true)
+                .unwrap_err()
+                .to_string(),
+            "the group name must be 1 to 150 characters, without control characters"
+        );
+        assert_eq!(
+            check_name("`--name`", &"n".repeat(151), false)
+                .unwrap_err()
+                .to_string(),
+            "`--name` must be at most 150 characters, without control characters"
+        );
+        assert!(check_name("`--name`", "", false).is_ok());
+        assert_eq!(
+            parse_input("`--to`", "a@example.org").unwrap().to_string(),
+            "a@example.org"
+        );
     }
 }

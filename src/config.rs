@@ -31,6 +31,10 @@ pub struct Config {
     pub database_timeout_secs: u64,
     pub admins: Vec<Admin>,
     pub default_from_email: String,
+    /// `default_from_email` as every message's `From`: parsed once, when
+    /// the configuration is checked, not per message.
+    #[serde(skip)]
+    pub from: lettre::message::Mailbox,
     pub development_email: Option<String>,
     pub templates_dir: Option<PathBuf>,
     pub site: Site,
@@ -499,16 +503,10 @@ impl Config {
 
     fn validate(&mut self, env: &HashMap<String, String>) -> Result<()> {
         let origin = self.origin();
-        check_header_value("default_from_email", &self.default_from_email, &origin)?;
-        let from = address::parse_mailbox(&self.default_from_email).map_err(|reason| {
-            anyhow::anyhow!(
-                "{origin}: `default_from_email` has an invalid email address `{}`: {reason}",
-                clean(&self.default_from_email)
-            )
-        })?;
-        self.warn_smtputf8("default_from_email", &from.email);
+        self.from = address::parse_input_mailbox("`default_from_email`", &self.default_from_email)
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        self.warn_smtputf8("default_from_email", &self.from.email.clone());
         if let Some(dev) = &self.development_email {
-            check_header_value("development_email", dev, &origin)?;
             let dev = check_address("development_email", dev, &origin)?;
             self.warn_smtputf8("development_email", &dev);
         }
@@ -519,7 +517,6 @@ impl Config {
         }
         for admin in self.admins.clone() {
             check_header_value("admins", &admin.name, &origin)?;
-            check_header_value("admins", &admin.email, &origin)?;
             let email = check_address("admins", &admin.email, &origin)?;
             self.warn_smtputf8("admins", &email);
         }
@@ -539,7 +536,6 @@ impl Config {
         }
         let inbound = self.email.inbound.clone();
         if let Some(address) = &inbound.address {
-            check_header_value("email.inbound.address", address, &origin)?;
             let parsed = check_address("email.inbound.address", address, &origin)?;
             if parsed.user().contains('+') {
                 bail!(
@@ -889,6 +885,8 @@ fn resolve(file: FileConfig, source: Option<PathBuf>, base: &Path) -> Result<Con
         default_from_email: file
             .default_from_email
             .unwrap_or_else(|| "helpdesk@localhost".into()),
+        // Replaced by `default_from_email` once `validate` has checked it.
+        from: lettre::message::Mailbox::new(None, Address::new("helpdesk", "localhost")?),
         development_email: file.development_email,
         templates_dir: file.templates_dir.map(|dir| base.join(dir)),
         site: file.site.unwrap_or_default(),
@@ -941,17 +939,14 @@ fn parse_bool(value: &str) -> Result<bool> {
 
 /// A value that ends up in a mail header must not be able to start a new header.
 fn check_header_value(key: &str, value: &str, origin: &str) -> Result<()> {
-    address::check_no_line_break(&format!("`{key}`"), value)
-        .map_err(|reason| anyhow::anyhow!("{origin}: {reason}"))
+    address::check_header_value(&format!("`{key}`"), value)
+        .map_err(|e| anyhow::anyhow!("{origin}: {e}"))
 }
 
+/// An address from the file or the environment: the input rule
+/// (`address::parse_input`), the file named.
 fn check_address(key: &str, value: &str, origin: &str) -> Result<Address> {
-    address::parse(value).map_err(|reason| {
-        anyhow::anyhow!(
-            "{origin}: `{key}` has an invalid email address `{}`: {reason}",
-            clean(value)
-        )
-    })
+    address::parse_input(&format!("`{key}`"), value).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
 }
 
 impl Config {
@@ -1155,6 +1150,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("HELPDESK_DEBUG"), "{err}");
+    }
+
+    #[test]
+    fn the_from_mailbox_is_parsed_once_with_the_configuration() {
+        let config = load_text(
+            "default_from_email = \"Help Desk <help@example.org>\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.from.to_string(), "Help Desk <help@example.org>");
+        assert_eq!(config.from.email.to_string(), "help@example.org");
+        let config = load_text("", &[]).unwrap();
+        assert_eq!(config.from.to_string(), "helpdesk@localhost");
     }
 
     #[test]

@@ -120,9 +120,7 @@ pub fn run(global: &GlobalArgs, out: Output, command: ConfigCommand) -> Result<S
             let config = load_config(global, &env)?;
             // Every template compiles now, not at the first flush.
             Renderer::new(config.templates_dir.as_deref())?;
-            if config.email.transport == crate::config::TransportKind::Sendmail {
-                config.sendmail_command(&env)?;
-            }
+            crate::notify::transport::check(&config, &env)?;
             let store = Store::open(&config.database, &config.access(&env))
                 .map_err(|e| explain_store_error(e.into(), Some(&config.database)))?;
             let (_, missing) = fanout::developers(store.conn(), &config)?;

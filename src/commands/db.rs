@@ -3,8 +3,6 @@
 //! PostgreSQL, or back). The copy is one transaction on the target, read in
 //! one transaction on the source, and checks every table's row count.
 
-use std::path::Path;
-
 use anyhow::Result;
 use serde::Serialize;
 
@@ -14,7 +12,6 @@ use crate::cli::{DbCommand, DbCopyArgs};
 use crate::error::{explain_store_error, hinted};
 use crate::output::{Table, View};
 use crate::store::copy::{self, Copied};
-use crate::store::db::Backend;
 use crate::store::{Database, Store, StoreError};
 
 pub fn run(app: &mut App, cmd: DbCommand) -> Result<Status> {
@@ -50,23 +47,19 @@ fn copy_to(app: &mut App, args: &DbCopyArgs) -> Result<Status> {
             "name a new SQLite file or an empty PostgreSQL database with `--to`",
         ));
     }
-    let existed = target.file().is_none_or(Path::exists);
+    let new_file = target.is_new_file();
     let mut copy_store = Store::create(&target, &app.config.access(&app.env))
         .map_err(|e| explain_store_error(e.into(), Some(&target)))?;
     let outcome = app.store.in_tx(|source_db| {
-        if source_db.backend() == Backend::Postgres {
-            // One snapshot of the source for the whole copy.
-            source_db
-                .execute_batch("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
-        }
+        copy::read_snapshot(source_db)?;
         copy_store.in_tx(|target_db| copy::copy(source_db, target_db))
     });
     drop(copy_store);
     let tables = match outcome {
         Ok(tables) => tables,
         Err(err) => {
-            if !existed {
-                remove_sqlite_file(&target);
+            if new_file {
+                target.remove_new_file();
             }
             return Err(match err {
                 StoreError::Conflict(reason) => hinted(
@@ -98,17 +91,5 @@ fn same_database(a: &Database, b: &Database) -> bool {
         }
         (Database::Server(a), Database::Server(b)) => a == b,
         _ => false,
-    }
-}
-
-/// A SQLite file this command made, removed again when the copy failed.
-fn remove_sqlite_file(target: &Database) {
-    let Some(file) = target.file() else {
-        return;
-    };
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = file.as_os_str().to_owned();
-        name.push(suffix);
-        let _ = std::fs::remove_file(std::path::PathBuf::from(name));
     }
 }

@@ -1,22 +1,20 @@
 //! `helpdesk group …`: groups, their permissions and their members.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde::Serialize;
 
-use super::{Status, no_such_user};
+use super::{Status, user_named};
 use crate::app::App;
 use crate::cli::{GroupCommand, GroupMemberArgs, GroupPermArgs};
 use crate::output::{Table, View, cell};
 use crate::store::groups::{self, Group};
-use crate::store::{Db, StoreError, users};
+use crate::store::{Db, StoreError};
 
 pub fn run(app: &mut App, command: GroupCommand) -> Result<Status> {
     match command {
         GroupCommand::Add(args) => {
             let name = args.name.trim().to_string();
-            if name.is_empty() || name.chars().count() > 150 || name.chars().any(char::is_control) {
-                bail!("invalid group name: use 1 to 150 characters, without control characters");
-            }
+            crate::address::check_name("the group name", &name, true)?;
             let perms: Vec<&str> = args.perms.iter().map(|p| p.as_str()).collect();
             let group = app.store.in_tx(|tx| {
                 let group = groups::insert(tx, &name).map_err(|e| match e {
@@ -141,8 +139,7 @@ fn permission(app: &mut App, args: &GroupPermArgs, grant: bool) -> Result<Status
 
 fn membership(app: &mut App, args: &GroupMemberArgs, add: bool) -> Result<Status> {
     let group = find(app, &args.name)?;
-    let user = users::by_username(app.store.conn(), &args.username)?
-        .ok_or_else(|| no_such_user(&args.username))?;
+    let user = user_named(app.store.conn(), &args.username)?;
     let changed = app.store.in_tx(|tx| {
         if add {
             groups::add_member(tx, group.id, user.id)

@@ -3,12 +3,12 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Status, no_such_user};
+use super::{Status, user_named};
 use crate::app::App;
 use crate::cli::{InboxArgs, InboxCommand, InboxReadArgs};
 use crate::model::NotificationPriority;
 use crate::output::{Table, Time, View, cell};
-use crate::store::users::{self, User};
+use crate::store::users::User;
 use crate::store::{notifications, now_ms};
 
 pub fn run(app: &mut App, args: InboxArgs) -> Result<Status> {
@@ -69,7 +69,7 @@ impl View for InboxView {
 
 fn find(app: &App, username: &str) -> Result<User> {
     // Deactivated users can still read what they were sent.
-    users::by_username(app.store.conn(), username)?.ok_or_else(|| no_such_user(username))
+    user_named(app.store.conn(), username)
 }
 
 fn show(app: &mut App, args: &InboxArgs) -> Result<Status> {

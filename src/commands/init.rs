@@ -49,7 +49,7 @@ pub fn run(global: &GlobalArgs, out: &Output) -> Result<Status> {
     } else {
         Config::from_text(Some((&path, EXAMPLE)), &overrides, &env, &cwd)?
     };
-    let database_existed = config.database.file().is_none_or(Path::exists);
+    let new_database = config.database.is_new_file();
     Store::create(&config.database, &config.access(&env))
         .map_err(|e| explain_store_error(e.into(), Some(&config.database)))?;
     if existed {
@@ -58,16 +58,9 @@ pub fn run(global: &GlobalArgs, out: &Output) -> Result<Status> {
             path.display()
         ));
     } else if let Err(err) = write_new(&path) {
-        if !database_existed {
+        if new_database {
             // Nothing is left behind when init fails.
-            for suffix in ["", "-wal", "-shm"] {
-                let Some(file) = config.database.file() else {
-                    break;
-                };
-                let mut name = file.as_os_str().to_owned();
-                name.push(suffix);
-                let _ = std::fs::remove_file(PathBuf::from(name));
-            }
+            config.database.remove_new_file();
         }
         return Err(err);
     } else {

@@ -105,16 +105,10 @@ enum Failure {
 fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Status {
     let mut app = match App::load(global, out) {
         Ok(app) => app,
-        Err(err) => {
-            report(&err);
-            return Status::Sysexit(EX_TEMPFAIL);
-        }
+        Err(err) => return try_again_later(&err),
     };
     let database = app.config.database.clone();
-    let later = |err: anyhow::Error| {
-        report(&explain_store_error(err, Some(&database)));
-        Status::Sysexit(EX_TEMPFAIL)
-    };
+    let later = |err: anyhow::Error| try_again_later(&explain_store_error(err, Some(&database)));
     match &args.maildir {
         None => {
             let stdin = std::io::stdin();
@@ -144,6 +138,17 @@ fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Status {
             Err(err) => later(err),
         },
     }
+}
+
+/// Says why the message was not handled now, and that the mail server
+/// keeps it and delivers it again (status 75, EX_TEMPFAIL): whoever reads
+/// the mail log knows nothing was lost.
+fn try_again_later(err: &anyhow::Error) -> Status {
+    report(err);
+    crate::output::print_stderr(
+        "the message was not handled now: the mail server keeps it and delivers it again later (status 75)",
+    );
+    Status::Sysexit(EX_TEMPFAIL)
 }
 
 /// A message as read: at most the cap, and whether there was more.

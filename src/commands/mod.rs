@@ -123,10 +123,15 @@ fn read_text(what: &str, value: &std::ffi::OsStr) -> Result<String> {
     Ok(text)
 }
 
+/// The user with this name, active or not, or an error that says how to
+/// fix it (`no user named …`): every command that takes a username asks here.
+fn user_named(conn: &dyn crate::store::Db, username: &str) -> Result<crate::store::users::User> {
+    crate::store::users::by_username(conn, username)?.ok_or_else(|| no_such_user(username))
+}
+
 /// The active user with this name, or an error that says how to fix it.
 fn active_user(app: &App, username: &str) -> Result<crate::store::users::User> {
-    let user = crate::store::users::by_username(app.store.conn(), username)?
-        .ok_or_else(|| no_such_user(username))?;
+    let user = user_named(app.store.conn(), username)?;
     if !user.active {
         let username = crate::output::cell(username, 60);
         return Err(crate::error::hinted(

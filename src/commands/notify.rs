@@ -16,8 +16,8 @@ use crate::cli::{
 };
 use crate::model::{Channel, NotificationStatus};
 use crate::notify::flush::{self, ProblemKind, Report};
-use crate::notify::message;
 use crate::notify::transport::{self, Outcome};
+use crate::notify::{message, policy};
 use crate::output::{Table, Time, View, cell, print_stderr};
 use crate::store::notifications::{self, QueueRow};
 use crate::store::{now_ms, suppressions};
@@ -47,8 +47,6 @@ struct FlushView {
     deferred: u64,
     failed: u64,
     claimed: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    would_send: Option<Vec<QueueItem>>,
     #[serde(skip)]
     summary: String,
 }
@@ -59,50 +57,96 @@ impl View for FlushView {
     }
 }
 
+/// `notify flush --dry-run`: what a flush would do now, changing nothing.
+/// The JSON keeps a flush's counts (all 0) beside `would_send`.
+#[derive(Serialize)]
+struct DryRunView {
+    sent: u64,
+    deferred: u64,
+    failed: u64,
+    claimed: u64,
+    would_send: Vec<DryRunItem>,
+}
+
+#[derive(Serialize)]
+struct DryRunItem {
+    #[serde(flatten)]
+    item: QueueItem,
+    /// The ticket's title.
+    title: String,
+    /// Where it would go: `to`, or `development_email` in debug mode.
+    deliver_to: String,
+    /// `suppressed: <reason>`: the flush would fail it without sending.
+    suppressed: Option<String>,
+}
+
+impl View for DryRunView {
+    fn table(&self) -> Option<Table> {
+        let mut table = Table::new(&["ID", "TO", "TICKET", "SUBJECT", "NOT SENT"])
+            .text_columns(&["TO", "SUBJECT", "NOT SENT"]);
+        for row in &self.would_send {
+            table.row(vec![
+                row.item.id.to_string(),
+                row.deliver_to.clone(),
+                format!("#{}", row.item.ticket_id),
+                row.title.clone(),
+                row.suppressed.clone().unwrap_or_default(),
+            ]);
+        }
+        Some(table)
+    }
+
+    fn human(&self) -> String {
+        let suppressed = self
+            .would_send
+            .iter()
+            .filter(|row| row.suppressed.is_some())
+            .count();
+        let sent = self.would_send.len() - suppressed;
+        match (sent, suppressed) {
+            (0, 0) => "dry run: nothing is due".into(),
+            (_, 0) => format!("dry run: {sent} would be sent; nothing was changed"),
+            _ => format!(
+                "dry run: {sent} would be sent, {suppressed} would fail as suppressed; nothing was changed"
+            ),
+        }
+    }
+}
+
+fn dry_run(app: &mut App, args: &FlushArgs, now: i64) -> Result<Status> {
+    let limit = args
+        .limit
+        .unwrap_or(u64::from(u32::MAX))
+        .min(u64::from(u32::MAX)) as u32;
+    let conn = app.store.conn();
+    let due = notifications::due_preview(conn, now, limit)?;
+    let list = suppressions::List::load(conn)?;
+    let would_send = due
+        .iter()
+        .map(|row| {
+            let to = row.to_addr.as_deref().unwrap_or_default();
+            DryRunItem {
+                item: QueueItem::of(row),
+                title: row.title.clone(),
+                deliver_to: app.config.delivery_address(to).to_string(),
+                suppressed: policy::suppressed(&app.config, &list, to),
+            }
+        })
+        .collect();
+    app.out.show(&DryRunView {
+        sent: 0,
+        deferred: 0,
+        failed: 0,
+        claimed: 0,
+        would_send,
+    })?;
+    Ok(Status::Done)
+}
+
 fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
     let now = now_ms();
     if args.dry_run {
-        let limit = args
-            .limit
-            .unwrap_or(u64::from(u32::MAX))
-            .min(u64::from(u32::MAX)) as u32;
-        let due = notifications::due_preview(app.store.conn(), now, limit)?;
-        let mut table =
-            Table::new(&["ID", "TO", "TICKET", "SUBJECT"]).text_columns(&["TO", "SUBJECT"]);
-        for row in &due {
-            table.row(vec![
-                row.id.to_string(),
-                cell(
-                    app.config
-                        .delivery_address(row.to_addr.as_deref().unwrap_or_default()),
-                    50,
-                ),
-                format!("#{}", row.ticket_id),
-                cell(&row.title, 50),
-            ]);
-        }
-        let summary = if due.is_empty() {
-            "dry run: nothing is due".to_string()
-        } else {
-            format!(
-                "{}\ndry run: {} would be sent; nothing was changed",
-                app.out.render(&table),
-                due.len()
-            )
-        };
-        let would_send = due.iter().map(QueueItem::of).collect();
-        app.out.show(&FlushView {
-            sent: 0,
-            deferred: 0,
-            failed: 0,
-            claimed: 0,
-            would_send: Some(would_send),
-            summary,
-        })?;
-        return Ok(Status::Done);
-    }
-    if app.config.email.transport == crate::config::TransportKind::Sendmail {
-        app.config.sendmail_command(&app.env)?;
+        return dry_run(app, args, now);
     }
     let started = Instant::now();
     let interactive = app.out.stdout_tty || app.out.verbose;
@@ -150,7 +194,6 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
         deferred: report.deferred,
         failed: report.failed,
         claimed: report.claimed,
-        would_send: None,
         summary,
     };
     // Cron mails whatever a job prints: quiet off a terminal, unless asked.
@@ -561,14 +604,9 @@ impl View for TestView {
 }
 
 fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
-    crate::address::check_no_line_break("the address", &args.to).map_err(anyhow::Error::msg)?;
-    let requested = args.to.trim();
-    crate::address::parse(requested).map_err(|reason| {
-        anyhow::anyhow!("invalid email address `{}`: {reason}", cell(requested, 100))
-    })?;
-    if app.config.email.transport == crate::config::TransportKind::Sendmail {
-        app.config.sendmail_command(&app.env)?;
-    }
+    let requested = args.to.as_str();
+    crate::address::parse_input("`--to`", requested)?;
+    let mut transport = transport::from_config(&app.config, &app.env)?;
     let to = app.config.delivery_address(requested).to_string();
     if to != requested {
         app.out.note(&format!(
@@ -576,7 +614,6 @@ fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
         ));
     }
     let outgoing = message::test_message(&app.config, &to)?;
-    let mut transport = transport::from_config(&app.config, &app.env)?;
     let reply = match transport::send_one(transport.as_mut(), outgoing) {
         Outcome::Sent(reply) => reply,
         // Not a verdict on the message: the server was never reached, or stopped answering.

@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 
 use super::ticket::{EventView, find, report};
-use super::{Status, active_user, no_such_user};
+use super::{Status, active_user, user_named};
 use crate::app::App;
 use crate::cli::{AssignTicketArgs, WatchTicketArgs};
 use crate::notify::event::{Assignment, EventData, EventKind, Person};
@@ -64,8 +64,7 @@ pub(super) fn assign(app: &mut App, args: &AssignTicketArgs) -> Result<Status> {
 
 /// The user a ticket may be assigned to: an existing, active one.
 fn assignable(app: &App, ticket_id: i64, username: &str) -> Result<users::User> {
-    let user =
-        users::by_username(app.store.conn(), username)?.ok_or_else(|| no_such_user(username))?;
+    let user = user_named(app.store.conn(), username)?;
     if !user.active {
         let username = cell(username, 60);
         return Err(crate::error::hinted(
@@ -83,7 +82,7 @@ pub(super) fn watch(app: &mut App, args: &WatchTicketArgs, on: bool) -> Result<S
     let user = if on {
         active_user(app, &args.user)?
     } else {
-        users::by_username(app.store.conn(), &args.user)?.ok_or_else(|| no_such_user(&args.user))?
+        user_named(app.store.conn(), &args.user)?
     };
     let (ticket, changed) = app.store.in_tx(|tx| {
         let ticket = find(tx, args.id)?;

@@ -4,13 +4,13 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Status, no_such_user};
+use super::{Status, user_named};
 use crate::app::App;
 use crate::cli::PrefsArgs;
 use crate::model::{EmailMode, Switch};
 use crate::notify::{EventKind, prefs};
 use crate::output::{Table, View, cell};
-use crate::store::{preferences, users};
+use crate::store::preferences;
 
 #[derive(Serialize)]
 struct PrefRow {
@@ -41,8 +41,7 @@ impl View for PrefsView {
 }
 
 pub(super) fn run(app: &mut App, args: &PrefsArgs) -> Result<Status> {
-    let user = users::by_username(app.store.conn(), &args.username)?
-        .ok_or_else(|| no_such_user(&args.username))?;
+    let user = user_named(app.store.conn(), &args.username)?;
     let changing = args.email.is_some() || args.app.is_some();
     if changing {
         let events: Vec<EventKind> = match args.event {

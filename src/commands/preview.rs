@@ -11,7 +11,6 @@ use crate::app::App;
 use crate::cli::PreviewArgs;
 use crate::notify::preview::{self, Request};
 use crate::notify::ticket_events;
-use crate::store::users;
 
 pub(super) fn run(app: &mut App, args: &PreviewArgs) -> Result<Status> {
     let conn = app.store.conn();
@@ -20,9 +19,7 @@ pub(super) fn run(app: &mut App, args: &PreviewArgs) -> Result<Status> {
         None => None,
     };
     let user = match &args.user {
-        Some(name) => {
-            Some(users::by_username(conn, name)?.ok_or_else(|| super::no_such_user(name))?)
-        }
+        Some(name) => Some(super::user_named(conn, name)?),
         None => None,
     };
     let preview = preview::preview(

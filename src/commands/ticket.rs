@@ -473,8 +473,7 @@ fn list(app: &mut App, args: &ListTicketsArgs) -> Result<Status> {
         None => None,
         Some("none") => Some(tickets::AssigneeFilter::Nobody),
         Some(name) => {
-            let user = crate::store::users::by_username(app.store.conn(), name)?
-                .ok_or_else(|| super::no_such_user(name))?;
+            let user = super::user_named(app.store.conn(), name)?;
             Some(tickets::AssigneeFilter::User(user.id))
         }
     };

@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use super::{Status, no_such_user};
+use super::{Status, user_named};
 use crate::app::App;
 use crate::cli::{AddUserArgs, UserCommand, UserPermArgs};
 use crate::notify::MANAGER_PERMISSION;
@@ -208,10 +208,7 @@ fn add(app: &mut App, args: &AddUserArgs) -> Result<Status> {
     check_username(&args.username)?;
     let email = check_email(&args.email)?;
     let name = args.name.clone().unwrap_or_default();
-    crate::address::check_no_line_break("the name", &name).map_err(anyhow::Error::msg)?;
-    if name.chars().any(char::is_control) || name.chars().count() > 150 {
-        bail!("the name must be at most 150 characters, without control characters");
-    }
+    crate::address::check_name("`--name`", &name, false)?;
     let user = app.store.in_tx(|tx| {
         users::insert(
             tx,
@@ -285,7 +282,7 @@ fn permission(app: &mut App, args: &UserPermArgs, grant: bool) -> Result<Status>
 }
 
 fn find(app: &App, username: &str) -> Result<User> {
-    users::by_username(app.store.conn(), username)?.ok_or_else(|| no_such_user(username))
+    user_named(app.store.conn(), username)
 }
 
 /// Django's rule: 1 to 150 of letters, digits and `@ . + - _`.
@@ -305,14 +302,7 @@ fn check_username(username: &str) -> Result<()> {
 }
 
 /// A plain address (`user@example.org`), as it will go into the envelope:
-/// the sender's rule (`address::parse`).
+/// the input rule (`address::parse_input`).
 fn check_email(email: &str) -> Result<String> {
-    crate::address::check_no_line_break("the email address", email).map_err(anyhow::Error::msg)?;
-    let address = crate::address::parse(email.trim()).map_err(|reason| {
-        anyhow::anyhow!(
-            "invalid email address `{}`: {reason}",
-            cell(email.trim(), 100)
-        )
-    })?;
-    Ok(address.to_string())
+    Ok(crate::address::parse_input("`--email`", email)?.to_string())
 }

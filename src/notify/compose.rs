@@ -97,7 +97,7 @@ pub fn addressing<'a>(
 ) -> Addressing<'a> {
     Addressing {
         key,
-        from: &config.default_from_email,
+        from: &config.from,
         to: config.delivery_address(to),
         message_id: message_id.filter(|id| !id.is_empty()),
         ticket_id: Some(ticket_id),

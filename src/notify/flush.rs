@@ -504,11 +504,7 @@ impl<'a, 's> Worker<'a, 's> {
                 }
             }
         }
-        let address = self.config.delivery_address(&email.to_addr);
-        self.suppressions
-            .as_ref()?
-            .reason_for(address)
-            .map(|reason| format!("suppressed: {reason}"))
+        super::policy::suppressed(self.config, self.suppressions.as_ref()?, &email.to_addr)
     }
 
     fn content(&mut self, event_id: i64, reason: Option<String>) -> Result<Rc<Prepared>, String> {

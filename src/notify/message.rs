@@ -57,7 +57,7 @@ impl Header for TicketHeader {
 pub struct Addressing<'a> {
     /// The notification's ID (0 for a test email).
     pub key: i64,
-    pub from: &'a str,
+    pub from: &'a Mailbox,
     pub to: &'a str,
     pub message_id: Option<&'a str>,
     pub ticket_id: Option<i64>,
@@ -113,9 +113,7 @@ pub fn mint_thread_root(ticket_id: i64, site_domain: &str) -> String {
 pub fn reply_to(config: &crate::config::Config, ticket_id: i64) -> Option<Mailbox> {
     let address = config.email.inbound.reply_address(ticket_id)?;
     let address = Address::from_str(&address).ok()?;
-    let name = crate::address::parse_mailbox(&config.default_from_email)
-        .ok()
-        .and_then(|from| from.name);
+    let name = config.from.name.clone();
     Some(Mailbox::new(name, address))
 }
 
@@ -157,12 +155,10 @@ fn host_of(domain: &str) -> &str {
 
 /// Builds the message. Fails only on an address that cannot be parsed.
 pub fn build(addressing: &Addressing<'_>, prepared: &Prepared) -> Result<Outgoing> {
-    let from = Mailbox::from_str(addressing.from)
-        .with_context(|| format!("invalid From address `{}`", addressing.from))?;
     let to = Address::from_str(addressing.to)
         .with_context(|| format!("invalid recipient address `{}`", addressing.to))?;
     let mut builder = Message::builder()
-        .from(from)
+        .from(addressing.from.clone())
         .to(Mailbox::new(None, to))
         .subject(prepared.subject.as_str())
         .date_now()
@@ -198,7 +194,7 @@ pub fn test_message(config: &crate::config::Config, to: &str) -> Result<Outgoing
     build(
         &Addressing {
             key: 0,
-            from: &config.default_from_email,
+            from: &config.from,
             to,
             message_id: Some(&message_id),
             ticket_id: None,
@@ -232,7 +228,7 @@ mod tests {
         let out = build(
             &Addressing {
                 key: 1,
-                from: "Helpdesk <help@example.org>",
+                from: &"Helpdesk <help@example.org>".parse().unwrap(),
                 to: "dev@example.org",
                 message_id: Some("<1.2.3@example.com>"),
                 ticket_id: Some(7),

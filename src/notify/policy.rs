@@ -2,11 +2,13 @@
 //! attempt, and when a transiently failing email is given up (`failed`).
 //! A transient failure is retried until the email is older than
 //! `queue.max_age` (postfix's `maximal_queue_lifetime`), or, when
-//! `queue.max_attempts` is set, has used that many attempts.
+//! `queue.max_attempts` is set, has used that many attempts. And whether
+//! an email goes out at all: one to a suppressed address fails unsent.
 
 use std::time::Duration;
 
-use crate::config::Queue;
+use crate::config::{Config, Queue};
+use crate::store::suppressions;
 
 /// Longest wait between two attempts, before jitter.
 const MAX_BACKOFF_SECS: u64 = 3600;
@@ -18,6 +20,15 @@ pub enum Decision {
     Retry { at: i64 },
     /// Make it `failed`; the reason says why it was given up.
     GiveUp { reason: String },
+}
+
+/// `suppressed: <reason>` when the address an email for `to` would go to
+/// under `config` (`Config::delivery_address`, the debug redirect) is on
+/// the suppression list: the email fails without contacting the server.
+/// The flush and its dry run both ask here.
+pub fn suppressed(config: &Config, list: &suppressions::List, to: &str) -> Option<String> {
+    list.reason_for(config.delivery_address(to))
+        .map(|reason| format!("suppressed: {reason}"))
 }
 
 /// The decision after the `attempts`-th attempt (this one counted) of an

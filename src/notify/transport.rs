@@ -132,14 +132,16 @@ pub fn send_one(transport: &mut dyn Transport, message: Outgoing) -> Outcome {
 }
 
 /// Builds the configured transport. Reads the SMTP password now (from the
-/// variable or file the configuration names), so a missing secret is an
-/// error before anything is claimed.
+/// variable or file the configuration names) and finds the sendmail
+/// program now (on the `PATH` of `env`, checked as trusted), so a missing
+/// secret or program is one error, in one wording, before anything is
+/// claimed; the transport then runs the program it found.
 pub fn from_config(config: &Config, env: &HashMap<String, String>) -> Result<Box<dyn Transport>> {
     let timeout = Duration::from_secs(config.email.smtp.timeout_secs.max(1));
     Ok(match config.email.transport {
         TransportKind::Smtp => Box::new(Smtp::new(config, env)?),
         TransportKind::Sendmail => Box::new(Sendmail {
-            command: config.email.sendmail.command.clone(),
+            command: config.sendmail_command(env)?,
             timeout,
         }),
         TransportKind::File => {
@@ -149,6 +151,15 @@ pub fn from_config(config: &Config, env: &HashMap<String, String>) -> Result<Box
             Box::new(Files { dir })
         }
     })
+}
+
+/// What `from_config` would refuse about the sendmail program, found the
+/// same way, without building a transport (`config check`).
+pub fn check(config: &Config, env: &HashMap<String, String>) -> Result<()> {
+    if config.email.transport == TransportKind::Sendmail {
+        config.sendmail_command(env)?;
+    }
+    Ok(())
 }
 
 // ---- SMTP ----------------------------------------------------------------------------------

@@ -218,7 +218,7 @@ fn build(content: &EmailContent) -> String {
     let out = message::build(
         &Addressing {
             key: 1,
-            from: "Helpdesk <helpdesk@example.org>",
+            from: &"Helpdesk <helpdesk@example.org>".parse().expect("a From"),
             to: "dev@example.org",
             message_id: Some("<1.2.3@example.com>"),
             ticket_id: Some(7),

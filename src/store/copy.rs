@@ -246,6 +246,16 @@ fn count(db: &dyn Db, table: &str) -> Result<i64> {
     db.query_one(&format!("SELECT count(*) FROM {table}"), &[], |r| r.int(0))
 }
 
+/// Makes the transaction `source` has just begun one read-only snapshot
+/// for the whole copy: its first statement on PostgreSQL; a SQLite
+/// transaction reads one snapshot already.
+pub fn read_snapshot(source: &dyn Db) -> Result<()> {
+    if source.backend() == Backend::Postgres {
+        source.execute_batch("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+    }
+    Ok(())
+}
+
 /// Copies every table of `source` into `target`, which must be empty, and
 /// checks that each table has as many rows on both sides. Run it inside a
 /// transaction on each side (the caller's): the target's is the one

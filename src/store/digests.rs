@@ -35,42 +35,32 @@ pub fn users_with_held(conn: &dyn Db, after: i64, limit: i64) -> Result<Vec<i64>
 /// claims them, so two runs at once never take the same one; the caller
 /// writes the digest in the same transaction, so a run that dies before
 /// its commit takes nothing.
+///
+/// One statement on both backends: what its event says comes back with
+/// each taken row (the `RETURNING` subqueries read `events` by its key).
 pub fn take_held(conn: &dyn Db, user_id: i64, now: i64) -> Result<Vec<Held>> {
-    let taken: Vec<(i64, i64, i64, i64, i64, Option<String>)> = conn.query(
+    let mut out = conn.query(
         "UPDATE notifications SET status = 'sent', delivered_at = $2
           WHERE user_id = $1 AND status = 'held'
-         RETURNING id, ticket_id, event_id, priority, created_at, reason",
+         RETURNING id, ticket_id, event_id, priority, created_at, reason,
+                   (SELECT e.title FROM events e WHERE e.id = notifications.event_id),
+                   (SELECT e.body FROM events e WHERE e.id = notifications.event_id),
+                   (SELECT e.url FROM events e WHERE e.id = notifications.event_id)",
         &[&user_id, &now],
         |row| {
-            Ok((
-                row.int(0)?,
-                row.int(1)?,
-                row.int(2)?,
-                row.int(3)?,
-                row.int(4)?,
-                row.opt_text(5)?,
-            ))
+            Ok(Held {
+                id: row.int(0)?,
+                ticket_id: row.int(1)?,
+                event_id: row.int(2)?,
+                priority: row.int(3)?,
+                created_at: row.int(4)?,
+                reason: row.opt_text(5)?,
+                title: row.text(6)?,
+                body: row.text(7)?,
+                url: row.text(8)?,
+            })
         },
     )?;
-    let mut out = Vec::with_capacity(taken.len());
-    for (id, ticket_id, event_id, priority, created_at, reason) in taken {
-        let (title, body, url) = conn.query_one(
-            "SELECT title, body, url FROM events WHERE id = $1",
-            &[&event_id],
-            |row| Ok((row.text(0)?, row.text(1)?, row.text(2)?)),
-        )?;
-        out.push(Held {
-            id,
-            ticket_id,
-            event_id,
-            priority,
-            created_at,
-            reason,
-            title,
-            body,
-            url,
-        });
-    }
     out.sort_by_key(|h| h.id);
     Ok(out)
 }

@@ -32,6 +32,25 @@ impl Database {
             Database::Server(_) => None,
         }
     }
+
+    /// Whether this is a SQLite file that is not there yet: one a command
+    /// creates, and removes again (`remove_new_file`) when it then fails.
+    pub fn is_new_file(&self) -> bool {
+        self.file().is_some_and(|file| !file.exists())
+    }
+
+    /// Removes the SQLite file a failed command created, with its `-wal`
+    /// and `-shm`, so nothing is left behind (nothing for a server).
+    pub fn remove_new_file(&self) {
+        let Some(file) = self.file() else {
+            return;
+        };
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = file.as_os_str().to_owned();
+            name.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(name));
+        }
+    }
 }
 
 impl fmt::Display for Database {
@@ -68,5 +87,25 @@ mod tests {
             Database::from_text(Path::new("data/hd.db"), base),
             Database::File(PathBuf::from("/etc/helpdesk/data/hd.db"))
         );
+    }
+
+    #[test]
+    fn a_new_file_is_removed_with_its_wal_and_shm_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::File(dir.path().join("hd.db"));
+        assert!(db.is_new_file());
+        for name in ["hd.db", "hd.db-wal", "hd.db-shm", "hd.dbx"] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        assert!(!db.is_new_file());
+        db.remove_new_file();
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, ["hd.dbx"]);
+        let server = Database::Server("postgresql://db/hd".into());
+        assert!(!server.is_new_file());
+        server.remove_new_file();
     }
 }

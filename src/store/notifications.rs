@@ -181,33 +181,72 @@ pub fn unread_count(conn: &dyn Db, user_id: i64) -> Result<i64> {
     )
 }
 
-/// Of `ids`, those that are not in-app notifications of this user.
+/// Of `ids`, those that are not in-app notifications of this user, in
+/// their order. One statement for all on PostgreSQL (`= ANY($1)`); on
+/// SQLite, which has no arrays, one prepared statement run per ID.
 pub fn not_in_inbox(conn: &dyn Db, user_id: i64, ids: &[i64]) -> Result<Vec<i64>> {
-    let mut missing = Vec::new();
-    for &id in ids {
-        let found = conn.query_opt(
-            "SELECT 1 FROM notifications WHERE id = $1 AND user_id = $2 AND channel = 'app'",
-            &[&id, &user_id],
-            |_| Ok(()),
-        )?;
-        if found.is_none() {
-            missing.push(id);
+    let found: std::collections::HashSet<i64> = match conn.backend() {
+        Backend::Postgres => conn
+            .query(
+                "SELECT id FROM notifications
+                  WHERE id = ANY($1::bigint[]) AND user_id = $2 AND channel = 'app'",
+                &[&as_array(ids), &user_id],
+                |row| row.int(0),
+            )?
+            .into_iter()
+            .collect(),
+        Backend::Sqlite => {
+            let mut found = std::collections::HashSet::new();
+            for &id in ids {
+                if conn
+                    .query_opt(
+                        "SELECT 1 FROM notifications WHERE id = $1 AND user_id = $2 AND channel = 'app'",
+                        &[&id, &user_id],
+                        |_| Ok(()),
+                    )?
+                    .is_some()
+                {
+                    found.insert(id);
+                }
+            }
+            found
         }
-    }
-    Ok(missing)
+    };
+    Ok(ids
+        .iter()
+        .copied()
+        .filter(|id| !found.contains(id))
+        .collect())
 }
 
-/// Marks these of the user's notifications read (those not read yet); returns how many changed.
+/// Marks these of the user's notifications read (those not read yet);
+/// returns how many changed. One statement for all on PostgreSQL; on
+/// SQLite one prepared statement run per ID.
 pub fn mark_read(conn: &dyn Db, user_id: i64, ids: &[i64], at: i64) -> Result<usize> {
-    let mut changed = 0;
-    for &id in ids {
-        changed += conn.execute(
+    let changed = match conn.backend() {
+        Backend::Postgres => conn.execute(
             "UPDATE notifications SET read_at = $3
-              WHERE id = $1 AND user_id = $2 AND channel = 'app' AND read_at IS NULL",
-            &[&id, &user_id, &at],
-        )?;
-    }
+              WHERE id = ANY($1::bigint[]) AND user_id = $2 AND channel = 'app' AND read_at IS NULL",
+            &[&as_array(ids), &user_id, &at],
+        )?,
+        Backend::Sqlite => {
+            let mut changed = 0;
+            for &id in ids {
+                changed += conn.execute(
+                    "UPDATE notifications SET read_at = $3
+                      WHERE id = $1 AND user_id = $2 AND channel = 'app' AND read_at IS NULL",
+                    &[&id, &user_id, &at],
+                )?;
+            }
+            changed
+        }
+    };
     Ok(changed as usize)
+}
+
+/// IDs as a PostgreSQL `bigint[]` parameter.
+fn as_array(ids: &[i64]) -> Vec<Option<i64>> {
+    ids.iter().copied().map(Some).collect()
 }
 
 /// Marks every unread notification of the user read; returns how many changed.
@@ -1229,5 +1268,144 @@ mod tests {
             by_id(conn, 2).unwrap().unwrap().status,
             NotificationStatus::Sent
         );
+    }
+}
+
+/// The statements that take a list of IDs or many rows (`not_in_inbox`,
+/// `mark_read`, `digests::take_held`), answered as text on both backends.
+#[cfg(test)]
+mod set_based_tests {
+    use super::*;
+    use crate::model::{Priority, Purpose};
+    use crate::store::db::{PgDb, StatementCache};
+    use crate::store::postgres::migrate;
+    use crate::store::postgres::testing::{FreshDatabase, client};
+    use crate::store::{digests, tickets, users};
+
+    fn reads(db: &dyn Db) -> Vec<String> {
+        let new = |name: &'static str, email: &'static str| users::NewUser {
+            username: name,
+            email,
+            name: "",
+        };
+        let ann = users::insert(db, &new("ann", "ann@example.org"), 1)
+            .unwrap()
+            .id;
+        let bob = users::insert(db, &new("bob", "bob@example.org"), 2)
+            .unwrap()
+            .id;
+        let ticket = tickets::insert(
+            db,
+            &tickets::NewTicket {
+                created_by: ann,
+                purpose: Purpose::App,
+                priority: Priority::Low,
+                description: "d",
+            },
+            10,
+        )
+        .unwrap();
+        let event = |title: &str| {
+            db.query_one(
+                "INSERT INTO events (ticket_id, kind, actor_id, data, title, body, url, created_at)
+                 VALUES ($1, 'comment', $2, '{}', $3, 'B', '/u', 20) RETURNING id",
+                &[&ticket, &bob, &title],
+                |row| row.int(0),
+            )
+            .unwrap()
+        };
+        let (first, second, third) = (event("first"), event("second"), event("third"));
+        let row = |event_id, user_id, channel, status, created_at| NewNotification {
+            event_id,
+            ticket_id: ticket,
+            user_id,
+            channel,
+            priority: NotificationPriority::Low,
+            status,
+            to_addr: (channel == Channel::Email).then_some("ann@example.org"),
+            message_id: None,
+            created_at,
+            delivered_at: (channel == Channel::App).then_some(created_at),
+            reason: Some("watchers"),
+        };
+        let (app, email) = (Channel::App, Channel::Email);
+        let (sent, held) = (NotificationStatus::Sent, NotificationStatus::Held);
+        let ids = insert_all(
+            db,
+            &[
+                row(first, ann, app, sent, 30),
+                row(second, ann, app, sent, 31),
+                row(third, ann, app, sent, 32),
+                row(second, bob, app, sent, 33),
+                row(second, ann, email, held, 34),
+                row(first, ann, email, held, 35),
+                row(first, bob, email, held, 36),
+            ],
+        )
+        .unwrap();
+        let (a1, a2, a3, b1, e1, e2) = (ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]);
+        let asked = [a3, b1, a1, e1, 9_999, b1];
+        let mut out = vec![
+            format!(
+                "{:?}",
+                not_in_inbox(db, ann, &asked).unwrap() == [b1, e1, 9_999, b1]
+            ),
+            format!("{:?}", not_in_inbox(db, ann, &[]).unwrap()),
+            format!("{}", mark_read(db, ann, &[a1, a3, b1, e1, a1], 40).unwrap()),
+            format!("{}", mark_read(db, ann, &[a1, a2], 41).unwrap()),
+            format!("{}", mark_read(db, ann, &[], 42).unwrap()),
+            format!(
+                "{} {}",
+                unread_count(db, ann).unwrap(),
+                unread_count(db, bob).unwrap()
+            ),
+        ];
+        let taken = digests::take_held(db, ann, 50).unwrap();
+        out.push(format!(
+            "{:?}",
+            taken
+                .iter()
+                .map(|h| (
+                    h.id == e1 || h.id == e2,
+                    h.event_id == first || h.event_id == second,
+                    h.title.as_str(),
+                    h.url.as_str()
+                ))
+                .collect::<Vec<_>>()
+        ));
+        out.push(format!("{:?}", digests::take_held(db, ann, 51).unwrap()));
+        out.push(format!(
+            "{}",
+            digests::users_with_held(db, 0, 10).unwrap() == [bob]
+        ));
+        out
+    }
+
+    #[test]
+    fn id_lists_and_held_email_are_answered_alike_on_both_backends() {
+        let sqlite = crate::store::Store::open_in_memory();
+        let on_sqlite = reads(sqlite.conn());
+        assert_eq!(
+            on_sqlite,
+            [
+                "true",
+                "[]",
+                "2",
+                "1",
+                "0",
+                "0 1",
+                "[(true, true, \"second\", \"/u\"), (true, true, \"first\", \"/u\")]",
+                "[]",
+                "true",
+            ]
+        );
+        let Some(fresh) = FreshDatabase::new() else {
+            return;
+        };
+        let mut pg = client(&fresh.target);
+        migrate::migrate(&mut pg, true).unwrap();
+        let mut cache = StatementCache::new();
+        let on_postgres = reads(&PgDb::new(&mut pg, &mut cache));
+        assert_eq!(on_sqlite, on_postgres);
     }
 }

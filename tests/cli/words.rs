@@ -184,7 +184,9 @@ fn user_add_refuses_what_the_sender_could_never_send_to() {
     ] {
         sb.run(["user", "add", "q", "--email", email])
             .code(1)
-            .stderr_is(&format!("error: invalid email address `{email}`: {reason}"));
+            .stderr_is(&format!(
+                "error: `--email` has an invalid email address `{email}`: {reason}"
+            ));
     }
     sb.run([
         "user",
@@ -196,7 +198,7 @@ fn user_add_refuses_what_the_sender_could_never_send_to() {
         "A\r\nBcc: x@evil.test",
     ])
     .code(1)
-    .stderr_is("error: the name contains a line break, which would break a mail header");
+    .stderr_is("error: `--name` contains a line break, which would break a mail header");
     assert_eq!(sb.sql_i64("SELECT count(*) FROM users"), 0);
     // A non-ASCII address is taken: it goes out through an SMTPUTF8 server.
     sb.user("u", "ünï@exämple.org");
