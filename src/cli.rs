@@ -426,7 +426,7 @@ pub enum NotifyCommand {
 pub struct PreviewArgs {
     /// The event whose email to show
     #[arg(long, value_enum, ignore_case = true)]
-    pub event: crate::notify::EventKind,
+    pub event: crate::model::EventKind,
     /// This ticket's facts (its latest event of that kind, else the ticket as it stands); without it, a sample ticket
     #[arg(long, value_parser = parse_id)]
     pub ticket: Option<i64>,

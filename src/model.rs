@@ -123,6 +123,63 @@ value_enum! {
     }
 }
 
+value_enum! {
+    /// What happened to a ticket: each kind has its rule (`notify::RULES`),
+    /// its templates (`ticket_<name>.html`) and its preferences.
+    EventKind {
+        New = "new" / "new",
+        Update = "update" / "update",
+        Comment = "comment" / "comment",
+        Assign = "assign" / "assign",
+    }
+}
+
+/// What an `events` row records: an event on a ticket, or the digest that
+/// gathered a user's held email (SPEC §7), stored as `digest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordedKind {
+    Ticket(EventKind),
+    Digest,
+}
+
+impl RecordedKind {
+    /// The name stored in `events.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordedKind::Ticket(kind) => kind.as_str(),
+            RecordedKind::Digest => "digest",
+        }
+    }
+
+    /// The ticket event, or None for a digest.
+    pub fn ticket_event(self) -> Option<EventKind> {
+        match self {
+            RecordedKind::Ticket(kind) => Some(kind),
+            RecordedKind::Digest => None,
+        }
+    }
+
+    /// Parses a stored name; `None` for anything else.
+    pub fn from_stored(text: &str) -> Option<RecordedKind> {
+        match text {
+            "digest" => Some(RecordedKind::Digest),
+            _ => EventKind::from_stored(text).map(RecordedKind::Ticket),
+        }
+    }
+}
+
+impl From<EventKind> for RecordedKind {
+    fn from(kind: EventKind) -> RecordedKind {
+        RecordedKind::Ticket(kind)
+    }
+}
+
+impl std::fmt::Display for RecordedKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl NotificationPriority {
     /// Sort key for the queue: larger is sent first.
     pub fn rank(self) -> i64 {
@@ -207,5 +264,14 @@ mod tests {
             assert_eq!(Status::from_stored(s.as_str()), Some(*s));
         }
         assert_eq!(Status::InProgress.display(), "In Progress");
+        for kind in EventKind::ALL {
+            let recorded = RecordedKind::from(*kind);
+            assert_eq!(RecordedKind::from_stored(recorded.as_str()), Some(recorded));
+        }
+        assert_eq!(
+            RecordedKind::from_stored("digest"),
+            Some(RecordedKind::Digest)
+        );
+        assert_eq!(RecordedKind::from_stored("lost"), None);
     }
 }

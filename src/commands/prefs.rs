@@ -49,11 +49,10 @@ pub(super) fn run(app: &mut App, args: &PrefsArgs) -> Result<Status> {
             Some(kind) => vec![kind],
             None => EventKind::ALL.to_vec(),
         };
-        let email = args.email.map(|e| e.as_str());
         let app_on = args.app.map(|a| a == Switch::On);
         app.store.in_tx(|tx| {
             for kind in &events {
-                preferences::set(tx, user.id, kind.as_str(), email, app_on)?;
+                preferences::set(tx, user.id, *kind, args.email, app_on)?;
             }
             Ok::<_, anyhow::Error>(())
         })?;

@@ -11,8 +11,9 @@ use crate::app::App;
 use crate::cli::{
     CommentTicketArgs, CreateTicketArgs, ListTicketsArgs, TicketCommand, UpdateTicketArgs,
 };
+use crate::model::EventKind;
 use crate::model::{Channel, NotificationStatus, Priority, Purpose, Status as TicketStatus};
-use crate::notify::event::{Change, EventData, EventKind};
+use crate::notify::event::{Change, EventData};
 use crate::notify::fanout::{self, Recorded};
 use crate::notify::ticket_events;
 use crate::output::{Table, Time, View, block, cell};
@@ -181,7 +182,7 @@ impl TicketView {
         for event in events::of_ticket(conn, ticket.id)? {
             let data = EventData::from_json(&event.data)?;
             let at = Time(event.created_at);
-            match EventKind::from_stored(&event.kind) {
+            match event.kind.ticket_event() {
                 Some(EventKind::Comment) => comments.push(CommentView {
                     id: event.id,
                     author: event.actor,

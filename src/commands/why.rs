@@ -62,8 +62,8 @@ pub(super) fn run(app: &mut App, id: i64) -> Result<Status> {
     app.out.show(&WhyView {
         id: origin.id,
         user: origin.username.clone(),
-        channel: origin.channel.clone(),
-        status: origin.status.clone(),
+        channel: origin.channel.as_str().to_string(),
+        status: origin.status.as_str().to_string(),
         ticket_id: origin.ticket_id,
         event_id: origin.event_id,
         actor: origin.actor.clone(),

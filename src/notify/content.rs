@@ -6,7 +6,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::Site;
-use crate::notify::event::{Change, EventData, EventKind};
+use crate::model::EventKind;
+use crate::notify::event::{Change, EventData};
 use crate::render::Renderer;
 
 /// How many characters of a comment the in-app body quotes.

@@ -21,7 +21,7 @@ use crate::store::notifications::{self, NewNotification};
 use crate::store::users::{self, User};
 
 /// The stored kind of a digest's event.
-pub const KIND: &str = "digest";
+pub const KIND: crate::model::RecordedKind = crate::model::RecordedKind::Digest;
 
 /// The reason stored with a digest email, and its footer's words.
 pub const REASON: &str = "digest";

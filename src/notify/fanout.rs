@@ -6,8 +6,9 @@ use crate::store::Db;
 use anyhow::Result;
 
 use crate::config::Config;
+use crate::model::EventKind;
 use crate::model::{Channel, NotificationPriority, NotificationStatus};
-use crate::notify::event::{EventData, EventKind, display_name};
+use crate::notify::event::{EventData, display_name};
 use crate::notify::recipients::{self, People};
 use crate::notify::{Audience, MANAGER_PERMISSION, content, mentions, message, prefs, rule};
 use crate::store::events::{self, Wording};
@@ -68,7 +69,7 @@ pub fn record_event(
     let event = events::insert(
         conn,
         ticket.id,
-        kind.as_str(),
+        kind.into(),
         actor.id,
         &data.to_json(),
         &wording,
@@ -82,7 +83,7 @@ pub fn record_event(
     )?;
     let recipients = recipients::resolve(rule, &people, actor.id);
     let ids: Vec<i64> = recipients.iter().map(|r| r.user.id).collect();
-    let chosen = prefs::by_user(&preferences::for_users(conn, kind.as_str(), &ids)?);
+    let chosen = prefs::by_user(&preferences::for_users(conn, kind, &ids)?);
     let priority = NotificationPriority::from(data.priority);
     let nonce = fastrand::u64(..);
     // Every notification of the event is written at once (one statement on

@@ -26,7 +26,7 @@ impl Pref {
     /// the default, so a damaged row never silences anyone.
     pub fn of(stored: &Stored) -> Pref {
         Pref {
-            email: EmailMode::from_stored(&stored.email).unwrap_or(EmailMode::Immediate),
+            email: stored.email,
             app: stored.app,
         }
     }
@@ -78,7 +78,7 @@ pub fn all_events(stored: &[Stored]) -> Vec<(EventKind, Pref)> {
         .map(|kind| {
             let pref = stored
                 .iter()
-                .find(|s| s.event == kind.as_str())
+                .find(|s| s.event == *kind)
                 .map_or(DEFAULT, Pref::of);
             (*kind, pref)
         })

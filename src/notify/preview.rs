@@ -5,9 +5,10 @@
 use anyhow::Result;
 
 use crate::config::Config;
+use crate::model::EventKind;
 use crate::model::{Channel, Priority, Purpose, Status};
 use crate::notify::compose::{self, Composed};
-use crate::notify::event::{Assignment, Change, EventData, EventKind, Person, display_name};
+use crate::notify::event::{Assignment, Change, EventData, Person, display_name};
 use crate::notify::message::{self, Outgoing};
 use crate::notify::{Audience, content, fanout, recipients, rule};
 use crate::render::Renderer;
@@ -156,7 +157,7 @@ fn ticket_facts(
     let latest = events::of_ticket(conn, ticket.id)?
         .into_iter()
         .rev()
-        .find(|event| event.kind == kind.as_str());
+        .find(|event| event.kind == kind.into());
     if let Some(event) = latest {
         notes.push(format!(
             "the {} event #{} of ticket #{}",

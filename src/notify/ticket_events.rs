@@ -8,8 +8,9 @@ use crate::store::Db;
 use anyhow::Result;
 
 use crate::config::Config;
+use crate::model::EventKind;
 use crate::model::{Priority, Purpose};
-use crate::notify::event::{EventData, EventKind};
+use crate::notify::event::EventData;
 use crate::notify::fanout::{self, Recorded};
 use crate::store::tickets::{self, NewTicket, Ticket};
 use crate::store::users::User;

@@ -10,9 +10,10 @@ use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 
 use crate::config::Site;
+use crate::model::EventKind;
 use crate::model::{Priority, Purpose, Status};
 use crate::notify::content::{self, EmailContent};
-use crate::notify::event::{Change, EventData, EventKind};
+use crate::notify::event::{Change, EventData};
 use crate::notify::message::{self, Addressing, Prepared};
 use crate::render::Renderer;
 

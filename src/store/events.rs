@@ -3,12 +3,13 @@
 
 use super::db::{Db, Row};
 use super::{Result, StoreError};
+use crate::model::RecordedKind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
     pub id: i64,
     pub ticket_id: i64,
-    pub kind: String,
+    pub kind: RecordedKind,
     pub actor_id: i64,
     /// The actor's username, joined in for display.
     pub actor: String,
@@ -28,7 +29,7 @@ fn from_row(row: &Row<'_, '_>) -> Result<EventRow> {
     Ok(EventRow {
         id: row.int(0)?,
         ticket_id: row.int(1)?,
-        kind: row.text(2)?,
+        kind: row.parse(2)?,
         actor_id: row.int(3)?,
         actor: row.text(4)?,
         data: row.text(5)?,
@@ -47,7 +48,7 @@ pub struct Wording<'a> {
 pub fn insert(
     conn: &dyn Db,
     ticket_id: i64,
-    kind: &str,
+    kind: RecordedKind,
     actor_id: i64,
     data: &str,
     wording: &Wording<'_>,
@@ -88,6 +89,7 @@ pub fn of_ticket(conn: &dyn Db, ticket_id: i64) -> Result<Vec<EventRow>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::EventKind;
     use crate::store::Store;
 
     #[test]
@@ -105,7 +107,7 @@ mod tests {
             body: "b",
             url: "/u",
         };
-        let event = insert(conn, 1, "new", 1, "{}", &wording, 1_234).unwrap();
+        let event = insert(conn, 1, EventKind::New.into(), 1, "{}", &wording, 1_234).unwrap();
         assert_eq!((event.created_at, event.actor.as_str()), (1_234, "u"));
         assert_eq!(of_ticket(conn, 1).unwrap(), [event]);
     }

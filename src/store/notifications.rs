@@ -913,7 +913,16 @@ mod tests {
         .unwrap();
         let ticket = ticket_by(conn, user.id);
         for i in 0..n {
-            let event = events::insert(conn, ticket, "new", user.id, "{}", &WORDING, 0).unwrap();
+            let event = events::insert(
+                conn,
+                ticket,
+                crate::model::EventKind::New.into(),
+                user.id,
+                "{}",
+                &WORDING,
+                0,
+            )
+            .unwrap();
             insert(
                 conn,
                 &NewNotification {
@@ -970,7 +979,16 @@ mod tests {
     fn add_rounds(conn: &Connection, ids: &[i64], rounds: usize) {
         let ticket = 1;
         for _ in 0..rounds {
-            let event = events::insert(conn, ticket, "new", ids[0], "{}", &WORDING, 0).unwrap();
+            let event = events::insert(
+                conn,
+                ticket,
+                crate::model::EventKind::New.into(),
+                ids[0],
+                "{}",
+                &WORDING,
+                0,
+            )
+            .unwrap();
             for (i, &user_id) in ids.iter().enumerate() {
                 for channel in [Channel::App, Channel::Email] {
                     if channel == Channel::Email && i > 0 {

@@ -4,19 +4,20 @@
 
 use super::Result;
 use super::db::Db;
+use crate::model::{Channel, NotificationStatus, RecordedKind};
 
 /// A notification with what `notify why` explains it by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     pub id: i64,
-    pub channel: String,
-    pub status: String,
+    pub channel: Channel,
+    pub status: NotificationStatus,
     pub reason: Option<String>,
     pub user_id: i64,
     pub username: String,
     pub email: String,
     pub event_id: i64,
-    pub event_kind: String,
+    pub event_kind: RecordedKind,
     pub event_data: String,
     pub event_at: i64,
     pub actor: String,
@@ -37,14 +38,14 @@ pub fn origin(conn: &dyn Db, notification_id: i64) -> Result<Option<Origin>> {
         |row| {
             Ok(Origin {
                 id: row.int(0)?,
-                channel: row.text(1)?,
-                status: row.text(2)?,
+                channel: row.parse(1)?,
+                status: row.parse(2)?,
                 reason: row.opt_text(3)?,
                 user_id: row.int(4)?,
                 username: row.text(5)?,
                 email: row.text(6)?,
                 event_id: row.int(7)?,
-                event_kind: row.text(8)?,
+                event_kind: row.parse(8)?,
                 event_data: row.text(9)?,
                 event_at: row.int(10)?,
                 actor: row.text(11)?,

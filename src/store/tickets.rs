@@ -42,9 +42,9 @@ fn from_row(row: &Row<'_, '_>) -> Result<Ticket> {
         id: row.int(0)?,
         created_by: row.int(1)?,
         created_by_name: row.text(2)?,
-        purpose: row.stored(3, Purpose::from_stored)?,
-        priority: row.stored(4, Priority::from_stored)?,
-        status: row.stored(5, Status::from_stored)?,
+        purpose: row.parse(3)?,
+        priority: row.parse(4)?,
+        status: row.parse(5)?,
         description: row.text(6)?,
         created_at: row.int(7)?,
         updated_at: row.int(8)?,
@@ -63,8 +63,8 @@ pub fn insert(conn: &dyn Db, new: &NewTicket<'_>, now: i64) -> Result<i64> {
          VALUES ($1, $2, $3, 'ready', $4, $5, $5) RETURNING id",
         &[
             &new.created_by,
-            &new.purpose.as_str(),
-            &new.priority.as_str(),
+            &new.purpose,
+            &new.priority,
             &new.description,
             &now,
         ],
@@ -115,13 +115,7 @@ pub fn list_assigned(
                 AND ($3 OR ($4 AND t.assignee_id IS NULL) OR t.assignee_id = $5)
               ORDER BY t.id DESC"
         ),
-        &[
-            &status.map(|s| s.as_str()),
-            &priority.map(|p| p.as_str()),
-            &any,
-            &nobody,
-            &user,
-        ],
+        &[&status, &priority, &any, &nobody, &user],
         from_row,
     )
 }
@@ -139,7 +133,7 @@ pub fn set_assignee(conn: &dyn Db, id: i64, assignee: Option<i64>, now: i64) -> 
 pub fn update(conn: &dyn Db, id: i64, status: Status, priority: Priority, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE tickets SET status = $2, priority = $3, updated_at = $4 WHERE id = $1",
-        &[&id, &status.as_str(), &priority.as_str(), &now],
+        &[&id, &status, &priority, &now],
     )?;
     Ok(())
 }

@@ -46,7 +46,7 @@ pub fn since(conn: &dyn Db, ticket_id: i64, user_id: i64) -> Result<Option<i64>>
 
 #[cfg(test)]
 mod tests {
-    use crate::model::{Priority, Purpose};
+    use crate::model::{EmailMode, EventKind, Priority, Purpose};
     use crate::store::db::{Db, PgDb, StatementCache};
     use crate::store::postgres::migrate;
     use crate::store::postgres::testing::{FreshDatabase, client};
@@ -99,10 +99,17 @@ mod tests {
                 .collect::<Vec<_>>(),
             watchers::since(db, one, ann.id).unwrap()
         ));
-        preferences::set(db, ann.id, "comment", Some("digest"), None).unwrap();
-        preferences::set(db, ann.id, "comment", None, Some(false)).unwrap();
-        preferences::set(db, bob.id, "new", None, Some(false)).unwrap();
-        let mut chosen = preferences::for_users(db, "comment", &[ann.id, bob.id]).unwrap();
+        preferences::set(
+            db,
+            ann.id,
+            EventKind::Comment,
+            Some(EmailMode::Digest),
+            None,
+        )
+        .unwrap();
+        preferences::set(db, ann.id, EventKind::Comment, None, Some(false)).unwrap();
+        preferences::set(db, bob.id, EventKind::New, None, Some(false)).unwrap();
+        let mut chosen = preferences::for_users(db, EventKind::Comment, &[ann.id, bob.id]).unwrap();
         chosen.sort_by_key(|s| s.user_id);
         out.push(format!(
             "{chosen:?} {:?}",
