@@ -44,6 +44,46 @@ macro_rules! value_enum {
     };
 }
 
+/// Declares the ID of one kind of row: a number that cannot be passed where
+/// another kind's ID is expected. JSON and `Display` show the bare number
+/// (the `#N` people read is written where it is shown).
+macro_rules! id_type {
+    ($($(#[$meta:meta])* $name:ident;)+) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        // Not every type uses every helper; the macro gives each the same set.
+        #[allow(dead_code)]
+        impl $name {
+            /// The number itself, for arithmetic and for keys that are not typed.
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(&self.0, f)
+            }
+        }
+    )+};
+}
+
+id_type! {
+    /// A ticket's number (`tickets.id`).
+    TicketId;
+    /// A user's ID (`users.id`).
+    UserId;
+    /// A group's ID (`groups.id`).
+    GroupId;
+    /// An event's ID (`events.id`).
+    EventId;
+    /// A notification's ID (`notifications.id`), in-app or email.
+    NotificationId;
+}
+
 value_enum! {
     /// What a ticket is about.
     Purpose {
@@ -256,6 +296,19 @@ mod tests {
         for p in NotificationPriority::ALL {
             assert_eq!(NotificationPriority::from_rank(p.rank()), Some(*p));
         }
+    }
+
+    #[test]
+    fn ids_print_and_serialize_as_the_bare_number() {
+        assert_eq!(TicketId(12).to_string(), "12");
+        assert_eq!(format!("#{}", TicketId(12)), "#12");
+        assert_eq!(format!("{:>4}", UserId(7)), "   7");
+        assert_eq!(serde_json::to_string(&NotificationId(-3)).unwrap(), "-3");
+        assert_eq!(
+            serde_json::to_string(&Some(EventId(5))).unwrap(),
+            serde_json::to_string(&Some(5_i64)).unwrap()
+        );
+        assert_eq!(serde_json::from_str::<GroupId>("9").unwrap(), GroupId(9));
     }
 
     #[test]

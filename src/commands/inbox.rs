@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{Status, no_such_user};
 use crate::app::App;
 use crate::cli::{InboxArgs, InboxCommand, InboxReadArgs};
-use crate::model::NotificationPriority;
+use crate::model::{NotificationId, NotificationPriority, TicketId};
 use crate::output::{Table, Time, View, cell};
 use crate::store::users::{self, User};
 use crate::store::{notifications, now_ms};
@@ -20,8 +20,8 @@ pub fn run(app: &mut App, args: InboxArgs) -> Result<Status> {
 
 #[derive(Serialize)]
 struct InboxItem {
-    id: i64,
-    ticket_id: i64,
+    id: NotificationId,
+    ticket_id: TicketId,
     title: String,
     body: String,
     url: String,
@@ -78,7 +78,7 @@ fn show(app: &mut App, args: &InboxArgs) -> Result<Status> {
     let mut items = notifications::inbox(app.store.conn(), user.id, args.unread, args.limit)?;
     if args.mark_read {
         let now = now_ms();
-        let ids: Vec<i64> = items
+        let ids: Vec<NotificationId> = items
             .iter()
             .filter(|n| n.read_at.is_none())
             .map(|n| n.id)

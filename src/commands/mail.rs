@@ -44,7 +44,7 @@ pub fn run(global: &GlobalArgs, out: Output, command: MailCommand) -> Result<Sta
 #[derive(Debug, Serialize)]
 struct Handled {
     action: Action,
-    ticket_id: Option<i64>,
+    ticket_id: Option<classify::TicketId>,
     message_id: Option<String>,
     reason: Option<String>,
 }
@@ -305,7 +305,7 @@ fn apply(
     })
 }
 
-fn author(tx: &dyn crate::store::Db, id: i64) -> Result<users::User> {
+fn author(tx: &dyn crate::store::Db, id: crate::model::UserId) -> Result<users::User> {
     users::by_id(tx, id)?.context("the sender's user record vanished")
 }
 
@@ -392,7 +392,7 @@ struct ReceivedItem {
     id: i64,
     at: Time,
     action: String,
-    ticket_id: Option<i64>,
+    ticket_id: Option<classify::TicketId>,
     message_id: Option<String>,
     from: Option<String>,
     subject: Option<String>,

@@ -254,11 +254,11 @@ fn progress_bar(app: &App, now: i64) -> Result<Option<indicatif::ProgressBar>> {
 
 #[derive(Serialize)]
 struct QueueItem {
-    id: i64,
+    id: crate::model::NotificationId,
     channel: Channel,
     user: String,
     to: Option<String>,
-    ticket_id: i64,
+    ticket_id: crate::model::TicketId,
     status: NotificationStatus,
     attempts: i64,
     next_attempt_at: Option<Time>,
@@ -406,7 +406,7 @@ impl View for NotificationView {
     }
 }
 
-fn show(app: &mut App, id: i64) -> Result<Status> {
+fn show(app: &mut App, id: crate::model::NotificationId) -> Result<Status> {
     let conn = app.store.conn();
     let row = notifications::by_id(conn, id)?.ok_or_else(|| {
         crate::error::hinted(
@@ -442,7 +442,7 @@ struct CountView {
     #[serde(skip)]
     what: &'static str,
     count: usize,
-    ids: Vec<i64>,
+    ids: Vec<crate::model::NotificationId>,
 }
 
 impl View for CountView {

@@ -7,7 +7,7 @@ use super::ticket::{EventView, find, report};
 use super::{Status, active_user, no_such_user};
 use crate::app::App;
 use crate::cli::{AssignTicketArgs, WatchTicketArgs};
-use crate::model::EventKind;
+use crate::model::{EventKind, TicketId};
 use crate::notify::event::{Assignment, EventData, Person};
 use crate::notify::fanout::{self, Recorded};
 use crate::output::cell;
@@ -64,7 +64,7 @@ pub(super) fn assign(app: &mut App, args: &AssignTicketArgs) -> Result<Status> {
 }
 
 /// The user a ticket may be assigned to: an existing, active one.
-fn assignable(app: &App, ticket_id: i64, username: &str) -> Result<users::User> {
+fn assignable(app: &App, ticket_id: TicketId, username: &str) -> Result<users::User> {
     let user =
         users::by_username(app.store.conn(), username)?.ok_or_else(|| no_such_user(username))?;
     if !user.active {

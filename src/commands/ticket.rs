@@ -11,8 +11,10 @@ use crate::app::App;
 use crate::cli::{
     CommentTicketArgs, CreateTicketArgs, ListTicketsArgs, TicketCommand, UpdateTicketArgs,
 };
-use crate::model::EventKind;
-use crate::model::{Channel, NotificationStatus, Priority, Purpose, Status as TicketStatus};
+use crate::model::{
+    Channel, EventId, EventKind, NotificationId, NotificationStatus, Priority, Purpose,
+    Status as TicketStatus, TicketId,
+};
 use crate::notify::event::{Change, EventData};
 use crate::notify::fanout::{self, Recorded};
 use crate::notify::ticket_events;
@@ -40,7 +42,7 @@ pub fn run(app: &mut App, command: TicketCommand) -> Result<Status> {
 
 #[derive(Serialize)]
 struct NotificationRef {
-    id: i64,
+    id: NotificationId,
     user: String,
     channel: Channel,
     status: NotificationStatus,
@@ -48,7 +50,7 @@ struct NotificationRef {
 
 #[derive(Serialize)]
 struct CommentView {
-    id: i64,
+    id: EventId,
     author: String,
     body: String,
     created_at: Time,
@@ -65,7 +67,7 @@ struct HistoryEntry {
 /// A ticket's own fields, as every ticket view shows them.
 #[derive(Serialize)]
 pub(super) struct TicketFields {
-    id: i64,
+    id: TicketId,
     created_by: String,
     /// Who the ticket is assigned to (`null`: nobody).
     assignee: Option<String>,
@@ -309,7 +311,7 @@ impl View for TicketView {
     }
 }
 
-pub(super) fn find(conn: &dyn Db, id: i64) -> Result<Ticket> {
+pub(super) fn find(conn: &dyn Db, id: TicketId) -> Result<Ticket> {
     ticket_events::find(conn, id)
 }
 

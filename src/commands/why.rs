@@ -5,18 +5,19 @@ use serde::Serialize;
 
 use super::Status;
 use crate::app::App;
+use crate::model::{EventId, NotificationId, TicketId};
 use crate::notify::why::{self, Why};
 use crate::output::{Time, View, cell};
 use crate::store::reasons;
 
 #[derive(Serialize)]
 struct WhyView {
-    id: i64,
+    id: NotificationId,
     user: String,
     channel: String,
     status: String,
-    ticket_id: i64,
-    event_id: i64,
+    ticket_id: TicketId,
+    event_id: EventId,
     actor: String,
     event_at: Time,
     #[serde(flatten)]
@@ -50,7 +51,7 @@ impl View for WhyView {
     }
 }
 
-pub(super) fn run(app: &mut App, id: i64) -> Result<Status> {
+pub(super) fn run(app: &mut App, id: NotificationId) -> Result<Status> {
     let conn = app.store.conn();
     let origin = reasons::origin(conn, id)?.ok_or_else(|| {
         crate::error::hinted(

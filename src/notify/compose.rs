@@ -6,7 +6,7 @@
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::model::{EventKind, RecordedKind};
+use crate::model::{EventKind, RecordedKind, TicketId};
 use crate::notify::content::{self, EmailContent};
 use crate::notify::event::EventData;
 use crate::notify::message::{Addressing, Prepared, reply_to};
@@ -38,7 +38,7 @@ pub fn event_email(
     renderer: &Renderer,
     config: &Config,
     kind: EventKind,
-    ticket_id: i64,
+    ticket_id: TicketId,
     data: &EventData,
     actor: &str,
     reason: &str,

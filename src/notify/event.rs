@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Priority, Purpose, Status};
+use crate::model::{Priority, Purpose, Status, UserId};
 use crate::store::tickets::Ticket;
 
 /// The facts stored with an event (as JSON in `events.data`).
@@ -34,7 +34,7 @@ pub struct EventData {
 /// people read (their full name, else their username).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {
-    pub id: i64,
+    pub id: UserId,
     pub name: String,
 }
 

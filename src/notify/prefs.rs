@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::model::{Channel, EmailMode, NotificationStatus};
+use crate::model::{Channel, EmailMode, NotificationStatus, UserId};
 use crate::notify::EventKind;
 use crate::store::preferences::Stored;
 
@@ -67,7 +67,7 @@ impl Pref {
 }
 
 /// Users' stored choices for one event, by user ID.
-pub fn by_user(stored: &[Stored]) -> HashMap<i64, Pref> {
+pub fn by_user(stored: &[Stored]) -> HashMap<UserId, Pref> {
     stored.iter().map(|s| (s.user_id, Pref::of(s))).collect()
 }
 

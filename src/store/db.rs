@@ -17,7 +17,8 @@ use rusqlite::types::{ToSqlOutput, Value as SqliteValue};
 
 use super::{Result, StoreError};
 use crate::model::{
-    Channel, EmailMode, EventKind, NotificationStatus, Priority, Purpose, RecordedKind, Status,
+    Channel, EmailMode, EventId, EventKind, GroupId, NotificationId, NotificationStatus, Priority,
+    Purpose, RecordedKind, Status, TicketId, UserId,
 };
 
 /// Which database a connection talks to.
@@ -148,6 +149,31 @@ stored_as_text!(
     EventKind: "an event kind",
     RecordedKind: "an event kind",
 );
+
+/// IDs kept in an integer column.
+macro_rules! stored_as_int {
+    ($($name:ident),+ $(,)?) => {$(
+        impl Param for $name {
+            fn value(&self) -> Value<'_> {
+                Value::Int(self.0)
+            }
+        }
+
+        impl FromStored for $name {
+            fn read(row: &Row<'_, '_>, i: usize) -> Result<Self> {
+                row.int(i).map($name)
+            }
+        }
+
+        impl FromStored for Option<$name> {
+            fn read(row: &Row<'_, '_>, i: usize) -> Result<Self> {
+                Ok(row.opt_int(i)?.map($name))
+            }
+        }
+    )+};
+}
+
+stored_as_int!(TicketId, UserId, GroupId, EventId, NotificationId);
 
 /// A stored name this version knows, or the damaged row's error, saying
 /// what the name should have been when the caller knows.
@@ -676,7 +702,7 @@ mod tests {
             format!("{:?}", users::all(db).unwrap()),
             format!("{done:?} {high:?}"),
             format!("{:?}", tickets::list(db, None, None).unwrap()),
-            format!("{:?} {second}", tickets::by_id(db, 99).unwrap()),
+            format!("{:?} {second}", tickets::by_id(db, TicketId(99)).unwrap()),
         ]
     }
 

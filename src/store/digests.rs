@@ -5,13 +5,14 @@
 
 use super::Result;
 use super::db::Db;
+use crate::model::{EventId, NotificationId, TicketId, UserId};
 
 /// One held email, with what its event says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
-    pub id: i64,
-    pub ticket_id: i64,
-    pub event_id: i64,
+    pub id: NotificationId,
+    pub ticket_id: TicketId,
+    pub event_id: EventId,
     pub priority: i64,
     pub created_at: i64,
     pub reason: Option<String>,
@@ -21,12 +22,12 @@ pub struct Held {
 }
 
 /// The users with held email, by ID, from `after` on (exclusive), at most `limit`.
-pub fn users_with_held(conn: &dyn Db, after: i64, limit: i64) -> Result<Vec<i64>> {
+pub fn users_with_held(conn: &dyn Db, after: UserId, limit: i64) -> Result<Vec<UserId>> {
     conn.query(
         "SELECT DISTINCT user_id FROM notifications
           WHERE status = 'held' AND user_id > $1 ORDER BY user_id LIMIT $2",
         &[&after, &limit],
-        |row| row.int(0),
+        |row| row.parse(0),
     )
 }
 
@@ -35,17 +36,17 @@ pub fn users_with_held(conn: &dyn Db, after: i64, limit: i64) -> Result<Vec<i64>
 /// claims them, so two runs at once never take the same one; the caller
 /// writes the digest in the same transaction, so a run that dies before
 /// its commit takes nothing.
-pub fn take_held(conn: &dyn Db, user_id: i64, now: i64) -> Result<Vec<Held>> {
-    let taken: Vec<(i64, i64, i64, i64, i64, Option<String>)> = conn.query(
+pub fn take_held(conn: &dyn Db, user_id: UserId, now: i64) -> Result<Vec<Held>> {
+    let taken: Vec<(NotificationId, TicketId, EventId, i64, i64, Option<String>)> = conn.query(
         "UPDATE notifications SET status = 'sent', delivered_at = $2
           WHERE user_id = $1 AND status = 'held'
          RETURNING id, ticket_id, event_id, priority, created_at, reason",
         &[&user_id, &now],
         |row| {
             Ok((
-                row.int(0)?,
-                row.int(1)?,
-                row.int(2)?,
+                row.parse(0)?,
+                row.parse(1)?,
+                row.parse(2)?,
                 row.int(3)?,
                 row.int(4)?,
                 row.opt_text(5)?,

@@ -5,7 +5,8 @@
 
 use super::db::{Db, Row};
 use super::{Result, StoreError, threads, users};
-use crate::mail::classify::{Lookup, NotificationRef, TicketId, UserRef};
+use crate::mail::classify::{Lookup, NotificationRef, UserRef};
+use crate::model::{NotificationId, TicketId};
 
 /// One handled message, for `mail list`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +14,7 @@ pub struct Received {
     pub id: i64,
     pub message_id: Option<String>,
     pub action: String,
-    pub ticket_id: Option<i64>,
+    pub ticket_id: Option<TicketId>,
     pub reason: Option<String>,
     pub from: Option<String>,
     pub subject: Option<String>,
@@ -23,7 +24,7 @@ pub struct Received {
 pub struct NewReceived<'a> {
     pub message_id: Option<&'a str>,
     pub action: &'a str,
-    pub ticket_id: Option<i64>,
+    pub ticket_id: Option<TicketId>,
     pub reason: Option<&'a str>,
     pub from: Option<&'a str>,
     pub subject: Option<&'a str>,
@@ -65,7 +66,7 @@ fn from_row(row: &Row<'_, '_>) -> Result<Received> {
         id: row.int(0)?,
         message_id: row.opt_text(1)?,
         action: row.text(2)?,
-        ticket_id: row.opt_int(3)?,
+        ticket_id: row.parse(3)?,
         reason: row.opt_text(4)?,
         from: row.opt_text(5)?,
         subject: row.opt_text(6)?,
@@ -87,8 +88,8 @@ pub fn list(conn: &dyn Db, action: Option<&str>, limit: u32) -> Result<Vec<Recei
 
 fn notification_row(row: &Row<'_, '_>) -> Result<NotificationRef> {
     Ok(NotificationRef {
-        id: row.int(0)?,
-        ticket_id: row.int(1)?,
+        id: row.parse(0)?,
+        ticket_id: row.parse(1)?,
         to_addr: row.opt_text(2)?.unwrap_or_default(),
     })
 }
@@ -109,7 +110,7 @@ pub fn notification_by_message_id(
 /// The latest email notification about `ticket` to `address` (any case).
 pub fn notification_for_ticket_recipient(
     conn: &dyn Db,
-    ticket: i64,
+    ticket: TicketId,
     address: &str,
 ) -> Result<Option<NotificationRef>> {
     conn.query_opt(
@@ -123,7 +124,12 @@ pub fn notification_for_ticket_recipient(
 
 /// A bounce: the notification becomes `failed` with the report's words as
 /// its last error, and its attempt log says it bounced.
-pub fn fail_bounced(conn: &dyn Db, notification_id: i64, error: &str, at: i64) -> Result<()> {
+pub fn fail_bounced(
+    conn: &dyn Db,
+    notification_id: NotificationId,
+    error: &str,
+    at: i64,
+) -> Result<()> {
     conn.execute(
         "UPDATE notifications
             SET status = 'failed', last_error = $2, next_attempt_at = NULL,
@@ -131,7 +137,7 @@ pub fn fail_bounced(conn: &dyn Db, notification_id: i64, error: &str, at: i64) -
           WHERE id = $1",
         &[&notification_id, &error],
     )?;
-    super::notifications::insert_attempt(conn, notification_id, at, "bounced", error)
+    super::notifications::insert_attempt(conn, notification_id.get(), at, "bounced", error)
 }
 
 /// Classification's questions, answered from one connection or transaction.
@@ -259,7 +265,7 @@ mod tests {
             format!("{:?}", notification_by_message_id(db, "<other@h>").unwrap()),
             format!("{root} {again} {first} {twice} {no_id} {no_id_again}"),
             format!("{:?}", threads::ticket_of(db, "<ticket-1.a@h>").unwrap()),
-            format!("{:?}", threads::root(db, 99).unwrap()),
+            format!("{:?}", threads::root(db, TicketId(99)).unwrap()),
             // Ids aside: PostgreSQL spends one on an insert that conflicts.
             format!("{:?}", without_ids(list(db, None, 10).unwrap())),
             format!("{:?}", without_ids(list(db, Some("refused"), 1).unwrap())),
