@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::Status;
+use super::Exit;
 use crate::app::App;
 use crate::cli::{GlobalArgs, ListReceivedArgs, MailCommand, ReceiveArgs};
 use crate::config::Config;
@@ -27,7 +27,7 @@ const EX_DATAERR: u8 = 65;
 /// sysexits: try again later (the mail server keeps the message).
 const EX_TEMPFAIL: u8 = 75;
 
-pub fn run(global: &GlobalArgs, out: Output, command: MailCommand) -> Result<Status> {
+pub fn run(global: &GlobalArgs, out: Output, command: MailCommand) -> Result<Exit> {
     match command {
         MailCommand::Receive(args) => Ok(receive(global, out, &args)),
         MailCommand::List(args) => {
@@ -102,18 +102,18 @@ enum Failure {
 }
 
 /// Runs `mail receive`; every failure becomes the status a mail server reads.
-fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Status {
+fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Exit {
     let mut app = match App::load(global, out) {
         Ok(app) => app,
         Err(err) => {
             report(&err);
-            return Status::Sysexit(EX_TEMPFAIL);
+            return Exit::Sysexit(EX_TEMPFAIL);
         }
     };
     let database = app.config.database.clone();
     let later = |err: anyhow::Error| {
         report(&explain_store_error(err, Some(&database)));
-        Status::Sysexit(EX_TEMPFAIL)
+        Exit::Sysexit(EX_TEMPFAIL)
     };
     match &args.maildir {
         None => {
@@ -126,19 +126,19 @@ fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Status {
             };
             match handle(&mut app, &input) {
                 Ok(handled) => match app.out.show(&handled) {
-                    Ok(()) => Status::Done,
+                    Ok(()) => Exit::Done,
                     Err(err) => later(err),
                 },
                 Err(Failure::NotAMessage(why)) => {
                     report(&anyhow::anyhow!("not a mail message: {why}"));
-                    Status::Sysexit(EX_DATAERR)
+                    Exit::Sysexit(EX_DATAERR)
                 }
                 Err(Failure::Later(err)) => later(err),
             }
         }
         Some(dir) => match maildir(&mut app, dir) {
             Ok(handled) => match app.out.show(&HandledList { messages: handled }) {
-                Ok(()) => Status::Done,
+                Ok(()) => Exit::Done,
                 Err(err) => later(err),
             },
             Err(err) => later(err),
@@ -431,7 +431,7 @@ impl View for ReceivedList {
     }
 }
 
-fn list(app: &mut App, args: &ListReceivedArgs) -> Result<Status> {
+fn list(app: &mut App, args: &ListReceivedArgs) -> Result<Exit> {
     let rows = received::list(
         app.store.conn(),
         args.action.map(|a| a.as_str()),
@@ -451,5 +451,5 @@ fn list(app: &mut App, args: &ListReceivedArgs) -> Result<Status> {
         })
         .collect();
     app.out.show(&ReceivedList { items })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }

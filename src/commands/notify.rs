@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use super::Status;
+use super::Exit;
 use crate::app::App;
 use crate::cli::{
     FlushArgs, ListNotificationsArgs, NotifyCommand, PurgeArgs, RetryArgs, StatusArgs, TestMailArgs,
@@ -22,7 +22,7 @@ use crate::output::{Table, Time, View, cell, print_stderr};
 use crate::store::notifications::{self, QueueRow};
 use crate::store::{now_ms, suppressions};
 
-pub fn run(app: &mut App, command: NotifyCommand) -> Result<Status> {
+pub fn run(app: &mut App, command: NotifyCommand) -> Result<Exit> {
     match command {
         NotifyCommand::Flush(args) => flush(app, &args),
         NotifyCommand::List(args) => list(app, &args),
@@ -59,7 +59,7 @@ impl View for FlushView {
     }
 }
 
-fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
+fn flush(app: &mut App, args: &FlushArgs) -> Result<Exit> {
     let now = now_ms();
     if args.dry_run {
         let limit = args
@@ -99,7 +99,7 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
             would_send: Some(would_send),
             summary,
         })?;
-        return Ok(Status::Done);
+        return Ok(Exit::Done);
     }
     if app.config.email.transport == crate::config::TransportKind::Sendmail {
         app.config.sendmail_command(&app.env)?;
@@ -167,12 +167,12 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
         } else {
             130
         };
-        return Ok(Status::Signalled(code));
+        return Ok(Exit::Signalled(code));
     }
     Ok(if report.deferred + report.failed > 0 {
-        Status::Incomplete
+        Exit::Incomplete
     } else {
-        Status::Done
+        Exit::Done
     })
 }
 
@@ -331,12 +331,12 @@ impl View for QueueList {
     }
 }
 
-fn list(app: &mut App, args: &ListNotificationsArgs) -> Result<Status> {
+fn list(app: &mut App, args: &ListNotificationsArgs) -> Result<Exit> {
     let rows = notifications::list(app.store.conn(), args.status, args.channel, args.limit)?;
     app.out.show(&QueueList {
         items: rows.iter().map(QueueItem::of).collect(),
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 #[derive(Serialize)]
@@ -406,7 +406,7 @@ impl View for NotificationView {
     }
 }
 
-fn show(app: &mut App, id: crate::model::NotificationId) -> Result<Status> {
+fn show(app: &mut App, id: crate::model::NotificationId) -> Result<Exit> {
     let conn = app.store.conn();
     let row = notifications::by_id(conn, id)?.ok_or_else(|| {
         crate::error::hinted(
@@ -432,7 +432,7 @@ fn show(app: &mut App, id: crate::model::NotificationId) -> Result<Status> {
         attempt_log,
     };
     app.out.show(&view)?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 // ---- retry, purge --------------------------------------------------------------------------
@@ -451,7 +451,7 @@ impl View for CountView {
     }
 }
 
-fn retry(app: &mut App, args: &RetryArgs) -> Result<Status> {
+fn retry(app: &mut App, args: &RetryArgs) -> Result<Exit> {
     let ids = app.store.in_tx(|tx| {
         let ids = if args.failed {
             notifications::failed_ids(tx)?
@@ -477,7 +477,7 @@ fn retry(app: &mut App, args: &RetryArgs) -> Result<Status> {
         count: ids.len(),
         ids,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 #[derive(Serialize)]
@@ -515,7 +515,7 @@ impl View for PurgeView {
 
 /// Deletes what is old and done with (SPEC §5): sent and failed email, read
 /// in-app notifications; never an unread one, never email still due.
-fn purge(app: &mut App, args: &PurgeArgs) -> Result<Status> {
+fn purge(app: &mut App, args: &PurgeArgs) -> Result<Exit> {
     let older_than = i64::try_from(args.older_than.as_millis()).unwrap_or(i64::MAX);
     let before = now_ms().saturating_sub(older_than);
     let purged = if args.dry_run {
@@ -542,7 +542,7 @@ fn purge(app: &mut App, args: &PurgeArgs) -> Result<Status> {
         count: purged.total(),
         by_channel,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 // ---- test ----------------------------------------------------------------------------------
@@ -560,7 +560,7 @@ impl View for TestView {
     }
 }
 
-fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
+fn test(app: &mut App, args: &TestMailArgs) -> Result<Exit> {
     crate::address::check_no_line_break("the address", &args.to).map_err(anyhow::Error::msg)?;
     let requested = args.to.trim();
     crate::address::parse(requested).map_err(|reason| {
@@ -591,7 +591,7 @@ fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
         accepted: true,
         reply,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 // ---- status --------------------------------------------------------------------------------
@@ -647,7 +647,7 @@ impl View for StatusView {
     }
 }
 
-fn status(app: &mut App, args: &StatusArgs) -> Result<Status> {
+fn status(app: &mut App, args: &StatusArgs) -> Result<Exit> {
     let conn = app.store.conn();
     let now = now_ms();
     let mut email = BTreeMap::new();
@@ -696,7 +696,7 @@ fn status(app: &mut App, args: &StatusArgs) -> Result<Status> {
             .context("the email queue is not being flushed");
         }
     }
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 /// A duration as people write it: `10m`, `1h 30m`.
@@ -744,7 +744,7 @@ impl View for SuppressedList {
     }
 }
 
-fn suppressed(app: &mut App) -> Result<Status> {
+fn suppressed(app: &mut App) -> Result<Exit> {
     let items = suppressions::all(app.store.conn())?
         .into_iter()
         .map(|s| SuppressedItem {
@@ -754,7 +754,7 @@ fn suppressed(app: &mut App) -> Result<Status> {
         })
         .collect();
     app.out.show(&SuppressedList { items })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 #[derive(Serialize)]
@@ -770,7 +770,7 @@ impl View for UnsuppressView {
     }
 }
 
-fn unsuppress(app: &mut App, address: &str) -> Result<Status> {
+fn unsuppress(app: &mut App, address: &str) -> Result<Exit> {
     let removed = app.store.in_tx(|tx| suppressions::remove(tx, address))?;
     let shown = cell(address, 200);
     if !removed {
@@ -783,5 +783,5 @@ fn unsuppress(app: &mut App, address: &str) -> Result<Status> {
         address: address.trim().to_lowercase(),
         line: format!("`{shown}` gets email again"),
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }

@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 
 use super::ticket::{EventView, find, report};
-use super::{Status, active_user, no_such_user};
+use super::{Exit, active_user, no_such_user};
 use crate::app::App;
 use crate::cli::{AssignTicketArgs, WatchTicketArgs};
 use crate::model::{EventKind, TicketId};
@@ -13,7 +13,7 @@ use crate::notify::fanout::{self, Recorded};
 use crate::output::cell;
 use crate::store::{tickets, users, watchers};
 
-pub(super) fn assign(app: &mut App, args: &AssignTicketArgs) -> Result<Status> {
+pub(super) fn assign(app: &mut App, args: &AssignTicketArgs) -> Result<Exit> {
     let actor = active_user(app, &args.by)?;
     let to = match &args.to {
         Some(name) => Some(assignable(app, args.id, name)?),
@@ -80,7 +80,7 @@ fn assignable(app: &App, ticket_id: TicketId, username: &str) -> Result<users::U
 }
 
 /// `ticket watch` (`on`) and `ticket unwatch`.
-pub(super) fn watch(app: &mut App, args: &WatchTicketArgs, on: bool) -> Result<Status> {
+pub(super) fn watch(app: &mut App, args: &WatchTicketArgs, on: bool) -> Result<Exit> {
     let user = if on {
         active_user(app, &args.user)?
     } else {
@@ -120,5 +120,5 @@ pub(super) fn watch(app: &mut App, args: &WatchTicketArgs, on: bool) -> Result<S
         warnings: Vec::new(),
     };
     app.out.show(&EventView::of(&ticket, &none, headline))?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }

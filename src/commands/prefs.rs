@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Status, no_such_user};
+use super::{Exit, no_such_user};
 use crate::app::App;
 use crate::cli::PrefsArgs;
 use crate::model::{EmailMode, Switch};
@@ -40,7 +40,7 @@ impl View for PrefsView {
     }
 }
 
-pub(super) fn run(app: &mut App, args: &PrefsArgs) -> Result<Status> {
+pub(super) fn run(app: &mut App, args: &PrefsArgs) -> Result<Exit> {
     let user = users::by_username(app.store.conn(), &args.username)?
         .ok_or_else(|| no_such_user(&args.username))?;
     let changing = args.email.is_some() || args.app.is_some();
@@ -82,5 +82,5 @@ pub(super) fn run(app: &mut App, args: &PrefsArgs) -> Result<Status> {
         user: user.username.clone(),
         prefs: rows,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }

@@ -6,14 +6,14 @@ use std::io::Write;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::Status;
+use super::Exit;
 use crate::app::App;
 use crate::cli::PreviewArgs;
 use crate::notify::preview::{self, Request};
 use crate::notify::ticket_events;
 use crate::store::users;
 
-pub(super) fn run(app: &mut App, args: &PreviewArgs) -> Result<Status> {
+pub(super) fn run(app: &mut App, args: &PreviewArgs) -> Result<Exit> {
     let conn = app.store.conn();
     let ticket = match args.ticket {
         Some(id) => Some(ticket_events::find(conn, id)?),
@@ -46,7 +46,7 @@ pub(super) fn run(app: &mut App, args: &PreviewArgs) -> Result<Status> {
             html: &preview.composed.content.html,
             raw: String::from_utf8_lossy(&preview.message.raw).into_owned(),
         })?;
-        return Ok(Status::Done);
+        return Ok(Exit::Done);
     }
     let bytes: &[u8] = if args.text {
         preview.composed.content.text.as_bytes()
@@ -56,7 +56,7 @@ pub(super) fn run(app: &mut App, args: &PreviewArgs) -> Result<Status> {
         &preview.message.raw
     };
     write_stdout(bytes)?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 /// `--format json`: the email's parts, and the whole message as it would be sent.

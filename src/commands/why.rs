@@ -3,7 +3,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::Status;
+use super::Exit;
 use crate::app::App;
 use crate::model::{EventId, NotificationId, TicketId};
 use crate::notify::why::{self, Why};
@@ -51,7 +51,7 @@ impl View for WhyView {
     }
 }
 
-pub(super) fn run(app: &mut App, id: NotificationId) -> Result<Status> {
+pub(super) fn run(app: &mut App, id: NotificationId) -> Result<Exit> {
     let conn = app.store.conn();
     let origin = reasons::origin(conn, id)?.ok_or_else(|| {
         crate::error::hinted(
@@ -71,5 +71,5 @@ pub(super) fn run(app: &mut App, id: NotificationId) -> Result<Status> {
         event_at: Time(origin.event_at),
         why,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }

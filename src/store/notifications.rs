@@ -131,8 +131,9 @@ pub fn of_ticket(conn: &dyn Db, ticket_id: TicketId) -> Result<Vec<Summary>> {
 
 // ---- The inbox -----------------------------------------------------------------------------
 
+/// One in-app notification of a user's inbox, with its event's words.
 #[derive(Debug, Clone)]
-pub struct InboxItem {
+pub struct InboxEntry {
     pub id: NotificationId,
     pub ticket_id: TicketId,
     pub title: String,
@@ -152,7 +153,7 @@ pub fn inbox(
     user_id: UserId,
     unread_only: bool,
     limit: u32,
-) -> Result<Vec<InboxItem>> {
+) -> Result<Vec<InboxEntry>> {
     conn.query(
         "SELECT n.id, n.ticket_id, e.title, e.body, e.url, n.priority, n.read_at, n.delivered_at
            FROM (SELECT id FROM inbox_recent WHERE user_id = $1 AND (unread OR NOT $3)
@@ -162,7 +163,7 @@ pub fn inbox(
           ORDER BY n.id DESC",
         &[&user_id, &limit, &unread_only],
         |row| {
-            Ok(InboxItem {
+            Ok(InboxEntry {
                 id: row.parse(0)?,
                 ticket_id: row.parse(1)?,
                 title: row.text(2)?,
