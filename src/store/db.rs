@@ -570,7 +570,9 @@ mod tests {
     /// Every stored enum value written as a parameter and read back by its
     /// type, and an unknown stored name read as each type.
     fn stored_values(db: &dyn Db) -> Vec<String> {
-        fn round_trip<T>(db: &dyn Db, values: &[T]) -> Vec<T>
+        /// `values` bound as parameters cast to `column`, read back plain and
+        /// as options (one of them NULL).
+        fn round_trip<T>(db: &dyn Db, column: &str, values: &[T]) -> Vec<T>
         where
             T: Param + Copy,
             T: FromStored,
@@ -580,7 +582,9 @@ mod tests {
             for value in values {
                 let (back, some, none) = db
                     .query_one(
-                        "SELECT $1, $2, CAST($3 AS TEXT)",
+                        &format!(
+                            "SELECT CAST($1 AS {column}), CAST($2 AS {column}), CAST($3 AS {column})"
+                        ),
                         &[value, &Some(*value), &None::<T>],
                         |row| {
                             Ok((
@@ -616,14 +620,22 @@ mod tests {
             .chain([RecordedKind::Digest])
             .collect();
         vec![
-            format!("{:?}", round_trip(db, Purpose::ALL)),
-            format!("{:?}", round_trip(db, Priority::ALL)),
-            format!("{:?}", round_trip(db, Status::ALL)),
-            format!("{:?}", round_trip(db, Channel::ALL)),
-            format!("{:?}", round_trip(db, NotificationStatus::ALL)),
-            format!("{:?}", round_trip(db, EmailMode::ALL)),
-            format!("{:?}", round_trip(db, EventKind::ALL)),
-            format!("{:?}", round_trip(db, &recorded)),
+            format!("{:?}", round_trip(db, "TEXT", Purpose::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", Priority::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", Status::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", Channel::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", NotificationStatus::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", EmailMode::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", EventKind::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", &recorded)),
+            format!(
+                "{:?} {:?} {:?} {:?} {:?}",
+                round_trip(db, "BIGINT", &[TicketId(1), TicketId(i64::MAX)]),
+                round_trip(db, "BIGINT", &[UserId(2), UserId(-2)]),
+                round_trip(db, "BIGINT", &[GroupId(3)]),
+                round_trip(db, "BIGINT", &[EventId(4)]),
+                round_trip(db, "BIGINT", &[NotificationId(5)]),
+            ),
             unknown::<Purpose>(db),
             unknown::<Priority>(db),
             unknown::<Status>(db),
@@ -636,7 +648,7 @@ mod tests {
     }
 
     #[test]
-    fn stored_enums_round_trip_and_an_unknown_name_is_a_damaged_row_on_both_backends() {
+    fn stored_enums_and_ids_round_trip_and_an_unknown_name_is_a_damaged_row_on_both_backends() {
         let sqlite = crate::store::Store::open_in_memory();
         let on_sqlite = stored_values(sqlite.conn());
         assert_eq!(
@@ -644,7 +656,13 @@ mod tests {
             "[New, New, Update, Update, Comment, Comment, Assign, Assign]"
         );
         assert_eq!(
-            on_sqlite[15],
+            on_sqlite[8],
+            "[TicketId(1), TicketId(1), TicketId(9223372036854775807), TicketId(9223372036854775807)] \
+             [UserId(2), UserId(2), UserId(-2), UserId(-2)] [GroupId(3), GroupId(3)] \
+             [EventId(4), EventId(4)] [NotificationId(5), NotificationId(5)]"
+        );
+        assert_eq!(
+            on_sqlite[16],
             "unknown stored value `lost` in column 0: not an event kind"
         );
         let Some(fresh) = FreshDatabase::new() else {
