@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::model::{NotificationId, Priority, Purpose, Status, TicketId};
+use crate::model::{NotificationId, Priority, Purpose, ReceivedAction, Status, TicketId};
 
 /// Help desk tickets that reach the right people at once, in the app and by email.
 #[derive(Debug, Parser)]
@@ -464,28 +464,6 @@ pub struct ReceiveArgs {
     /// Handle every message in DIR/new, moving each to DIR/cur once handled
     #[arg(long, value_name = "DIR")]
     pub maildir: Option<PathBuf>,
-}
-
-/// What a received message became.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReceivedAction {
-    Bounce,
-    Ignored,
-    Refused,
-    Comment,
-    Ticket,
-}
-
-impl ReceivedAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReceivedAction::Bounce => "bounce",
-            ReceivedAction::Ignored => "ignored",
-            ReceivedAction::Refused => "refused",
-            ReceivedAction::Comment => "comment",
-            ReceivedAction::Ticket => "ticket",
-        }
-    }
 }
 
 #[derive(Debug, Args)]

@@ -220,6 +220,18 @@ impl std::fmt::Display for RecordedKind {
     }
 }
 
+value_enum! {
+    /// What `mail receive` made of a message (SPEC §6): its JSON `action`,
+    /// stored with the message's Message-ID.
+    ReceivedAction {
+        Bounce = "bounce" / "bounce",
+        Ignored = "ignored" / "ignored",
+        Refused = "refused" / "refused",
+        Comment = "comment" / "comment",
+        Ticket = "ticket" / "ticket",
+    }
+}
+
 impl NotificationPriority {
     /// Sort key for the queue: larger is sent first.
     pub fn rank(self) -> i64 {

@@ -49,12 +49,6 @@ struct Handled {
     reason: Option<String>,
 }
 
-impl Serialize for Action {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
 impl Handled {
     fn line(&self) -> String {
         let mut line = self.action.to_string();
@@ -216,7 +210,7 @@ fn handle(app: &mut App, input: &Input) -> Result<Handled, Failure> {
                     Outcome::Ignored(Ignore::AlreadyReceived(_)) => None,
                     _ => message.message_id.as_deref(),
                 },
-                action: handled.action.as_str(),
+                action: handled.action,
                 ticket_id: handled.ticket_id,
                 reason: handled.reason.as_deref(),
                 from: message.from.as_deref().ok(),
@@ -355,7 +349,7 @@ fn maildir(app: &mut App, dir: &Path) -> Result<Vec<Handled>> {
                         tx,
                         &NewReceived {
                             message_id: None,
-                            action: Action::Refused.as_str(),
+                            action: Action::Refused,
                             ticket_id: None,
                             reason: Some(&reason),
                             from: None,
@@ -391,7 +385,7 @@ fn maildir(app: &mut App, dir: &Path) -> Result<Vec<Handled>> {
 struct ReceivedItem {
     id: i64,
     at: Time,
-    action: String,
+    action: Action,
     ticket_id: Option<classify::TicketId>,
     message_id: Option<String>,
     from: Option<String>,
@@ -412,7 +406,7 @@ impl View for ReceivedList {
         for item in &self.items {
             table.row(vec![
                 item.at.to_string(),
-                item.action.clone(),
+                item.action.to_string(),
                 item.ticket_id.map(|t| format!("#{t}")).unwrap_or_default(),
                 item.from.clone().unwrap_or_default(),
                 item.subject.clone().unwrap_or_default(),
@@ -432,11 +426,7 @@ impl View for ReceivedList {
 }
 
 fn list(app: &mut App, args: &ListReceivedArgs) -> Result<Exit> {
-    let rows = received::list(
-        app.store.conn(),
-        args.action.map(|a| a.as_str()),
-        args.limit,
-    )?;
+    let rows = received::list(app.store.conn(), args.action, args.limit)?;
     let items = rows
         .into_iter()
         .map(|r| ReceivedItem {

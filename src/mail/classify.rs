@@ -76,32 +76,7 @@ pub struct InboundConfig {
 }
 
 /// The JSON `action`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    Bounce,
-    Ignored,
-    Refused,
-    Comment,
-    Ticket,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Bounce => "bounce",
-            Action::Ignored => "ignored",
-            Action::Refused => "refused",
-            Action::Comment => "comment",
-            Action::Ticket => "ticket",
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::model::ReceivedAction as Action;
 
 /// A failure report about a notification helpdesk sent.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use rusqlite::types::{ToSqlOutput, Value as SqliteValue};
 use super::{Result, StoreError};
 use crate::model::{
     Channel, EmailMode, EventId, EventKind, GroupId, NotificationId, NotificationStatus, Priority,
-    Purpose, RecordedKind, Status, TicketId, UserId,
+    Purpose, ReceivedAction, RecordedKind, Status, TicketId, UserId,
 };
 
 /// Which database a connection talks to.
@@ -148,6 +148,7 @@ stored_as_text!(
     EmailMode: "an email mode",
     EventKind: "an event kind",
     RecordedKind: "an event kind",
+    ReceivedAction: "a received mail's action",
 );
 
 /// IDs kept in an integer column.
@@ -644,6 +645,8 @@ mod tests {
             unknown::<EmailMode>(db),
             unknown::<EventKind>(db),
             unknown::<RecordedKind>(db),
+            format!("{:?}", round_trip(db, "TEXT", ReceivedAction::ALL)),
+            unknown::<ReceivedAction>(db),
         ]
     }
 

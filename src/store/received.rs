@@ -6,14 +6,14 @@
 use super::db::{Db, Row};
 use super::{Result, StoreError, threads, users};
 use crate::mail::classify::{Lookup, NotificationRef, UserRef};
-use crate::model::{NotificationId, TicketId};
+use crate::model::{NotificationId, ReceivedAction, TicketId};
 
 /// One handled message, for `mail list`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
     pub id: i64,
     pub message_id: Option<String>,
-    pub action: String,
+    pub action: ReceivedAction,
     pub ticket_id: Option<TicketId>,
     pub reason: Option<String>,
     pub from: Option<String>,
@@ -23,7 +23,7 @@ pub struct Received {
 
 pub struct NewReceived<'a> {
     pub message_id: Option<&'a str>,
-    pub action: &'a str,
+    pub action: ReceivedAction,
     pub ticket_id: Option<TicketId>,
     pub reason: Option<&'a str>,
     pub from: Option<&'a str>,
@@ -65,7 +65,7 @@ fn from_row(row: &Row<'_, '_>) -> Result<Received> {
     Ok(Received {
         id: row.int(0)?,
         message_id: row.opt_text(1)?,
-        action: row.text(2)?,
+        action: row.parse(2)?,
         ticket_id: row.parse(3)?,
         reason: row.opt_text(4)?,
         from: row.opt_text(5)?,
@@ -75,7 +75,7 @@ fn from_row(row: &Row<'_, '_>) -> Result<Received> {
 }
 
 /// Handled messages, newest first, optionally of one action only.
-pub fn list(conn: &dyn Db, action: Option<&str>, limit: u32) -> Result<Vec<Received>> {
+pub fn list(conn: &dyn Db, action: Option<ReceivedAction>, limit: u32) -> Result<Vec<Received>> {
     conn.query(
         "SELECT id, message_id, action, ticket_id, reason, from_addr, subject, at
            FROM received
@@ -219,7 +219,7 @@ mod tests {
         .unwrap();
         let root = threads::ensure(db, ticket, "<ticket-1.a@h>").unwrap();
         let again = threads::ensure(db, ticket, "<ticket-1.b@h>").unwrap();
-        let new = |id: Option<&'static str>, action: &'static str, at: i64| NewReceived {
+        let new = |id: Option<&'static str>, action: ReceivedAction, at: i64| NewReceived {
             message_id: id,
             action,
             ticket_id: Some(ticket),
@@ -228,10 +228,10 @@ mod tests {
             subject: Some("Re: x"),
             at,
         };
-        let first = record(db, &new(Some("<m1@x>"), "comment", 10)).unwrap();
-        let twice = record(db, &new(Some("<m1@x>"), "comment", 11)).unwrap();
-        let no_id = record(db, &new(None, "refused", 12)).unwrap();
-        let no_id_again = record(db, &new(None, "refused", 13)).unwrap();
+        let first = record(db, &new(Some("<m1@x>"), ReceivedAction::Comment, 10)).unwrap();
+        let twice = record(db, &new(Some("<m1@x>"), ReceivedAction::Comment, 11)).unwrap();
+        let no_id = record(db, &new(None, ReceivedAction::Refused, 12)).unwrap();
+        let no_id_again = record(db, &new(None, ReceivedAction::Refused, 13)).unwrap();
         suppressions::add(db, "Gone@Example.net", "bounced: 5.1.1", 20).unwrap();
         suppressions::add(db, "gone@example.net", "bounced: 5.1.2", 21).unwrap();
         db.execute(
@@ -268,7 +268,10 @@ mod tests {
             format!("{:?}", threads::root(db, TicketId(99)).unwrap()),
             // Ids aside: PostgreSQL spends one on an insert that conflicts.
             format!("{:?}", without_ids(list(db, None, 10).unwrap())),
-            format!("{:?}", without_ids(list(db, Some("refused"), 1).unwrap())),
+            format!(
+                "{:?}",
+                without_ids(list(db, Some(ReceivedAction::Refused), 1).unwrap())
+            ),
             format!("{:?}", lookup.already_received("<m1@x>").unwrap()),
             format!(
                 "{:?}",
