@@ -112,7 +112,7 @@ pub fn mint_thread_root(ticket_id: TicketId, site_domain: &str) -> String {
 /// address, named as `default_from_email` names the help desk. None when
 /// inbound mail is not set up.
 pub fn reply_to(config: &crate::config::Config, ticket_id: TicketId) -> Option<Mailbox> {
-    let address = config.email.inbound.reply_address(ticket_id.get())?;
+    let address = config.email.inbound.reply_address(ticket_id)?;
     let address = Address::from_str(&address).ok()?;
     let name = crate::address::parse_mailbox(&config.default_from_email)
         .ok()
