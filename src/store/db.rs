@@ -575,7 +575,7 @@ mod tests {
         /// as options (one of them NULL).
         fn round_trip<T>(db: &dyn Db, column: &str, values: &[T]) -> Vec<T>
         where
-            T: Param + Copy,
+            T: Param + Copy + PartialEq + std::fmt::Debug,
             T: FromStored,
             Option<T>: FromStored,
         {
@@ -596,8 +596,7 @@ mod tests {
                         },
                     )
                     .unwrap();
-                assert_eq!(none.map(|_| ()), None);
-                assert_eq!(some.map(|_| ()), Some(()));
+                assert_eq!((back, some, none), (*value, Some(*value), None));
                 out.push(back);
                 out.extend(some);
             }
