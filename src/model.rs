@@ -1,7 +1,9 @@
-//! The domain's value types: ticket fields, channels and notification states,
-//! each with its stored name (also its JSON value), its display name and the
-//! spellings the command line accepts. Storage and rendering both use these;
-//! neither defines its own copy.
+//! The domain's value types: ticket fields, channels, notification states,
+//! event kinds and what received mail became, each with its stored name (also
+//! its JSON value), its display name and the spellings the command line
+//! accepts; and the IDs of tickets, users, groups, events and notifications,
+//! each its own type. Storage and rendering both use these; neither defines
+//! its own copy (`store::db` binds them and reads them back by type).
 
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
