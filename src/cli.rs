@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::model::{Priority, Purpose, Status};
+use crate::model::{NotificationId, Priority, Purpose, ReceivedAction, Status, TicketId};
 
 /// Help desk tickets that reach the right people at once, in the app and by email.
 #[derive(Debug, Parser)]
@@ -265,8 +265,8 @@ pub enum TicketCommand {
 #[command(group(clap::ArgGroup::new("whom").required(true).args(["to", "none"])))]
 pub struct AssignTicketArgs {
     /// Ticket number (`12` or `#12`)
-    #[arg(value_parser = parse_id)]
-    pub id: i64,
+    #[arg(value_parser = ticket_id)]
+    pub id: TicketId,
     /// The active user who takes the ticket
     #[arg(long, value_name = "USER")]
     pub to: Option<String>,
@@ -281,8 +281,8 @@ pub struct AssignTicketArgs {
 #[derive(Debug, Args)]
 pub struct WatchTicketArgs {
     /// Ticket number (`12` or `#12`)
-    #[arg(value_parser = parse_id)]
-    pub id: i64,
+    #[arg(value_parser = ticket_id)]
+    pub id: TicketId,
     /// The user who watches
     #[arg(long, value_name = "USER")]
     pub user: String,
@@ -320,16 +320,16 @@ pub struct ListTicketsArgs {
 #[derive(Debug, Args)]
 pub struct TicketIdArg {
     /// Ticket number (`12` or `#12`)
-    #[arg(value_parser = parse_id)]
-    pub id: i64,
+    #[arg(value_parser = ticket_id)]
+    pub id: TicketId,
 }
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["status", "priority"])))]
 pub struct UpdateTicketArgs {
     /// Ticket number (`12` or `#12`)
-    #[arg(value_parser = parse_id)]
-    pub id: i64,
+    #[arg(value_parser = ticket_id)]
+    pub id: TicketId,
     /// The user making the change
     #[arg(long, value_name = "USER")]
     pub by: String,
@@ -344,8 +344,8 @@ pub struct UpdateTicketArgs {
 #[derive(Debug, Args)]
 pub struct CommentTicketArgs {
     /// Ticket number (`12` or `#12`)
-    #[arg(value_parser = parse_id)]
-    pub id: i64,
+    #[arg(value_parser = ticket_id)]
+    pub id: TicketId,
     /// The user commenting
     #[arg(long, value_name = "USER")]
     pub by: String,
@@ -386,8 +386,8 @@ pub struct InboxReadArgs {
     #[arg(long)]
     pub user: String,
     /// Notification IDs (`12` or `#12`)
-    #[arg(value_parser = parse_id)]
-    pub ids: Vec<i64>,
+    #[arg(value_parser = notification_id)]
+    pub ids: Vec<NotificationId>,
     /// Every unread notification of the user
     #[arg(long)]
     pub all: bool,
@@ -426,10 +426,10 @@ pub enum NotifyCommand {
 pub struct PreviewArgs {
     /// The event whose email to show
     #[arg(long, value_enum, ignore_case = true)]
-    pub event: crate::notify::EventKind,
+    pub event: crate::model::EventKind,
     /// This ticket's facts (its latest event of that kind, else the ticket as it stands); without it, a sample ticket
-    #[arg(long, value_parser = parse_id)]
-    pub ticket: Option<i64>,
+    #[arg(long, value_parser = ticket_id)]
+    pub ticket: Option<TicketId>,
     /// Address it to this user (with the footer's reason for them); without it, a sample recipient
     #[arg(long)]
     pub user: Option<String>,
@@ -464,28 +464,6 @@ pub struct ReceiveArgs {
     /// Handle every message in DIR/new, moving each to DIR/cur once handled
     #[arg(long, value_name = "DIR")]
     pub maildir: Option<PathBuf>,
-}
-
-/// What a received message became.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReceivedAction {
-    Bounce,
-    Ignored,
-    Refused,
-    Comment,
-    Ticket,
-}
-
-impl ReceivedAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReceivedAction::Bounce => "bounce",
-            ReceivedAction::Ignored => "ignored",
-            ReceivedAction::Refused => "refused",
-            ReceivedAction::Comment => "comment",
-            ReceivedAction::Ticket => "ticket",
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -530,16 +508,16 @@ pub struct ListNotificationsArgs {
 #[derive(Debug, Args)]
 pub struct NotificationIdArg {
     /// Notification ID (`12` or `#12`)
-    #[arg(value_parser = parse_id)]
-    pub id: i64,
+    #[arg(value_parser = notification_id)]
+    pub id: NotificationId,
 }
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "failed"])))]
 pub struct RetryArgs {
     /// Notification IDs (`12` or `#12`)
-    #[arg(value_parser = parse_id)]
-    pub ids: Vec<i64>,
+    #[arg(value_parser = notification_id)]
+    pub ids: Vec<NotificationId>,
     /// Every failed email notification
     #[arg(long)]
     pub failed: bool,
@@ -587,6 +565,16 @@ pub fn parse_id(text: &str) -> Result<i64, String> {
             text.escape_debug()
         )),
     }
+}
+
+/// A ticket number, written as `parse_id` reads it.
+pub fn ticket_id(text: &str) -> Result<TicketId, String> {
+    parse_id(text).map(TicketId)
+}
+
+/// A notification ID, written as `parse_id` reads it.
+pub fn notification_id(text: &str) -> Result<NotificationId, String> {
+    parse_id(text).map(NotificationId)
 }
 
 /// Durations as the SPEC writes them: a whole number and one unit of s, m, h or d.

@@ -131,7 +131,7 @@ impl Default for Inbound {
 
 impl Inbound {
     /// `local+N@domain` for ticket N, when inbound mail is set up.
-    pub fn reply_address(&self, ticket_id: i64) -> Option<String> {
+    pub fn reply_address(&self, ticket_id: crate::model::TicketId) -> Option<String> {
         let address = self.address.as_deref()?;
         let (local, domain) = address.rsplit_once('@')?;
         Some(format!("{local}+{ticket_id}@{domain}"))

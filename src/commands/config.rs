@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::Status;
+use super::Exit;
 use crate::app::load_config;
 use crate::cli::{ConfigCommand, GlobalArgs};
 use crate::config::Config;
@@ -113,7 +113,7 @@ impl View for CheckView {
     }
 }
 
-pub fn run(global: &GlobalArgs, out: Output, command: ConfigCommand) -> Result<Status> {
+pub fn run(global: &GlobalArgs, out: Output, command: ConfigCommand) -> Result<Exit> {
     match command {
         ConfigCommand::Check => {
             let env = std::env::vars().collect();
@@ -130,7 +130,7 @@ pub fn run(global: &GlobalArgs, out: Output, command: ConfigCommand) -> Result<S
                 out.warn(warning);
             }
             out.show(&CheckView { config, warnings })?;
-            Ok(Status::Done)
+            Ok(Exit::Done)
         }
     }
 }

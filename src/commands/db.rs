@@ -6,7 +6,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::Status;
+use super::Exit;
 use crate::app::App;
 use crate::cli::{DbCommand, DbCopyArgs};
 use crate::error::{explain_store_error, hinted};
@@ -14,7 +14,7 @@ use crate::output::{Table, View};
 use crate::store::copy::{self, Copied};
 use crate::store::{Database, Store, StoreError};
 
-pub fn run(app: &mut App, cmd: DbCommand) -> Result<Status> {
+pub fn run(app: &mut App, cmd: DbCommand) -> Result<Exit> {
     match cmd {
         DbCommand::Copy(args) => copy_to(app, &args),
     }
@@ -37,7 +37,7 @@ impl View for CopyView {
     }
 }
 
-fn copy_to(app: &mut App, args: &DbCopyArgs) -> Result<Status> {
+fn copy_to(app: &mut App, args: &DbCopyArgs) -> Result<Exit> {
     let cwd = std::env::current_dir()?;
     let source = app.config.database.clone();
     let target = Database::from_text(&args.to, &cwd);
@@ -81,7 +81,7 @@ fn copy_to(app: &mut App, args: &DbCopyArgs) -> Result<Status> {
         to: target,
         tables,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 fn same_database(a: &Database, b: &Database) -> bool {

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use super::Status;
+use super::Exit;
 use crate::cli::{Cli, DemoArgs};
 use crate::config::FILE_NAME;
 use crate::output::{Output, print_stdout};
@@ -29,7 +29,7 @@ transport = "file"
 dir = "outbox"
 "#;
 
-pub fn run(args: &DemoArgs, out: &Output) -> Result<Status> {
+pub fn run(args: &DemoArgs, out: &Output) -> Result<Exit> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("could not create `{}`", dir.display()))?;
@@ -114,7 +114,7 @@ pub fn run(args: &DemoArgs, out: &Output) -> Result<Status> {
          {helpdesk} --config {config_word} notify list",
         shell_word(&outbox.display().to_string())
     ))?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 /// An argument as a POSIX shell reads it back when pasted: as it is when

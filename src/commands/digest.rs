@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::Status;
+use super::Exit;
 use crate::app::App;
 use crate::output::View;
 
@@ -24,7 +24,7 @@ impl View for DigestView {
     }
 }
 
-pub(super) fn run(app: &mut App) -> Result<Status> {
+pub(super) fn run(app: &mut App) -> Result<Exit> {
     let done = crate::notify::digest::run(&mut app.store, &app.config)?;
     // Cron mails whatever a job prints: nothing unless someone is watching.
     let interactive = app.out.stdout_tty || app.out.verbose;
@@ -44,5 +44,5 @@ pub(super) fn run(app: &mut App) -> Result<Status> {
         updates: done.updates,
         summary,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }

@@ -3,14 +3,14 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Status, user_named};
+use super::{Exit, user_named};
 use crate::app::App;
 use crate::cli::{GroupCommand, GroupMemberArgs, GroupPermArgs};
 use crate::output::{Table, View, cell};
 use crate::store::groups::{self, Group};
 use crate::store::{Db, StoreError};
 
-pub fn run(app: &mut App, command: GroupCommand) -> Result<Status> {
+pub fn run(app: &mut App, command: GroupCommand) -> Result<Exit> {
     match command {
         GroupCommand::Add(args) => {
             let name = args.name.trim().to_string();
@@ -35,7 +35,7 @@ pub fn run(app: &mut App, command: GroupCommand) -> Result<Status> {
                 .map(|g| GroupView::of(conn, g, String::new()))
                 .collect::<Result<Vec<_>>>()?;
             app.out.show(&GroupList { groups: views })?;
-            Ok(Status::Done)
+            Ok(Exit::Done)
         }
         GroupCommand::Grant(args) => permission(app, &args, true),
         GroupCommand::Revoke(args) => permission(app, &args, false),
@@ -103,10 +103,10 @@ impl View for GroupList {
     }
 }
 
-fn show(app: &App, group: &Group, message: String) -> Result<Status> {
+fn show(app: &App, group: &Group, message: String) -> Result<Exit> {
     app.out
         .show(&GroupView::of(app.store.conn(), group, message)?)?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 fn find(app: &App, name: &str) -> Result<Group> {
@@ -118,7 +118,7 @@ fn find(app: &App, name: &str) -> Result<Group> {
     })
 }
 
-fn permission(app: &mut App, args: &GroupPermArgs, grant: bool) -> Result<Status> {
+fn permission(app: &mut App, args: &GroupPermArgs, grant: bool) -> Result<Exit> {
     let group = find(app, &args.name)?;
     let permission = args.permission.as_str();
     let changed = app.store.in_tx(|tx| {
@@ -137,7 +137,7 @@ fn permission(app: &mut App, args: &GroupPermArgs, grant: bool) -> Result<Status
     show(app, &group, message)
 }
 
-fn membership(app: &mut App, args: &GroupMemberArgs, add: bool) -> Result<Status> {
+fn membership(app: &mut App, args: &GroupMemberArgs, add: bool) -> Result<Exit> {
     let group = find(app, &args.name)?;
     let user = user_named(app.store.conn(), &args.username)?;
     let changed = app.store.in_tx(|tx| {

@@ -3,25 +3,26 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Status, user_named};
+use super::{Exit, user_named};
 use crate::app::App;
 use crate::cli::{InboxArgs, InboxCommand, InboxReadArgs};
-use crate::model::NotificationPriority;
+use crate::model::{NotificationId, NotificationPriority, TicketId};
 use crate::output::{Table, Time, View, cell};
 use crate::store::users::User;
 use crate::store::{notifications, now_ms};
 
-pub fn run(app: &mut App, args: InboxArgs) -> Result<Status> {
+pub fn run(app: &mut App, args: InboxArgs) -> Result<Exit> {
     match args.command {
         Some(InboxCommand::Read(read_args)) => read(app, &read_args),
         None => show(app, &args),
     }
 }
 
+/// One notification as `inbox` shows it: a table row, a JSON object.
 #[derive(Serialize)]
-struct InboxItem {
-    id: i64,
-    ticket_id: i64,
+struct InboxRow {
+    id: NotificationId,
+    ticket_id: TicketId,
     title: String,
     body: String,
     url: String,
@@ -34,7 +35,7 @@ struct InboxItem {
 struct InboxView {
     user: String,
     unread: i64,
-    notifications: Vec<InboxItem>,
+    notifications: Vec<InboxRow>,
 }
 
 impl View for InboxView {
@@ -72,13 +73,13 @@ fn find(app: &App, username: &str) -> Result<User> {
     user_named(app.store.conn(), username)
 }
 
-fn show(app: &mut App, args: &InboxArgs) -> Result<Status> {
+fn show(app: &mut App, args: &InboxArgs) -> Result<Exit> {
     let username = args.user.as_deref().unwrap_or_default();
     let user = find(app, username)?;
     let mut items = notifications::inbox(app.store.conn(), user.id, args.unread, args.limit)?;
     if args.mark_read {
         let now = now_ms();
-        let ids: Vec<i64> = items
+        let ids: Vec<NotificationId> = items
             .iter()
             .filter(|n| n.read_at.is_none())
             .map(|n| n.id)
@@ -95,7 +96,7 @@ fn show(app: &mut App, args: &InboxArgs) -> Result<Status> {
         unread,
         notifications: items
             .into_iter()
-            .map(|n| InboxItem {
+            .map(|n| InboxRow {
                 id: n.id,
                 ticket_id: n.ticket_id,
                 title: n.title,
@@ -108,7 +109,7 @@ fn show(app: &mut App, args: &InboxArgs) -> Result<Status> {
             .collect(),
     };
     app.out.show(&view)?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 #[derive(Serialize)]
@@ -124,7 +125,7 @@ impl View for ReadView {
     }
 }
 
-fn read(app: &mut App, args: &InboxReadArgs) -> Result<Status> {
+fn read(app: &mut App, args: &InboxReadArgs) -> Result<Exit> {
     let user = find(app, &args.user)?;
     let now = now_ms();
     let marked = app.store.in_tx(|tx| {
@@ -151,5 +152,5 @@ fn read(app: &mut App, args: &InboxReadArgs) -> Result<Status> {
         marked,
         unread,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::Status;
+use super::Exit;
 use crate::cli::GlobalArgs;
 use crate::config::{Config, EXAMPLE, FILE_NAME, Overrides};
 use crate::error::explain_store_error;
@@ -28,7 +28,7 @@ impl View for InitView {
     }
 }
 
-pub fn run(global: &GlobalArgs, out: &Output) -> Result<Status> {
+pub fn run(global: &GlobalArgs, out: &Output) -> Result<Exit> {
     let cwd = std::env::current_dir()?;
     let path = cwd.join(
         global
@@ -75,7 +75,7 @@ pub fn run(global: &GlobalArgs, out: &Output) -> Result<Status> {
         config_written: !existed,
         database: config.database,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 /// Writes the example configuration as a new file (never over another).

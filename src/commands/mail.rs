@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::Status;
+use super::Exit;
 use crate::app::App;
 use crate::cli::{GlobalArgs, ListReceivedArgs, MailCommand, ReceiveArgs};
 use crate::config::Config;
@@ -27,7 +27,7 @@ const EX_DATAERR: u8 = 65;
 /// sysexits: try again later (the mail server keeps the message).
 const EX_TEMPFAIL: u8 = 75;
 
-pub fn run(global: &GlobalArgs, out: Output, command: MailCommand) -> Result<Status> {
+pub fn run(global: &GlobalArgs, out: Output, command: MailCommand) -> Result<Exit> {
     match command {
         MailCommand::Receive(args) => Ok(receive(global, out, &args)),
         MailCommand::List(args) => {
@@ -44,15 +44,9 @@ pub fn run(global: &GlobalArgs, out: Output, command: MailCommand) -> Result<Sta
 #[derive(Debug, Serialize)]
 struct Handled {
     action: Action,
-    ticket_id: Option<i64>,
+    ticket_id: Option<classify::TicketId>,
     message_id: Option<String>,
     reason: Option<String>,
-}
-
-impl Serialize for Action {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
 }
 
 impl Handled {
@@ -102,7 +96,7 @@ enum Failure {
 }
 
 /// Runs `mail receive`; every failure becomes the status a mail server reads.
-fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Status {
+fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Exit {
     let mut app = match App::load(global, out) {
         Ok(app) => app,
         Err(err) => return try_again_later(&err),
@@ -120,19 +114,19 @@ fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Status {
             };
             match handle(&mut app, &input) {
                 Ok(handled) => match app.out.show(&handled) {
-                    Ok(()) => Status::Done,
+                    Ok(()) => Exit::Done,
                     Err(err) => later(err),
                 },
                 Err(Failure::NotAMessage(why)) => {
                     report(&anyhow::anyhow!("not a mail message: {why}"));
-                    Status::Sysexit(EX_DATAERR)
+                    Exit::Sysexit(EX_DATAERR)
                 }
                 Err(Failure::Later(err)) => later(err),
             }
         }
         Some(dir) => match maildir(&mut app, dir) {
             Ok(handled) => match app.out.show(&HandledList { messages: handled }) {
-                Ok(()) => Status::Done,
+                Ok(()) => Exit::Done,
                 Err(err) => later(err),
             },
             Err(err) => later(err),
@@ -143,12 +137,12 @@ fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Status {
 /// Says why the message was not handled now, and that the mail server
 /// keeps it and delivers it again (status 75, EX_TEMPFAIL): whoever reads
 /// the mail log knows nothing was lost.
-fn try_again_later(err: &anyhow::Error) -> Status {
+fn try_again_later(err: &anyhow::Error) -> Exit {
     report(err);
     crate::output::print_stderr(
         "the message was not handled now: the mail server keeps it and delivers it again later (status 75)",
     );
-    Status::Sysexit(EX_TEMPFAIL)
+    Exit::Sysexit(EX_TEMPFAIL)
 }
 
 /// A message as read: at most the cap, and whether there was more.
@@ -221,7 +215,7 @@ fn handle(app: &mut App, input: &Input) -> Result<Handled, Failure> {
                     Outcome::Ignored(Ignore::AlreadyReceived(_)) => None,
                     _ => message.message_id.as_deref(),
                 },
-                action: handled.action.as_str(),
+                action: handled.action,
                 ticket_id: handled.ticket_id,
                 reason: handled.reason.as_deref(),
                 from: message.from.as_deref().ok(),
@@ -310,7 +304,7 @@ fn apply(
     })
 }
 
-fn author(tx: &dyn crate::store::Db, id: i64) -> Result<users::User> {
+fn author(tx: &dyn crate::store::Db, id: crate::model::UserId) -> Result<users::User> {
     users::by_id(tx, id)?.context("the sender's user record vanished")
 }
 
@@ -360,7 +354,7 @@ fn maildir(app: &mut App, dir: &Path) -> Result<Vec<Handled>> {
                         tx,
                         &NewReceived {
                             message_id: None,
-                            action: Action::Refused.as_str(),
+                            action: Action::Refused,
                             ticket_id: None,
                             reason: Some(&reason),
                             from: None,
@@ -396,8 +390,8 @@ fn maildir(app: &mut App, dir: &Path) -> Result<Vec<Handled>> {
 struct ReceivedItem {
     id: i64,
     at: Time,
-    action: String,
-    ticket_id: Option<i64>,
+    action: Action,
+    ticket_id: Option<classify::TicketId>,
     message_id: Option<String>,
     from: Option<String>,
     subject: Option<String>,
@@ -417,7 +411,7 @@ impl View for ReceivedList {
         for item in &self.items {
             table.row(vec![
                 item.at.to_string(),
-                item.action.clone(),
+                item.action.to_string(),
                 item.ticket_id.map(|t| format!("#{t}")).unwrap_or_default(),
                 item.from.clone().unwrap_or_default(),
                 item.subject.clone().unwrap_or_default(),
@@ -436,12 +430,8 @@ impl View for ReceivedList {
     }
 }
 
-fn list(app: &mut App, args: &ListReceivedArgs) -> Result<Status> {
-    let rows = received::list(
-        app.store.conn(),
-        args.action.map(|a| a.as_str()),
-        args.limit,
-    )?;
+fn list(app: &mut App, args: &ListReceivedArgs) -> Result<Exit> {
+    let rows = received::list(app.store.conn(), args.action, args.limit)?;
     let items = rows
         .into_iter()
         .map(|r| ReceivedItem {
@@ -456,5 +446,5 @@ fn list(app: &mut App, args: &ListReceivedArgs) -> Result<Status> {
         })
         .collect();
     app.out.show(&ReceivedList { items })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }

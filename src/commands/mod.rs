@@ -30,7 +30,7 @@ use crate::output::Output;
 
 /// How a command that did not fail ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub enum Exit {
     Done,
     /// A flush ran but left some email deferred or failed (exit 3).
     Incomplete,
@@ -41,17 +41,17 @@ pub enum Status {
     Sysexit(u8),
 }
 
-impl From<Status> for ExitCode {
-    fn from(status: Status) -> ExitCode {
+impl From<Exit> for ExitCode {
+    fn from(status: Exit) -> ExitCode {
         match status {
-            Status::Done => ExitCode::SUCCESS,
-            Status::Incomplete => ExitCode::from(3),
-            Status::Signalled(code) | Status::Sysexit(code) => ExitCode::from(code),
+            Exit::Done => ExitCode::SUCCESS,
+            Exit::Incomplete => ExitCode::from(3),
+            Exit::Signalled(code) | Exit::Sysexit(code) => ExitCode::from(code),
         }
     }
 }
 
-pub fn run(cli: Cli) -> Result<Status> {
+pub fn run(cli: Cli) -> Result<Exit> {
     let out = Output::new(&cli.global);
     match cli.command {
         Command::Completions(args) => completions(&args),
@@ -82,14 +82,14 @@ pub fn run(cli: Cli) -> Result<Status> {
     }
 }
 
-fn completions(args: &CompletionsArgs) -> Result<Status> {
+fn completions(args: &CompletionsArgs) -> Result<Exit> {
     use clap::CommandFactory;
     let mut command = Cli::command();
     // Into a buffer first: clap_complete panics on a closed pipe, our printer does not.
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "helpdesk", &mut script);
     crate::output::print_stdout(&String::from_utf8_lossy(&script))?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 /// Largest description or comment accepted.

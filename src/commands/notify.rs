@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use super::Status;
+use super::Exit;
 use crate::app::App;
 use crate::cli::{
     FlushArgs, ListNotificationsArgs, NotifyCommand, PurgeArgs, RetryArgs, StatusArgs, TestMailArgs,
@@ -22,7 +22,7 @@ use crate::output::{Table, Time, View, cell, print_stderr};
 use crate::store::notifications::{self, QueueRow};
 use crate::store::{now_ms, suppressions};
 
-pub fn run(app: &mut App, command: NotifyCommand) -> Result<Status> {
+pub fn run(app: &mut App, command: NotifyCommand) -> Result<Exit> {
     match command {
         NotifyCommand::Flush(args) => flush(app, &args),
         NotifyCommand::List(args) => list(app, &args),
@@ -113,7 +113,7 @@ impl View for DryRunView {
     }
 }
 
-fn dry_run(app: &mut App, args: &FlushArgs, now: i64) -> Result<Status> {
+fn dry_run(app: &mut App, args: &FlushArgs, now: i64) -> Result<Exit> {
     let limit = args
         .limit
         .unwrap_or(u64::from(u32::MAX))
@@ -140,10 +140,10 @@ fn dry_run(app: &mut App, args: &FlushArgs, now: i64) -> Result<Status> {
         claimed: 0,
         would_send,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
-fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
+fn flush(app: &mut App, args: &FlushArgs) -> Result<Exit> {
     let now = now_ms();
     if args.dry_run {
         return dry_run(app, args, now);
@@ -210,12 +210,12 @@ fn flush(app: &mut App, args: &FlushArgs) -> Result<Status> {
         } else {
             130
         };
-        return Ok(Status::Signalled(code));
+        return Ok(Exit::Signalled(code));
     }
     Ok(if report.deferred + report.failed > 0 {
-        Status::Incomplete
+        Exit::Incomplete
     } else {
-        Status::Done
+        Exit::Done
     })
 }
 
@@ -297,11 +297,11 @@ fn progress_bar(app: &App, now: i64) -> Result<Option<indicatif::ProgressBar>> {
 
 #[derive(Serialize)]
 struct QueueItem {
-    id: i64,
+    id: crate::model::NotificationId,
     channel: Channel,
     user: String,
     to: Option<String>,
-    ticket_id: i64,
+    ticket_id: crate::model::TicketId,
     status: NotificationStatus,
     attempts: i64,
     next_attempt_at: Option<Time>,
@@ -374,12 +374,12 @@ impl View for QueueList {
     }
 }
 
-fn list(app: &mut App, args: &ListNotificationsArgs) -> Result<Status> {
+fn list(app: &mut App, args: &ListNotificationsArgs) -> Result<Exit> {
     let rows = notifications::list(app.store.conn(), args.status, args.channel, args.limit)?;
     app.out.show(&QueueList {
         items: rows.iter().map(QueueItem::of).collect(),
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 #[derive(Serialize)]
@@ -449,7 +449,7 @@ impl View for NotificationView {
     }
 }
 
-fn show(app: &mut App, id: i64) -> Result<Status> {
+fn show(app: &mut App, id: crate::model::NotificationId) -> Result<Exit> {
     let conn = app.store.conn();
     let row = notifications::by_id(conn, id)?.ok_or_else(|| {
         crate::error::hinted(
@@ -475,7 +475,7 @@ fn show(app: &mut App, id: i64) -> Result<Status> {
         attempt_log,
     };
     app.out.show(&view)?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 // ---- retry, purge --------------------------------------------------------------------------
@@ -485,7 +485,7 @@ struct CountView {
     #[serde(skip)]
     what: &'static str,
     count: usize,
-    ids: Vec<i64>,
+    ids: Vec<crate::model::NotificationId>,
 }
 
 impl View for CountView {
@@ -494,7 +494,7 @@ impl View for CountView {
     }
 }
 
-fn retry(app: &mut App, args: &RetryArgs) -> Result<Status> {
+fn retry(app: &mut App, args: &RetryArgs) -> Result<Exit> {
     let ids = app.store.in_tx(|tx| {
         let ids = if args.failed {
             notifications::failed_ids(tx)?
@@ -520,7 +520,7 @@ fn retry(app: &mut App, args: &RetryArgs) -> Result<Status> {
         count: ids.len(),
         ids,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 #[derive(Serialize)]
@@ -558,7 +558,7 @@ impl View for PurgeView {
 
 /// Deletes what is old and done with (SPEC §5): sent and failed email, read
 /// in-app notifications; never an unread one, never email still due.
-fn purge(app: &mut App, args: &PurgeArgs) -> Result<Status> {
+fn purge(app: &mut App, args: &PurgeArgs) -> Result<Exit> {
     let older_than = i64::try_from(args.older_than.as_millis()).unwrap_or(i64::MAX);
     let before = now_ms().saturating_sub(older_than);
     let purged = if args.dry_run {
@@ -585,7 +585,7 @@ fn purge(app: &mut App, args: &PurgeArgs) -> Result<Status> {
         count: purged.total(),
         by_channel,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 // ---- test ----------------------------------------------------------------------------------
@@ -603,7 +603,7 @@ impl View for TestView {
     }
 }
 
-fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
+fn test(app: &mut App, args: &TestMailArgs) -> Result<Exit> {
     let requested = args.to.as_str();
     crate::address::parse_input("`--to`", requested)?;
     let mut transport = transport::from_config(&app.config, &app.env)?;
@@ -628,7 +628,7 @@ fn test(app: &mut App, args: &TestMailArgs) -> Result<Status> {
         accepted: true,
         reply,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 // ---- status --------------------------------------------------------------------------------
@@ -684,7 +684,7 @@ impl View for StatusView {
     }
 }
 
-fn status(app: &mut App, args: &StatusArgs) -> Result<Status> {
+fn status(app: &mut App, args: &StatusArgs) -> Result<Exit> {
     let conn = app.store.conn();
     let now = now_ms();
     let mut email = BTreeMap::new();
@@ -733,7 +733,7 @@ fn status(app: &mut App, args: &StatusArgs) -> Result<Status> {
             .context("the email queue is not being flushed");
         }
     }
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 /// A duration as people write it: `10m`, `1h 30m`.
@@ -781,7 +781,7 @@ impl View for SuppressedList {
     }
 }
 
-fn suppressed(app: &mut App) -> Result<Status> {
+fn suppressed(app: &mut App) -> Result<Exit> {
     let items = suppressions::all(app.store.conn())?
         .into_iter()
         .map(|s| SuppressedItem {
@@ -791,7 +791,7 @@ fn suppressed(app: &mut App) -> Result<Status> {
         })
         .collect();
     app.out.show(&SuppressedList { items })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 #[derive(Serialize)]
@@ -807,7 +807,7 @@ impl View for UnsuppressView {
     }
 }
 
-fn unsuppress(app: &mut App, address: &str) -> Result<Status> {
+fn unsuppress(app: &mut App, address: &str) -> Result<Exit> {
     let removed = app.store.in_tx(|tx| suppressions::remove(tx, address))?;
     let shown = cell(address, 200);
     if !removed {
@@ -820,5 +820,5 @@ fn unsuppress(app: &mut App, address: &str) -> Result<Status> {
         address: address.trim().to_lowercase(),
         line: format!("`{shown}` gets email again"),
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }

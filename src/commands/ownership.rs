@@ -4,15 +4,16 @@
 use anyhow::{Result, bail};
 
 use super::ticket::{EventView, find, report};
-use super::{Status, active_user, user_named};
+use super::{Exit, active_user, user_named};
 use crate::app::App;
 use crate::cli::{AssignTicketArgs, WatchTicketArgs};
-use crate::notify::event::{Assignment, EventData, EventKind, Person};
+use crate::model::{EventKind, TicketId};
+use crate::notify::event::{Assignment, EventData, Person};
 use crate::notify::fanout::{self, Recorded};
 use crate::output::cell;
 use crate::store::{tickets, users, watchers};
 
-pub(super) fn assign(app: &mut App, args: &AssignTicketArgs) -> Result<Status> {
+pub(super) fn assign(app: &mut App, args: &AssignTicketArgs) -> Result<Exit> {
     let actor = active_user(app, &args.by)?;
     let to = match &args.to {
         Some(name) => Some(assignable(app, args.id, name)?),
@@ -63,7 +64,7 @@ pub(super) fn assign(app: &mut App, args: &AssignTicketArgs) -> Result<Status> {
 }
 
 /// The user a ticket may be assigned to: an existing, active one.
-fn assignable(app: &App, ticket_id: i64, username: &str) -> Result<users::User> {
+fn assignable(app: &App, ticket_id: TicketId, username: &str) -> Result<users::User> {
     let user = user_named(app.store.conn(), username)?;
     if !user.active {
         let username = cell(username, 60);
@@ -78,7 +79,7 @@ fn assignable(app: &App, ticket_id: i64, username: &str) -> Result<users::User> 
 }
 
 /// `ticket watch` (`on`) and `ticket unwatch`.
-pub(super) fn watch(app: &mut App, args: &WatchTicketArgs, on: bool) -> Result<Status> {
+pub(super) fn watch(app: &mut App, args: &WatchTicketArgs, on: bool) -> Result<Exit> {
     let user = if on {
         active_user(app, &args.user)?
     } else {
@@ -118,5 +119,5 @@ pub(super) fn watch(app: &mut App, args: &WatchTicketArgs, on: bool) -> Result<S
         warnings: Vec::new(),
     };
     app.out.show(&EventView::of(&ticket, &none, headline))?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Status, user_named};
+use super::{Exit, user_named};
 use crate::app::App;
 use crate::cli::PrefsArgs;
 use crate::model::{EmailMode, Switch};
@@ -40,7 +40,7 @@ impl View for PrefsView {
     }
 }
 
-pub(super) fn run(app: &mut App, args: &PrefsArgs) -> Result<Status> {
+pub(super) fn run(app: &mut App, args: &PrefsArgs) -> Result<Exit> {
     let user = user_named(app.store.conn(), &args.username)?;
     let changing = args.email.is_some() || args.app.is_some();
     if changing {
@@ -48,11 +48,10 @@ pub(super) fn run(app: &mut App, args: &PrefsArgs) -> Result<Status> {
             Some(kind) => vec![kind],
             None => EventKind::ALL.to_vec(),
         };
-        let email = args.email.map(|e| e.as_str());
         let app_on = args.app.map(|a| a == Switch::On);
         app.store.in_tx(|tx| {
             for kind in &events {
-                preferences::set(tx, user.id, kind.as_str(), email, app_on)?;
+                preferences::set(tx, user.id, *kind, args.email, app_on)?;
             }
             Ok::<_, anyhow::Error>(())
         })?;
@@ -82,5 +81,5 @@ pub(super) fn run(app: &mut App, args: &PrefsArgs) -> Result<Status> {
         user: user.username.clone(),
         prefs: rows,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }

@@ -6,13 +6,13 @@ use std::io::Write;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::Status;
+use super::Exit;
 use crate::app::App;
 use crate::cli::PreviewArgs;
 use crate::notify::preview::{self, Request};
 use crate::notify::ticket_events;
 
-pub(super) fn run(app: &mut App, args: &PreviewArgs) -> Result<Status> {
+pub(super) fn run(app: &mut App, args: &PreviewArgs) -> Result<Exit> {
     let conn = app.store.conn();
     let ticket = match args.ticket {
         Some(id) => Some(ticket_events::find(conn, id)?),
@@ -43,7 +43,7 @@ pub(super) fn run(app: &mut App, args: &PreviewArgs) -> Result<Status> {
             html: &preview.composed.content.html,
             raw: String::from_utf8_lossy(&preview.message.raw).into_owned(),
         })?;
-        return Ok(Status::Done);
+        return Ok(Exit::Done);
     }
     let bytes: &[u8] = if args.text {
         preview.composed.content.text.as_bytes()
@@ -53,7 +53,7 @@ pub(super) fn run(app: &mut App, args: &PreviewArgs) -> Result<Status> {
         &preview.message.raw
     };
     write_stdout(bytes)?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 /// `--format json`: the email's parts, and the whole message as it would be sent.

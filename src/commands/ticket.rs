@@ -6,20 +6,23 @@ use std::io::IsTerminal;
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use super::{Status, active_user, read_text};
+use super::{Exit, active_user, read_text};
 use crate::app::App;
 use crate::cli::{
     CommentTicketArgs, CreateTicketArgs, ListTicketsArgs, TicketCommand, UpdateTicketArgs,
 };
-use crate::model::{Channel, NotificationStatus, Priority, Purpose, Status as TicketStatus};
-use crate::notify::event::{Change, EventData, EventKind};
+use crate::model::{
+    Channel, EventId, EventKind, NotificationId, NotificationStatus, Priority, Purpose, Status,
+    TicketId,
+};
+use crate::notify::event::{Change, EventData};
 use crate::notify::fanout::{self, Recorded};
 use crate::notify::ticket_events;
 use crate::output::{Table, Time, View, block, cell};
 use crate::store::tickets::{self, Ticket};
 use crate::store::{Db, events, notifications};
 
-pub fn run(app: &mut App, command: TicketCommand) -> Result<Status> {
+pub fn run(app: &mut App, command: TicketCommand) -> Result<Exit> {
     match command {
         TicketCommand::Create(args) => create(app, &args),
         TicketCommand::List(args) => list(app, &args),
@@ -27,7 +30,7 @@ pub fn run(app: &mut App, command: TicketCommand) -> Result<Status> {
             let ticket = find(app.store.conn(), args.id)?;
             let view = TicketView::of(app.store.conn(), &ticket)?;
             app.out.show(&view)?;
-            Ok(Status::Done)
+            Ok(Exit::Done)
         }
         TicketCommand::Update(args) => update(app, &args),
         TicketCommand::Comment(args) => comment(app, &args),
@@ -39,7 +42,7 @@ pub fn run(app: &mut App, command: TicketCommand) -> Result<Status> {
 
 #[derive(Serialize)]
 struct NotificationRef {
-    id: i64,
+    id: NotificationId,
     user: String,
     channel: Channel,
     status: NotificationStatus,
@@ -47,7 +50,7 @@ struct NotificationRef {
 
 #[derive(Serialize)]
 struct CommentView {
-    id: i64,
+    id: EventId,
     author: String,
     body: String,
     created_at: Time,
@@ -64,13 +67,13 @@ struct HistoryEntry {
 /// A ticket's own fields, as every ticket view shows them.
 #[derive(Serialize)]
 pub(super) struct TicketFields {
-    id: i64,
+    id: TicketId,
     created_by: String,
     /// Who the ticket is assigned to (`null`: nobody).
     assignee: Option<String>,
     purpose: Purpose,
     priority: Priority,
-    status: TicketStatus,
+    status: Status,
     description: String,
     created_at: Time,
 }
@@ -181,7 +184,7 @@ impl TicketView {
         for event in events::of_ticket(conn, ticket.id)? {
             let data = EventData::from_json(&event.data)?;
             let at = Time(event.created_at);
-            match EventKind::from_stored(&event.kind) {
+            match event.kind.ticket_event() {
                 Some(EventKind::Comment) => comments.push(CommentView {
                     id: event.id,
                     author: event.actor,
@@ -308,11 +311,11 @@ impl View for TicketView {
     }
 }
 
-pub(super) fn find(conn: &dyn Db, id: i64) -> Result<Ticket> {
+pub(super) fn find(conn: &dyn Db, id: TicketId) -> Result<Ticket> {
     ticket_events::find(conn, id)
 }
 
-fn create(app: &mut App, args: &CreateTicketArgs) -> Result<Status> {
+fn create(app: &mut App, args: &CreateTicketArgs) -> Result<Exit> {
     prompt_for_stdin(app, "description", &args.description);
     let description = read_text("description", &args.description)?;
     let creator = active_user(app, &args.created_by)?;
@@ -350,15 +353,15 @@ pub(super) fn report(
     ticket: &Ticket,
     recorded: &Recorded,
     headline: String,
-) -> Result<Status> {
+) -> Result<Exit> {
     for warning in &recorded.warnings {
         app.out.warn(warning);
     }
     app.out.show(&EventView::of(ticket, recorded, headline))?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
-fn update(app: &mut App, args: &UpdateTicketArgs) -> Result<Status> {
+fn update(app: &mut App, args: &UpdateTicketArgs) -> Result<Exit> {
     let actor = active_user(app, &args.by)?;
     let config = &app.config;
     let (ticket, recorded) = app.store.in_tx(|tx| {
@@ -404,7 +407,7 @@ fn update(app: &mut App, args: &UpdateTicketArgs) -> Result<Status> {
     report(app, &ticket, &recorded, headline)
 }
 
-fn comment(app: &mut App, args: &CommentTicketArgs) -> Result<Status> {
+fn comment(app: &mut App, args: &CommentTicketArgs) -> Result<Exit> {
     prompt_for_stdin(app, "comment", &args.body);
     let body = read_text("comment", &args.body)?;
     let actor = active_user(app, &args.by)?;
@@ -468,7 +471,7 @@ impl View for TicketList {
     }
 }
 
-fn list(app: &mut App, args: &ListTicketsArgs) -> Result<Status> {
+fn list(app: &mut App, args: &ListTicketsArgs) -> Result<Exit> {
     let assignee = match args.assignee.as_deref() {
         None => None,
         Some("none") => Some(tickets::AssigneeFilter::Nobody),
@@ -485,5 +488,5 @@ fn list(app: &mut App, args: &ListTicketsArgs) -> Result<Status> {
         })
         .collect();
     app.out.show(&TicketList { tickets })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }

@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use super::{Status, user_named};
+use super::{Exit, user_named};
 use crate::app::App;
 use crate::cli::{AddUserArgs, UserCommand, UserPermArgs};
 use crate::notify::MANAGER_PERMISSION;
@@ -11,7 +11,7 @@ use crate::output::{Table, Time, View, cell};
 use crate::store::users::{self, NewUser, User};
 use crate::store::{Db, StoreError, groups};
 
-pub fn run(app: &mut App, command: UserCommand) -> Result<Status> {
+pub fn run(app: &mut App, command: UserCommand) -> Result<Exit> {
     match command {
         UserCommand::Add(args) => add(app, &args),
         UserCommand::List => list(app),
@@ -19,7 +19,7 @@ pub fn run(app: &mut App, command: UserCommand) -> Result<Status> {
             let user = find(app, &args.username)?;
             let view = UserView::of(app, &user)?;
             app.out.show(&view)?;
-            Ok(Status::Done)
+            Ok(Exit::Done)
         }
         UserCommand::Activate(args) => set_active(app, &args.username, true),
         UserCommand::Deactivate(args) => set_active(app, &args.username, false),
@@ -204,7 +204,7 @@ impl View for UserList {
     }
 }
 
-fn add(app: &mut App, args: &AddUserArgs) -> Result<Status> {
+fn add(app: &mut App, args: &AddUserArgs) -> Result<Exit> {
     check_username(&args.username)?;
     let email = check_email(&args.email)?;
     let name = args.name.clone().unwrap_or_default();
@@ -230,20 +230,20 @@ fn add(app: &mut App, args: &AddUserArgs) -> Result<Status> {
         format!("added user `{}` <{}>", user.username, user.email),
     )?;
     app.out.show(&view)?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
-fn list(app: &mut App) -> Result<Status> {
+fn list(app: &mut App) -> Result<Exit> {
     let conn = app.store.conn();
     let users = users::all(conn)?
         .iter()
         .map(|u| UserFields::of(conn, u))
         .collect::<Result<Vec<_>>>()?;
     app.out.show(&UserList { users })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
-fn set_active(app: &mut App, username: &str, active: bool) -> Result<Status> {
+fn set_active(app: &mut App, username: &str, active: bool) -> Result<Exit> {
     let user = find(app, username)?;
     let changed = app
         .store
@@ -257,10 +257,10 @@ fn set_active(app: &mut App, username: &str, active: bool) -> Result<Status> {
     let user = find(app, username)?;
     app.out
         .show(&UserChange::of(app.store.conn(), &user, message)?)?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
-fn permission(app: &mut App, args: &UserPermArgs, grant: bool) -> Result<Status> {
+fn permission(app: &mut App, args: &UserPermArgs, grant: bool) -> Result<Exit> {
     let user = find(app, &args.username)?;
     let permission = args.permission.as_str();
     let changed = app.store.in_tx(|tx| {
@@ -278,7 +278,7 @@ fn permission(app: &mut App, args: &UserPermArgs, grant: bool) -> Result<Status>
     };
     app.out
         .show(&UserChange::of(app.store.conn(), &user, message)?)?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }
 
 fn find(app: &App, username: &str) -> Result<User> {

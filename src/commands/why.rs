@@ -3,20 +3,21 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::Status;
+use super::Exit;
 use crate::app::App;
+use crate::model::{EventId, NotificationId, TicketId};
 use crate::notify::why::{self, Why};
 use crate::output::{Time, View, cell};
 use crate::store::reasons;
 
 #[derive(Serialize)]
 struct WhyView {
-    id: i64,
+    id: NotificationId,
     user: String,
     channel: String,
     status: String,
-    ticket_id: i64,
-    event_id: i64,
+    ticket_id: TicketId,
+    event_id: EventId,
     actor: String,
     event_at: Time,
     #[serde(flatten)]
@@ -50,7 +51,7 @@ impl View for WhyView {
     }
 }
 
-pub(super) fn run(app: &mut App, id: i64) -> Result<Status> {
+pub(super) fn run(app: &mut App, id: NotificationId) -> Result<Exit> {
     let conn = app.store.conn();
     let origin = reasons::origin(conn, id)?.ok_or_else(|| {
         crate::error::hinted(
@@ -62,13 +63,13 @@ pub(super) fn run(app: &mut App, id: i64) -> Result<Status> {
     app.out.show(&WhyView {
         id: origin.id,
         user: origin.username.clone(),
-        channel: origin.channel.clone(),
-        status: origin.status.clone(),
+        channel: origin.channel.as_str().to_string(),
+        status: origin.status.as_str().to_string(),
         ticket_id: origin.ticket_id,
         event_id: origin.event_id,
         actor: origin.actor.clone(),
         event_at: Time(origin.event_at),
         why,
     })?;
-    Ok(Status::Done)
+    Ok(Exit::Done)
 }

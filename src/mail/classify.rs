@@ -16,13 +16,13 @@ use super::auth;
 use super::parse::{DsnRecipient, FromProblem, Inbound, ReturnPath, is_address};
 use super::text;
 
-/// A ticket's ID, as the store numbers them.
-pub type TicketId = i64;
+pub use crate::model::TicketId;
+use crate::model::{NotificationId, UserId};
 
 /// An email notification helpdesk sent, as the store finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationRef {
-    pub id: i64,
+    pub id: NotificationId,
     pub ticket_id: TicketId,
     /// The address it was sent to.
     pub to_addr: String,
@@ -31,7 +31,7 @@ pub struct NotificationRef {
 /// An active user, as the store finds one by address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRef {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
 }
 
@@ -76,32 +76,7 @@ pub struct InboundConfig {
 }
 
 /// The JSON `action`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    Bounce,
-    Ignored,
-    Refused,
-    Comment,
-    Ticket,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Bounce => "bounce",
-            Action::Ignored => "ignored",
-            Action::Refused => "refused",
-            Action::Comment => "comment",
-            Action::Ticket => "ticket",
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::model::ReceivedAction as Action;
 
 /// A failure report about a notification helpdesk sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -581,7 +556,7 @@ fn parse_ticket_number(digits: &str) -> Option<TicketId> {
     if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok().filter(|n| *n > 0)
+    digits.parse().ok().filter(|n| *n > 0).map(TicketId)
 }
 
 #[cfg(test)]
@@ -637,11 +612,11 @@ mod tests {
 
     pub(crate) fn store() -> FakeStore {
         let mut s = FakeStore {
-            tickets: vec![7, 12, 13],
+            tickets: vec![TicketId(7), TicketId(12), TicketId(13)],
             ..FakeStore::default()
         };
         s.threads
-            .insert("<ticket-7.5f3a9c@help.example.org>".into(), 7);
+            .insert("<ticket-7.5f3a9c@help.example.org>".into(), TicketId(7));
         for (id, ticket, to) in [
             (
                 "<9.4.00000000000000ab@help.example.org>",
@@ -662,8 +637,8 @@ mod tests {
             s.notifications.insert(
                 id.into(),
                 NotificationRef {
-                    id: ticket * 10,
-                    ticket_id: ticket,
+                    id: NotificationId(ticket * 10),
+                    ticket_id: TicketId(ticket),
                     to_addr: to.into(),
                 },
             );
@@ -675,7 +650,7 @@ mod tests {
             s.users.insert(
                 addr.to_string(),
                 UserRef {
-                    id: i as i64 + 1,
+                    id: UserId(i as i64 + 1),
                     username: addr.split('@').next().unwrap().to_string(),
                 },
             );
@@ -711,7 +686,7 @@ mod tests {
         let Outcome::Comment(c) = outcome(fixtures::THUNDERBIRD_REPLY) else {
             panic!("not a comment");
         };
-        assert_eq!(c.ticket_id, 7);
+        assert_eq!(c.ticket_id, TicketId(7));
         assert_eq!(c.found_by, FoundBy::MessageId);
         assert_eq!(c.author.username, "dana");
         assert_eq!(
@@ -726,7 +701,7 @@ mod tests {
         let Outcome::Comment(c) = outcome(fixtures::OUTLOOK_REPLY) else {
             panic!("not a comment");
         };
-        assert_eq!(c.ticket_id, 7);
+        assert_eq!(c.ticket_id, TicketId(7));
         assert_eq!(c.found_by, FoundBy::MessageId);
         assert_eq!(
             c.text,
@@ -739,7 +714,10 @@ mod tests {
         let Outcome::Comment(c) = outcome(fixtures::GMAIL_HTML_REPLY) else {
             panic!("not a comment");
         };
-        assert_eq!((c.ticket_id, c.found_by), (7, FoundBy::AddressTag));
+        assert_eq!(
+            (c.ticket_id, c.found_by),
+            (TicketId(7), FoundBy::AddressTag)
+        );
         assert_eq!(c.text, "Thanks, that fixed it.");
     }
 
@@ -748,7 +726,7 @@ mod tests {
         let Outcome::Bounce(b) = outcome(fixtures::POSTFIX_BOUNCE) else {
             panic!("not a bounce");
         };
-        assert_eq!(b.notification.id, 120);
+        assert_eq!(b.notification.id, NotificationId(120));
         assert_eq!(b.address(), "gone@example.net");
         assert!(b.permanent);
         assert_eq!(
@@ -757,12 +735,12 @@ mod tests {
         );
         let bounce = Outcome::Bounce(b);
         assert_eq!(bounce.action().as_str(), "bounce");
-        assert_eq!(bounce.ticket_id(), Some(12));
+        assert_eq!(bounce.ticket_id(), Some(TicketId(12)));
 
         let Outcome::Bounce(b) = outcome(fixtures::EXIM_BOUNCE) else {
             panic!("not a bounce");
         };
-        assert_eq!(b.notification.ticket_id, 13);
+        assert_eq!(b.notification.ticket_id, TicketId(13));
         assert!(b.permanent);
     }
 
@@ -801,7 +779,7 @@ mod tests {
         let Outcome::Bounce(b) = outcome(&stripped) else {
             panic!("not a bounce");
         };
-        assert_eq!(b.notification.id, 120);
+        assert_eq!(b.notification.id, NotificationId(120));
     }
 
     #[test]
@@ -941,8 +919,8 @@ mod tests {
     #[test]
     fn the_ticket_is_found_in_order_message_id_tag_subject() {
         let mut s = store();
-        s.tickets.push(8);
-        s.tickets.push(9);
+        s.tickets.push(TicketId(8));
+        s.tickets.push(TicketId(9));
         let all = plain("In-Reply-To: <ticket-7.5f3a9c@help.example.org>\r\n", "x")
             .replace("To: help@example.org", "To: help+8@example.org")
             .replace("Subject: Hello", "Subject: Re: [#9] Hello");
@@ -950,30 +928,30 @@ mod tests {
             Outcome::Comment(c) => Some((c.ticket_id, c.found_by)),
             _ => None,
         };
-        assert_eq!(found(&all), Some((7, FoundBy::MessageId)));
+        assert_eq!(found(&all), Some((TicketId(7), FoundBy::MessageId)));
         let no_id = all.replace("In-Reply-To: <ticket-7.5f3a9c@help.example.org>\r\n", "");
-        assert_eq!(found(&no_id), Some((8, FoundBy::AddressTag)));
+        assert_eq!(found(&no_id), Some((TicketId(8), FoundBy::AddressTag)));
         let no_tag = no_id.replace("help+8@", "help@");
-        assert_eq!(found(&no_tag), Some((9, FoundBy::Subject)));
+        assert_eq!(found(&no_tag), Some((TicketId(9), FoundBy::Subject)));
         let words = no_tag.replace("[#9] Hello", "About Ticket #9");
-        assert_eq!(found(&words), Some((9, FoundBy::Subject)));
+        assert_eq!(found(&words), Some((TicketId(9), FoundBy::Subject)));
         let cc = no_id.replace(
             "To: help+8@example.org",
             "To: someone@example.com\r\nCc: Help <HELP+8@Example.ORG>",
         );
-        assert_eq!(found(&cc), Some((8, FoundBy::AddressTag)));
+        assert_eq!(found(&cc), Some((TicketId(8), FoundBy::AddressTag)));
         let delivered = no_tag.replace(
             "Subject: Re: [#9] Hello",
             "Delivered-To: help+8@example.org\r\nSubject: Hi",
         );
-        assert_eq!(found(&delivered), Some((8, FoundBy::AddressTag)));
+        assert_eq!(found(&delivered), Some((TicketId(8), FoundBy::AddressTag)));
     }
 
     #[test]
     fn a_missing_ticket_is_refused_by_tag_and_a_new_ticket_by_subject() {
         let tag = plain("", "x").replace("To: help@example.org", "To: help+99@example.org");
         let o = outcome(&tag);
-        assert_eq!(o, Outcome::Refused(Refusal::NoSuchTicket(99)));
+        assert_eq!(o, Outcome::Refused(Refusal::NoSuchTicket(TicketId(99))));
         assert_eq!(o.reason().unwrap(), "ticket #99 does not exist");
         let subject = plain("", "x").replace("Subject: Hello", "Subject: [#99] Hello");
         assert!(matches!(outcome(&subject), Outcome::Ticket(_)));
@@ -996,7 +974,7 @@ mod tests {
             panic!("not a ticket");
         };
         assert_eq!(t.description, "Hello\n\nThe printer smokes.");
-        assert_eq!(t.author.id, 1);
+        assert_eq!(t.author.id, UserId(1));
         let elsewhere = plain("", "x").replace("To: help@example.org", "To: other@example.org");
         assert_eq!(
             outcome(&elsewhere),
@@ -1131,11 +1109,11 @@ mod tests {
 
     #[test]
     fn tags_are_read_strictly() {
-        assert_eq!(subject_tag("Re: [#42] x"), Some(42));
-        assert_eq!(subject_tag("TICKET #5 done"), Some(5));
+        assert_eq!(subject_tag("Re: [#42] x"), Some(TicketId(42)));
+        assert_eq!(subject_tag("TICKET #5 done"), Some(TicketId(5)));
         assert_eq!(subject_tag("[#42 x"), None);
         assert_eq!(subject_tag("[#] [#0] [#99999999999999999999]"), None);
-        assert_eq!(subject_tag("é [#3]"), Some(3));
+        assert_eq!(subject_tag("é [#3]"), Some(TicketId(3)));
         let m = parse(b"From: a@b.c\r\nTo: help+12x@example.org, help+@example.org, helpdesk+4@example.org\r\n\r\nx").unwrap();
         assert_eq!(address_tag(&m, "help@example.org"), None);
     }

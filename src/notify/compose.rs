@@ -3,11 +3,12 @@
 //! flush (for what it sends) and `notify preview` (for what it shows) build
 //! an event's email, so the preview is what would be sent.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::config::Config;
+use crate::model::{EventKind, RecordedKind, TicketId};
 use crate::notify::content::{self, EmailContent};
-use crate::notify::event::{EventData, EventKind};
+use crate::notify::event::EventData;
 use crate::notify::message::{Addressing, Prepared, reply_to};
 use crate::notify::{Audience, digest};
 use crate::render::Renderer;
@@ -37,7 +38,7 @@ pub fn event_email(
     renderer: &Renderer,
     config: &Config,
     kind: EventKind,
-    ticket_id: i64,
+    ticket_id: TicketId,
     data: &EventData,
     actor: &str,
     reason: &str,
@@ -66,13 +67,14 @@ pub fn stored_event_email(
     reason: Option<&str>,
     thread_root: Option<String>,
 ) -> Result<Composed> {
-    if event.kind == digest::KIND {
-        let content = digest::render(renderer, &config.site, &event.data)?;
-        let prepared = Prepared::new(&content);
-        return Ok(Composed { content, prepared });
-    }
-    let kind = EventKind::from_stored(&event.kind)
-        .with_context(|| format!("unknown event kind `{}`", event.kind))?;
+    let kind = match event.kind {
+        RecordedKind::Ticket(kind) => kind,
+        RecordedKind::Digest => {
+            let content = digest::render(renderer, &config.site, &event.data)?;
+            let prepared = Prepared::new(&content);
+            return Ok(Composed { content, prepared });
+        }
+    };
     let data = EventData::from_json(&event.data)?;
     event_email(
         renderer,

@@ -6,14 +6,15 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::Site;
-use crate::notify::event::{Change, EventData, EventKind};
+use crate::model::{EventKind, TicketId};
+use crate::notify::event::{Change, EventData};
 use crate::render::Renderer;
 
 /// How many characters of a comment the in-app body quotes.
 const COMMENT_PREVIEW_CHARS: usize = 140;
 
 /// The title of an event's notifications, on every channel.
-pub fn title(kind: EventKind, ticket_id: i64, data: &EventData) -> String {
+pub fn title(kind: EventKind, ticket_id: TicketId, data: &EventData) -> String {
     match kind {
         EventKind::New => "A new help desk ticket has been created".to_string(),
         EventKind::Update => format!("Help desk ticket #{ticket_id} has been updated"),
@@ -27,7 +28,7 @@ pub fn title(kind: EventKind, ticket_id: i64, data: &EventData) -> String {
 
 /// The subject of an event's email: its title, with the ticket tag in front
 /// where the title lacks it (SPEC §6), so a reply names its ticket.
-pub fn subject(kind: EventKind, ticket_id: i64, data: &EventData) -> String {
+pub fn subject(kind: EventKind, ticket_id: TicketId, data: &EventData) -> String {
     match kind {
         EventKind::New => format!("[#{ticket_id}] {}", title(kind, ticket_id, data)),
         EventKind::Update | EventKind::Comment | EventKind::Assign => title(kind, ticket_id, data),
@@ -67,7 +68,7 @@ pub fn app_body(kind: EventKind, data: &EventData, actor: &str) -> String {
 }
 
 /// The ticket's page, relative to the site (in-app notifications carry this).
-pub fn ticket_path(ticket_id: i64) -> String {
+pub fn ticket_path(ticket_id: TicketId) -> String {
     format!("/help_desk/page/{ticket_id}/detail/")
 }
 
@@ -81,7 +82,7 @@ pub struct EmailContent {
 
 #[derive(Serialize)]
 struct TicketFacts<'a> {
-    id: i64,
+    id: TicketId,
     purpose: &'static str,
     priority: &'static str,
     status: &'static str,
@@ -122,7 +123,7 @@ pub fn email(
     renderer: &Renderer,
     site: &Site,
     kind: EventKind,
-    ticket_id: i64,
+    ticket_id: TicketId,
     data: &EventData,
     actor: &str,
     reply_by_email: bool,
@@ -203,14 +204,14 @@ mod tests {
     #[test]
     fn new_ticket_content_matches_the_spec() {
         assert_eq!(
-            title(EventKind::New, 7, &data()),
+            title(EventKind::New, TicketId(7), &data()),
             "A new help desk ticket has been created"
         );
         assert_eq!(
             app_body(EventKind::New, &data(), "ann"),
             "Priority: High - Purpose: App"
         );
-        assert_eq!(ticket_path(7), "/help_desk/page/7/detail/");
+        assert_eq!(ticket_path(TicketId(7)), "/help_desk/page/7/detail/");
     }
 
     #[test]
@@ -220,7 +221,7 @@ mod tests {
             &renderer,
             &Site::default(),
             EventKind::New,
-            7,
+            TicketId(7),
             &data(),
             "ann",
             false,

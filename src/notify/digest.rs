@@ -21,7 +21,7 @@ use crate::store::notifications::{self, NewNotification};
 use crate::store::users::{self, User};
 
 /// The stored kind of a digest's event.
-pub const KIND: &str = "digest";
+pub const KIND: crate::model::RecordedKind = crate::model::RecordedKind::Digest;
 
 /// The reason stored with a digest email, and its footer's words.
 pub const REASON: &str = "digest";
@@ -38,7 +38,7 @@ pub struct DigestData {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DigestTicket {
-    pub id: i64,
+    pub id: crate::model::TicketId,
     pub updates: Vec<DigestUpdate>,
 }
 
@@ -113,7 +113,7 @@ pub struct Summary {
 /// held for the next run.
 pub fn run(store: &mut Store, config: &Config) -> Result<Summary> {
     let mut summary = Summary::default();
-    let mut after = 0;
+    let mut after = crate::model::UserId(0);
     loop {
         let (last, done) = store.in_tx(|tx| {
             let ids = digests::users_with_held(tx, after, USERS_PER_TRANSACTION)?;
@@ -215,7 +215,7 @@ fn queue(conn: &dyn Db, config: &Config, user: &User, held: &[Held], now: i64) -
             reason: Some(REASON),
         }],
     )?;
-    Ok(ids[0])
+    Ok(ids[0].get())
 }
 
 /// Renders a digest's email from its event data.
@@ -230,7 +230,7 @@ pub fn render(renderer: &Renderer, site: &Site, data: &str) -> Result<EmailConte
     }
     #[derive(Serialize)]
     struct Ticket<'a> {
-        id: i64,
+        id: crate::model::TicketId,
         url: String,
         updates: Vec<Update<'a>>,
     }

@@ -5,43 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Priority, Purpose, Status};
+use crate::model::{Priority, Purpose, Status, UserId};
 use crate::store::tickets::Ticket;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
-#[value(rename_all = "lower")]
-pub enum EventKind {
-    New,
-    Update,
-    Comment,
-    Assign,
-}
-
-impl EventKind {
-    pub const ALL: &'static [EventKind] = &[
-        EventKind::New,
-        EventKind::Update,
-        EventKind::Comment,
-        EventKind::Assign,
-    ];
-
-    /// The stored name, also the template suffix (`ticket_<name>.html`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::New => "new",
-            EventKind::Update => "update",
-            EventKind::Comment => "comment",
-            EventKind::Assign => "assign",
-        }
-    }
-
-    pub fn from_stored(text: &str) -> Option<EventKind> {
-        EventKind::ALL
-            .iter()
-            .copied()
-            .find(|kind| kind.as_str() == text)
-    }
-}
 
 /// The facts stored with an event (as JSON in `events.data`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,7 +34,7 @@ pub struct EventData {
 /// people read (their full name, else their username).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {
-    pub id: i64,
+    pub id: UserId,
     pub name: String,
 }
 

@@ -6,8 +6,10 @@ use crate::store::Db;
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::model::{Channel, NotificationPriority, NotificationStatus};
-use crate::notify::event::{EventData, EventKind, display_name};
+use crate::model::{
+    Channel, EventKind, NotificationId, NotificationPriority, NotificationStatus, UserId,
+};
+use crate::notify::event::{EventData, display_name};
 use crate::notify::recipients::{self, People};
 use crate::notify::{Audience, MANAGER_PERMISSION, content, mentions, message, prefs, rule};
 use crate::store::events::{self, Wording};
@@ -19,7 +21,7 @@ use crate::store::{now_ms, preferences, threads, watchers};
 /// One notification written for an event.
 #[derive(Debug, Clone)]
 pub struct Written {
-    pub id: i64,
+    pub id: NotificationId,
     pub username: String,
     pub channel: Channel,
     pub status: NotificationStatus,
@@ -68,7 +70,7 @@ pub fn record_event(
     let event = events::insert(
         conn,
         ticket.id,
-        kind.as_str(),
+        kind.into(),
         actor.id,
         &data.to_json(),
         &wording,
@@ -81,8 +83,8 @@ pub fn record_event(
         &message::mint_thread_root(ticket.id, &config.site.domain),
     )?;
     let recipients = recipients::resolve(rule, &people, actor.id);
-    let ids: Vec<i64> = recipients.iter().map(|r| r.user.id).collect();
-    let chosen = prefs::by_user(&preferences::for_users(conn, kind.as_str(), &ids)?);
+    let ids: Vec<UserId> = recipients.iter().map(|r| r.user.id).collect();
+    let chosen = prefs::by_user(&preferences::for_users(conn, kind, &ids)?);
     let priority = NotificationPriority::from(data.priority);
     let nonce = fastrand::u64(..);
     // Every notification of the event is written at once (one statement on

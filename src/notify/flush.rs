@@ -530,8 +530,8 @@ impl<'a, 's> Worker<'a, 's> {
     fn render(&self, event_id: i64, reason: Option<&str>) -> Result<compose::Composed> {
         let (event, root) = {
             let store = self.shared.store();
-            let event =
-                events::by_id(store.conn(), event_id)?.context("its event record is missing")?;
+            let event = events::by_id(store.conn(), crate::model::EventId(event_id))?
+                .context("its event record is missing")?;
             let root = threads::root(store.conn(), event.ticket_id)?;
             (event, root)
         };

@@ -11,6 +11,7 @@ use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{Address, Message};
 
+use crate::model::{EventId, TicketId, UserId};
 use crate::notify::content::EmailContent;
 
 /// A message ready for a transport.
@@ -99,7 +100,7 @@ impl Prepared {
 
 /// The thread root of ticket `ticket_id`: a Message-ID minted once per
 /// ticket and stored with it, never sent as a message itself.
-pub fn mint_thread_root(ticket_id: i64, site_domain: &str) -> String {
+pub fn mint_thread_root(ticket_id: TicketId, site_domain: &str) -> String {
     format!(
         "<ticket-{ticket_id}.{:016x}@{}>",
         fastrand::u64(..),
@@ -110,7 +111,7 @@ pub fn mint_thread_root(ticket_id: i64, site_domain: &str) -> String {
 /// `Reply-To` for ticket `ticket_id`: `local+N@domain` of the inbound
 /// address, named as `default_from_email` names the help desk. None when
 /// inbound mail is not set up.
-pub fn reply_to(config: &crate::config::Config, ticket_id: i64) -> Option<Mailbox> {
+pub fn reply_to(config: &crate::config::Config, ticket_id: TicketId) -> Option<Mailbox> {
     let address = config.email.inbound.reply_address(ticket_id)?;
     let address = Address::from_str(&address).ok()?;
     let name = config.from.name.clone();
@@ -127,7 +128,12 @@ fn plain_lines(text: &str) -> String {
 /// The Message-ID of the email to `user_id` about `event_id`: minted once,
 /// when the notification is queued, and kept across resends, so a resend is
 /// recognisable. `nonce` tells apart databases that reuse IDs.
-pub fn mint_message_id(event_id: i64, user_id: i64, nonce: u64, site_domain: &str) -> String {
+pub fn mint_message_id(
+    event_id: EventId,
+    user_id: UserId,
+    nonce: u64,
+    site_domain: &str,
+) -> String {
     format!(
         "<{event_id}.{user_id}.{nonce:016x}@{}>",
         host_of(site_domain)
@@ -210,7 +216,7 @@ mod tests {
     #[test]
     fn message_ids_name_the_host_without_its_port() {
         assert_eq!(
-            mint_message_id(3, 4, 255, "help.example.org:8443"),
+            mint_message_id(EventId(3), UserId(4), 255, "help.example.org:8443"),
             "<3.4.00000000000000ff@help.example.org>"
         );
         assert_eq!(host_of("[::1]:8443"), "[::1]");

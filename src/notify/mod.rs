@@ -27,8 +27,7 @@ pub mod transport;
 pub mod why;
 
 use crate::model::Channel;
-
-pub use event::EventKind;
+pub use crate::model::EventKind;
 
 /// A group of people an event can notify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::model::{Channel, EmailMode, NotificationStatus};
+use crate::model::{Channel, EmailMode, NotificationStatus, UserId};
 use crate::notify::EventKind;
 use crate::store::preferences::Stored;
 
@@ -26,7 +26,7 @@ impl Pref {
     /// the default, so a damaged row never silences anyone.
     pub fn of(stored: &Stored) -> Pref {
         Pref {
-            email: EmailMode::from_stored(&stored.email).unwrap_or(EmailMode::Immediate),
+            email: stored.email,
             app: stored.app,
         }
     }
@@ -67,7 +67,7 @@ impl Pref {
 }
 
 /// Users' stored choices for one event, by user ID.
-pub fn by_user(stored: &[Stored]) -> HashMap<i64, Pref> {
+pub fn by_user(stored: &[Stored]) -> HashMap<UserId, Pref> {
     stored.iter().map(|s| (s.user_id, Pref::of(s))).collect()
 }
 
@@ -78,7 +78,7 @@ pub fn all_events(stored: &[Stored]) -> Vec<(EventKind, Pref)> {
         .map(|kind| {
             let pref = stored
                 .iter()
-                .find(|s| s.event == kind.as_str())
+                .find(|s| s.event == *kind)
                 .map_or(DEFAULT, Pref::of);
             (*kind, pref)
         })

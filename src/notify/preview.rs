@@ -5,9 +5,9 @@
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::model::{Channel, Priority, Purpose, Status};
+use crate::model::{Channel, EventId, EventKind, Priority, Purpose, Status, TicketId, UserId};
 use crate::notify::compose::{self, Composed};
-use crate::notify::event::{Assignment, Change, EventData, EventKind, Person, display_name};
+use crate::notify::event::{Assignment, Change, EventData, Person, display_name};
 use crate::notify::message::{self, Outgoing};
 use crate::notify::{Audience, content, fanout, recipients, rule};
 use crate::render::Renderer;
@@ -17,7 +17,7 @@ use crate::store::users::{self, User};
 use crate::store::{events, reasons, threads};
 
 /// The sample ticket's ID, when no `--ticket` is given.
-pub const SAMPLE_TICKET: i64 = 42;
+pub const SAMPLE_TICKET: TicketId = TicketId(42);
 /// The sample recipient's address, when no `--user` is given.
 pub const SAMPLE_RECIPIENT: &str = "recipient@example.org";
 const SAMPLE_ACTOR: &str = "Alex Agent";
@@ -105,8 +105,8 @@ pub fn preview(conn: &dyn Db, config: &Config, request: &Request<'_>) -> Result<
         .and_then(|email| email.message_id.clone())
         .unwrap_or_else(|| {
             message::mint_message_id(
-                facts.event_id.unwrap_or(0),
-                request.user.map_or(0, |u| u.id),
+                facts.event_id.unwrap_or(EventId(0)),
+                request.user.map_or(UserId(0), |u| u.id),
                 fastrand::u64(..),
                 &config.site.domain,
             )
@@ -121,7 +121,7 @@ pub fn preview(conn: &dyn Db, config: &Config, request: &Request<'_>) -> Result<
         &reason,
         facts.thread_root.clone(),
     )?;
-    let addressing = compose::addressing(config, 0, &to, Some(&message_id), facts.ticket_id);
+    let addressing = compose::addressing(config, 0, &to, Some(&message_id), facts.ticket_id.get());
     let message = message::build(&addressing, &composed.prepared)?;
     let to = addressing.to.to_string();
     Ok(Preview {
@@ -135,13 +135,13 @@ pub fn preview(conn: &dyn Db, config: &Config, request: &Request<'_>) -> Result<
 
 /// The facts an email is rendered from.
 struct Facts {
-    ticket_id: i64,
+    ticket_id: TicketId,
     data: EventData,
     /// The actor's username.
     actor: String,
-    actor_id: i64,
+    actor_id: UserId,
     /// The event the facts are from, if they are an event's.
-    event_id: Option<i64>,
+    event_id: Option<EventId>,
     thread_root: Option<String>,
 }
 
@@ -156,7 +156,7 @@ fn ticket_facts(
     let latest = events::of_ticket(conn, ticket.id)?
         .into_iter()
         .rev()
-        .find(|event| event.kind == kind.as_str());
+        .find(|event| event.kind == kind.into());
     if let Some(event) = latest {
         notes.push(format!(
             "the {} event #{} of ticket #{}",
@@ -266,7 +266,7 @@ fn sample_facts(config: &Config, kind: EventKind) -> Facts {
             data.assignment = Some(Assignment {
                 from: None,
                 to: Some(Person {
-                    id: 0,
+                    id: UserId(0),
                     name: SAMPLE_ACTOR.into(),
                 }),
             });
@@ -276,7 +276,7 @@ fn sample_facts(config: &Config, kind: EventKind) -> Facts {
         ticket_id: SAMPLE_TICKET,
         data,
         actor: "sample".into(),
-        actor_id: 0,
+        actor_id: UserId(0),
         event_id: None,
         thread_root: Some(message::mint_thread_root(
             SAMPLE_TICKET,

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::model::Channel;
+use crate::model::{Channel, UserId};
 use crate::notify::{Audience, Rule};
 use crate::store::users::User;
 
@@ -63,10 +63,10 @@ impl Recipient {
 /// Resolves a rule: users in the order their first audience lists them,
 /// each once, with every channel any of their audiences gives them (once),
 /// leaving out the actor when the rule says so.
-pub fn resolve(rule: &Rule, people: &People, actor_id: i64) -> Vec<Recipient> {
+pub fn resolve(rule: &Rule, people: &People, actor_id: UserId) -> Vec<Recipient> {
     let mut out: Vec<Recipient> = Vec::new();
     // user id -> position in `out`; a manager list can hold hundreds of users.
-    let mut position: HashMap<i64, usize> = HashMap::new();
+    let mut position: HashMap<UserId, usize> = HashMap::new();
     for (audience, channels) in rule.audiences {
         for user in people.of(*audience) {
             if !user.active || (rule.skip_actor && user.id == actor_id) {
@@ -103,7 +103,7 @@ mod tests {
 
     fn user(id: i64, name: &str) -> User {
         User {
-            id,
+            id: UserId(id),
             username: name.into(),
             email: format!("{name}@example.org"),
             name: String::new(),
@@ -127,7 +127,7 @@ mod tests {
             creator: None,
             ..People::default()
         };
-        let got = resolve(rule(EventKind::New), &people, 1);
+        let got = resolve(rule(EventKind::New), &people, UserId(1));
         assert_eq!(
             summary(&got),
             vec![
@@ -146,7 +146,7 @@ mod tests {
             creator: None,
             ..People::default()
         };
-        let got = resolve(rule(EventKind::New), &people, 99);
+        let got = resolve(rule(EventKind::New), &people, UserId(99));
         assert_eq!(
             summary(&got),
             vec![("both".into(), vec![Channel::App, Channel::Email])]
@@ -162,9 +162,9 @@ mod tests {
             creator: Some(dev),
             ..People::default()
         };
-        assert_eq!(resolve(rule(EventKind::New), &people, 1).len(), 1);
-        assert!(resolve(rule(EventKind::Update), &people, 1).is_empty());
-        assert!(resolve(rule(EventKind::Comment), &people, 1).is_empty());
+        assert_eq!(resolve(rule(EventKind::New), &people, UserId(1)).len(), 1);
+        assert!(resolve(rule(EventKind::Update), &people, UserId(1)).is_empty());
+        assert!(resolve(rule(EventKind::Comment), &people, UserId(1)).is_empty());
     }
 
     #[test]
@@ -176,7 +176,7 @@ mod tests {
             creator: Some(boss),
             ..People::default()
         };
-        let got = resolve(rule(EventKind::Comment), &people, 7);
+        let got = resolve(rule(EventKind::Comment), &people, UserId(7));
         assert_eq!(
             summary(&got),
             vec![("boss".into(), vec![Channel::App, Channel::Email])]
@@ -193,7 +193,7 @@ mod tests {
             creator: None,
             ..People::default()
         };
-        assert!(resolve(rule(EventKind::New), &people, 9).is_empty());
+        assert!(resolve(rule(EventKind::New), &people, UserId(9)).is_empty());
     }
 
     fn reasons(recipients: &[Recipient]) -> Vec<(String, Channel, Audience)> {
@@ -214,7 +214,7 @@ mod tests {
             creator: Some(user(2, "rita")),
             ..People::default()
         };
-        let got = resolve(rule(EventKind::Update), &people, 9);
+        let got = resolve(rule(EventKind::Update), &people, UserId(9));
         assert_eq!(
             summary(&got),
             vec![
@@ -223,7 +223,7 @@ mod tests {
             ]
         );
         people.assignee = Some(user(3, "bob"));
-        let got = resolve(rule(EventKind::Comment), &people, 9);
+        let got = resolve(rule(EventKind::Comment), &people, UserId(9));
         assert_eq!(
             summary(&got),
             vec![
@@ -232,7 +232,7 @@ mod tests {
             ]
         );
         // A NEW ticket is unchanged: developers hear whoever is assigned.
-        assert_eq!(resolve(rule(EventKind::New), &people, 9).len(), 1);
+        assert_eq!(resolve(rule(EventKind::New), &people, UserId(9)).len(), 1);
     }
 
     #[test]
@@ -244,7 +244,7 @@ mod tests {
             mentioned: vec![both],
             ..People::default()
         };
-        let got = resolve(rule(EventKind::Comment), &people, 9);
+        let got = resolve(rule(EventKind::Comment), &people, UserId(9));
         assert_eq!(
             reasons(&got),
             vec![
@@ -257,7 +257,7 @@ mod tests {
             developers: vec![user(1, "boss")],
             ..People::default()
         };
-        let got = resolve(rule(EventKind::New), &people, 9);
+        let got = resolve(rule(EventKind::New), &people, UserId(9));
         assert_eq!(
             reasons(&got),
             vec![
@@ -277,7 +277,7 @@ mod tests {
             developers: vec![user(5, "dev")],
             ..People::default()
         };
-        let got = resolve(rule(EventKind::Assign), &people, 3);
+        let got = resolve(rule(EventKind::Assign), &people, UserId(3));
         assert_eq!(
             summary(&got),
             vec![

@@ -8,15 +8,15 @@ use crate::store::Db;
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::model::{Priority, Purpose};
-use crate::notify::event::{EventData, EventKind};
+use crate::model::{EventKind, Priority, Purpose, TicketId};
+use crate::notify::event::EventData;
 use crate::notify::fanout::{self, Recorded};
 use crate::store::tickets::{self, NewTicket, Ticket};
 use crate::store::users::User;
 use crate::store::watchers;
 
 /// The ticket, or the error a person reads when there is none.
-pub fn find(conn: &dyn Db, id: i64) -> Result<Ticket> {
+pub fn find(conn: &dyn Db, id: TicketId) -> Result<Ticket> {
     tickets::by_id(conn, id)?.ok_or_else(|| {
         crate::error::hinted(
             format!("ticket #{id} does not exist"),
@@ -61,7 +61,7 @@ pub fn open_ticket(
 pub fn comment(
     conn: &dyn Db,
     config: &Config,
-    ticket_id: i64,
+    ticket_id: TicketId,
     author: &User,
     body: &str,
 ) -> Result<(Ticket, Recorded)> {

@@ -8,9 +8,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::model::Channel;
 use crate::notify::event::EventData;
-use crate::notify::{Audience, EventKind, MANAGER_PERMISSION, digest, mentions, prefs};
+use crate::notify::{Audience, MANAGER_PERMISSION, digest, mentions, prefs};
 use crate::store::db::Db;
 use crate::store::reasons::Origin;
 use crate::store::{groups, preferences, users, watchers};
@@ -35,32 +34,32 @@ pub struct Why {
 pub fn explain(conn: &dyn Db, config: &Config, origin: &Origin) -> Result<Why> {
     if origin.event_kind == digest::KIND {
         return Ok(Why {
-            event: origin.event_kind.clone(),
+            event: origin.event_kind.to_string(),
             audience: Some(digest::REASON.into()),
             reason: digest::REASON_WORDS.into(),
             detail: "the digest of the email held for them (`notify digest`)".into(),
             preference: "email digest, for the events it lists".into(),
         });
     }
-    let kind = EventKind::from_stored(&origin.event_kind);
+    let kind = origin.event_kind.ticket_event();
     let audience = origin.reason.as_deref().and_then(Audience::from_stored);
     let reason = audience.map_or(crate::notify::content::UNKNOWN_REASON, Audience::reason);
     let detail = match audience {
         Some(audience) => detail(conn, config, origin, audience)?,
         None => "written before helpdesk recorded reasons".into(),
     };
-    let channel = Channel::from_stored(&origin.channel).unwrap_or(Channel::Email);
+    let channel = origin.channel;
     let preference = match kind {
         Some(kind) => {
             let stored = preferences::of_user(conn, origin.user_id)?;
-            let chosen = stored.iter().find(|s| s.event == kind.as_str());
+            let chosen = stored.iter().find(|s| s.event == kind);
             let pref = chosen.map_or(prefs::DEFAULT, prefs::Pref::of);
             pref.describe(channel, kind, chosen.is_some())
         }
         None => "none applies".into(),
     };
     Ok(Why {
-        event: origin.event_kind.clone(),
+        event: origin.event_kind.to_string(),
         audience: audience.map(|a| a.as_str().to_string()),
         reason: reason.to_string(),
         detail,

@@ -10,9 +10,9 @@ use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 
 use crate::config::Site;
-use crate::model::{Priority, Purpose, Status};
+use crate::model::{EventKind, Priority, Purpose, Status, TicketId};
 use crate::notify::content::{self, EmailContent};
-use crate::notify::event::{Change, EventData, EventKind};
+use crate::notify::event::{Change, EventData};
 use crate::notify::message::{self, Addressing, Prepared};
 use crate::render::Renderer;
 
@@ -135,7 +135,7 @@ fn render_plain(kind: EventKind, description: &str, comment: &str) -> EmailConte
         renderer(),
         &Site::default(),
         kind,
-        7,
+        TicketId(7),
         &data,
         "ann",
         false,
@@ -149,7 +149,7 @@ fn render(kind: EventKind, description: &str, comment: &str, actor: &str) -> Ema
         renderer(),
         &Site::default(),
         kind,
-        7,
+        TicketId(7),
         &event_data(description, comment),
         &marked(actor, MARKS[2]),
         false,
@@ -262,7 +262,7 @@ proptest! {
         kind in kind(), description in user_text(), comment in user_text(), actor in user_text(),
     ) {
         let mail = render(kind, &description, &comment, &actor);
-        prop_assert_eq!(&mail.subject, &content::subject(kind, 7, &event_data("", "")));
+        prop_assert_eq!(&mail.subject, &content::subject(kind, TicketId(7), &event_data("", "")));
         // The actor is escaped as one value; description and comment also get `<br>`.
         let mut pieces = vec![(MARKS[2], actor.clone(), "actor")];
         match kind {

@@ -16,6 +16,10 @@ use postgres::types::{ToSql as PgToSql, Type};
 use rusqlite::types::{ToSqlOutput, Value as SqliteValue};
 
 use super::{Result, StoreError};
+use crate::model::{
+    Channel, EmailMode, EventId, EventKind, GroupId, NotificationId, NotificationStatus, Priority,
+    Purpose, ReceivedAction, RecordedKind, Status, TicketId, UserId,
+};
 
 /// Which database a connection talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +107,87 @@ impl Param for Vec<Option<bool>> {
     }
 }
 
+/// A domain value kept in one column, read back as its own type
+/// (`Row::parse`): a value this version does not know is a damaged row, a
+/// `StoreError`, never a panic.
+pub trait FromStored: Sized {
+    fn read(row: &Row<'_, '_>, i: usize) -> Result<Self>;
+}
+
+/// Enums kept in a text column by their stored name (`as_str`, `from_stored`).
+macro_rules! stored_as_text {
+    ($($name:ident: $what:literal),+ $(,)?) => {$(
+        impl Param for $name {
+            fn value(&self) -> Value<'_> {
+                Value::Text(self.as_str())
+            }
+        }
+
+        impl FromStored for $name {
+            fn read(row: &Row<'_, '_>, i: usize) -> Result<Self> {
+                known(&row.text(i)?, i, Some($what), $name::from_stored)
+            }
+        }
+
+        impl FromStored for Option<$name> {
+            fn read(row: &Row<'_, '_>, i: usize) -> Result<Self> {
+                row.opt_text(i)?
+                    .map(|text| known(&text, i, Some($what), $name::from_stored))
+                    .transpose()
+            }
+        }
+    )+};
+}
+
+stored_as_text!(
+    Purpose: "a ticket purpose",
+    Priority: "a ticket priority",
+    Status: "a ticket status",
+    Channel: "a channel",
+    NotificationStatus: "a notification status",
+    EmailMode: "an email mode",
+    EventKind: "an event kind",
+    RecordedKind: "an event kind",
+    ReceivedAction: "a received mail's action",
+);
+
+/// IDs kept in an integer column.
+macro_rules! stored_as_int {
+    ($($name:ident),+ $(,)?) => {$(
+        impl Param for $name {
+            fn value(&self) -> Value<'_> {
+                Value::Int(self.0)
+            }
+        }
+
+        impl FromStored for $name {
+            fn read(row: &Row<'_, '_>, i: usize) -> Result<Self> {
+                row.int(i).map($name)
+            }
+        }
+
+        impl FromStored for Option<$name> {
+            fn read(row: &Row<'_, '_>, i: usize) -> Result<Self> {
+                Ok(row.opt_int(i)?.map($name))
+            }
+        }
+    )+};
+}
+
+stored_as_int!(TicketId, UserId, GroupId, EventId, NotificationId);
+
+/// A stored name this version knows, or the damaged row's error, saying
+/// what the name should have been when the caller knows.
+fn known<T>(text: &str, i: usize, what: Option<&str>, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(text).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "unknown stored value `{}` in column {i}{}",
+            crate::output::cell(text, 40),
+            what.map(|what| format!(": not {what}")).unwrap_or_default()
+        ))
+    })
+}
+
 impl Param for Value<'_> {
     fn value(&self) -> Value<'_> {
         *self
@@ -188,13 +273,12 @@ impl Row<'_, '_> {
     /// A stored enum, read with its `from_stored`; a value this version does
     /// not know is a damaged row.
     pub fn stored<T>(&self, i: usize, parse: fn(&str) -> Option<T>) -> Result<T> {
-        let text = self.text(i)?;
-        parse(&text).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "unknown stored value `{}` in column {i}",
-                crate::output::cell(&text, 40)
-            ))
-        })
+        known(&self.text(i)?, i, None, parse)
+    }
+
+    /// Column `i` as a domain type (an enum by its stored name, an ID).
+    pub fn parse<T: FromStored>(&self, i: usize) -> Result<T> {
+        T::read(self, i)
     }
 
     /// A truth value: BOOLEAN on PostgreSQL, 0 or 1 on SQLite.
@@ -461,7 +545,6 @@ fn bind(statement: &mut rusqlite::CachedStatement<'_>, params: &[&dyn Param]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Priority, Purpose, Status};
     use crate::store::postgres::testing::{FreshDatabase, client};
     use crate::store::{groups, postgres::migrate, tickets, users};
 
@@ -483,6 +566,113 @@ mod tests {
             })
             .unwrap();
         assert_eq!(nulls, (None, None));
+    }
+
+    /// Every stored enum value written as a parameter and read back by its
+    /// type, and an unknown stored name read as each type.
+    fn stored_values(db: &dyn Db) -> Vec<String> {
+        /// `values` bound as parameters cast to `column`, read back plain and
+        /// as options (one of them NULL).
+        fn round_trip<T>(db: &dyn Db, column: &str, values: &[T]) -> Vec<T>
+        where
+            T: Param + Copy + PartialEq + std::fmt::Debug,
+            T: FromStored,
+            Option<T>: FromStored,
+        {
+            let mut out = Vec::new();
+            for value in values {
+                let (back, some, none) = db
+                    .query_one(
+                        &format!(
+                            "SELECT CAST($1 AS {column}), CAST($2 AS {column}), CAST($3 AS {column})"
+                        ),
+                        &[value, &Some(*value), &None::<T>],
+                        |row| {
+                            Ok((
+                                row.parse::<T>(0)?,
+                                row.parse::<Option<T>>(1)?,
+                                row.parse::<Option<T>>(2)?,
+                            ))
+                        },
+                    )
+                    .unwrap();
+                assert_eq!((back, some, none), (*value, Some(*value), None));
+                out.push(back);
+                out.extend(some);
+            }
+            out
+        }
+        fn unknown<T>(db: &dyn Db) -> String
+        where
+            T: FromStored + std::fmt::Debug,
+            Option<T>: FromStored + std::fmt::Debug,
+        {
+            let plain = db.query_one("SELECT 'lost'", &[], |row| row.parse::<T>(0));
+            let optional = db.query_one("SELECT 'lost'", &[], |row| row.parse::<Option<T>>(0));
+            match (plain, optional) {
+                (Err(StoreError::Corrupt(a)), Err(StoreError::Corrupt(b))) if a == b => a,
+                other => panic!("an unknown stored name was read: {other:?}"),
+            }
+        }
+        let recorded: Vec<RecordedKind> = EventKind::ALL
+            .iter()
+            .map(|&k| RecordedKind::from(k))
+            .chain([RecordedKind::Digest])
+            .collect();
+        vec![
+            format!("{:?}", round_trip(db, "TEXT", Purpose::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", Priority::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", Status::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", Channel::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", NotificationStatus::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", EmailMode::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", EventKind::ALL)),
+            format!("{:?}", round_trip(db, "TEXT", &recorded)),
+            format!(
+                "{:?} {:?} {:?} {:?} {:?}",
+                round_trip(db, "BIGINT", &[TicketId(1), TicketId(i64::MAX)]),
+                round_trip(db, "BIGINT", &[UserId(2), UserId(-2)]),
+                round_trip(db, "BIGINT", &[GroupId(3)]),
+                round_trip(db, "BIGINT", &[EventId(4)]),
+                round_trip(db, "BIGINT", &[NotificationId(5)]),
+            ),
+            unknown::<Purpose>(db),
+            unknown::<Priority>(db),
+            unknown::<Status>(db),
+            unknown::<Channel>(db),
+            unknown::<NotificationStatus>(db),
+            unknown::<EmailMode>(db),
+            unknown::<EventKind>(db),
+            unknown::<RecordedKind>(db),
+            format!("{:?}", round_trip(db, "TEXT", ReceivedAction::ALL)),
+            unknown::<ReceivedAction>(db),
+        ]
+    }
+
+    #[test]
+    fn stored_enums_and_ids_round_trip_and_an_unknown_name_is_a_damaged_row_on_both_backends() {
+        let sqlite = crate::store::Store::open_in_memory();
+        let on_sqlite = stored_values(sqlite.conn());
+        assert_eq!(
+            on_sqlite[6],
+            "[New, New, Update, Update, Comment, Comment, Assign, Assign]"
+        );
+        assert_eq!(
+            on_sqlite[8],
+            "[TicketId(1), TicketId(1), TicketId(9223372036854775807), TicketId(9223372036854775807)] \
+             [UserId(2), UserId(2), UserId(-2), UserId(-2)] [GroupId(3), GroupId(3)] \
+             [EventId(4), EventId(4)] [NotificationId(5), NotificationId(5)]"
+        );
+        assert_eq!(
+            on_sqlite[16],
+            "unknown stored value `lost` in column 0: not an event kind"
+        );
+        let Some(fresh) = FreshDatabase::new() else {
+            return;
+        };
+        let mut pg = client(&fresh.target);
+        let mut cache = StatementCache::new();
+        assert_eq!(stored_values(&PgDb::new(&mut pg, &mut cache)), on_sqlite);
     }
 
     /// The same calls on both backends give the same answers.
@@ -532,7 +722,7 @@ mod tests {
             format!("{:?}", users::all(db).unwrap()),
             format!("{done:?} {high:?}"),
             format!("{:?}", tickets::list(db, None, None).unwrap()),
-            format!("{:?} {second}", tickets::by_id(db, 99).unwrap()),
+            format!("{:?} {second}", tickets::by_id(db, TicketId(99)).unwrap()),
         ]
     }
 

@@ -5,13 +5,14 @@
 
 use super::Result;
 use super::db::Db;
+use crate::model::{EventId, NotificationId, TicketId, UserId};
 
 /// One held email, with what its event says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
-    pub id: i64,
-    pub ticket_id: i64,
-    pub event_id: i64,
+    pub id: NotificationId,
+    pub ticket_id: TicketId,
+    pub event_id: EventId,
     pub priority: i64,
     pub created_at: i64,
     pub reason: Option<String>,
@@ -21,12 +22,12 @@ pub struct Held {
 }
 
 /// The users with held email, by ID, from `after` on (exclusive), at most `limit`.
-pub fn users_with_held(conn: &dyn Db, after: i64, limit: i64) -> Result<Vec<i64>> {
+pub fn users_with_held(conn: &dyn Db, after: UserId, limit: i64) -> Result<Vec<UserId>> {
     conn.query(
         "SELECT DISTINCT user_id FROM notifications
           WHERE status = 'held' AND user_id > $1 ORDER BY user_id LIMIT $2",
         &[&after, &limit],
-        |row| row.int(0),
+        |row| row.parse(0),
     )
 }
 
@@ -38,7 +39,7 @@ pub fn users_with_held(conn: &dyn Db, after: i64, limit: i64) -> Result<Vec<i64>
 ///
 /// One statement on both backends: what its event says comes back with
 /// each taken row (the `RETURNING` subqueries read `events` by its key).
-pub fn take_held(conn: &dyn Db, user_id: i64, now: i64) -> Result<Vec<Held>> {
+pub fn take_held(conn: &dyn Db, user_id: UserId, now: i64) -> Result<Vec<Held>> {
     let mut out = conn.query(
         "UPDATE notifications SET status = 'sent', delivered_at = $2
           WHERE user_id = $1 AND status = 'held'
@@ -49,9 +50,9 @@ pub fn take_held(conn: &dyn Db, user_id: i64, now: i64) -> Result<Vec<Held>> {
         &[&user_id, &now],
         |row| {
             Ok(Held {
-                id: row.int(0)?,
-                ticket_id: row.int(1)?,
-                event_id: row.int(2)?,
+                id: row.parse(0)?,
+                ticket_id: row.parse(1)?,
+                event_id: row.parse(2)?,
                 priority: row.int(3)?,
                 created_at: row.int(4)?,
                 reason: row.opt_text(5)?,

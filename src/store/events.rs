@@ -3,13 +3,14 @@
 
 use super::db::{Db, Row};
 use super::{Result, StoreError};
+use crate::model::{EventId, RecordedKind, TicketId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
-    pub id: i64,
-    pub ticket_id: i64,
-    pub kind: String,
-    pub actor_id: i64,
+    pub id: EventId,
+    pub ticket_id: TicketId,
+    pub kind: RecordedKind,
+    pub actor_id: UserId,
     /// The actor's username, joined in for display.
     pub actor: String,
     pub data: String,
@@ -26,10 +27,10 @@ macro_rules! select {
 
 fn from_row(row: &Row<'_, '_>) -> Result<EventRow> {
     Ok(EventRow {
-        id: row.int(0)?,
-        ticket_id: row.int(1)?,
-        kind: row.text(2)?,
-        actor_id: row.int(3)?,
+        id: row.parse(0)?,
+        ticket_id: row.parse(1)?,
+        kind: row.parse(2)?,
+        actor_id: row.parse(3)?,
         actor: row.text(4)?,
         data: row.text(5)?,
         created_at: row.int(6)?,
@@ -46,9 +47,9 @@ pub struct Wording<'a> {
 /// Records an event that happened at `now`; the caller decides the transaction.
 pub fn insert(
     conn: &dyn Db,
-    ticket_id: i64,
-    kind: &str,
-    actor_id: i64,
+    ticket_id: TicketId,
+    kind: RecordedKind,
+    actor_id: UserId,
     data: &str,
     wording: &Wording<'_>,
     now: i64,
@@ -66,18 +67,18 @@ pub fn insert(
             &wording.url,
             &now,
         ],
-        |row| row.int(0),
+        |row| row.parse::<EventId>(0),
     )?;
     by_id(conn, id)?
         .ok_or_else(|| StoreError::Other(format!("event {id} vanished as it was written")))
 }
 
-pub fn by_id(conn: &dyn Db, id: i64) -> Result<Option<EventRow>> {
+pub fn by_id(conn: &dyn Db, id: EventId) -> Result<Option<EventRow>> {
     conn.query_opt(concat!(select!(), " WHERE e.id = $1"), &[&id], from_row)
 }
 
 /// A ticket's events, oldest first.
-pub fn of_ticket(conn: &dyn Db, ticket_id: i64) -> Result<Vec<EventRow>> {
+pub fn of_ticket(conn: &dyn Db, ticket_id: TicketId) -> Result<Vec<EventRow>> {
     conn.query(
         concat!(select!(), " WHERE e.ticket_id = $1 ORDER BY e.id"),
         &[&ticket_id],
@@ -88,6 +89,7 @@ pub fn of_ticket(conn: &dyn Db, ticket_id: i64) -> Result<Vec<EventRow>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::EventKind;
     use crate::store::Store;
 
     #[test]
@@ -105,8 +107,17 @@ mod tests {
             body: "b",
             url: "/u",
         };
-        let event = insert(conn, 1, "new", 1, "{}", &wording, 1_234).unwrap();
+        let event = insert(
+            conn,
+            TicketId(1),
+            EventKind::New.into(),
+            UserId(1),
+            "{}",
+            &wording,
+            1_234,
+        )
+        .unwrap();
         assert_eq!((event.created_at, event.actor.as_str()), (1_234, "u"));
-        assert_eq!(of_ticket(conn, 1).unwrap(), [event]);
+        assert_eq!(of_ticket(conn, TicketId(1)).unwrap(), [event]);
     }
 }

@@ -2,16 +2,17 @@
 
 use super::db::{Db, Row};
 use super::{Result, StoreError};
+use crate::model::{GroupId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
-    pub id: i64,
+    pub id: GroupId,
     pub name: String,
 }
 
 fn from_row(row: &Row<'_, '_>) -> Result<Group> {
     Ok(Group {
-        id: row.int(0)?,
+        id: row.parse(0)?,
         name: row.text(1)?,
     })
 }
@@ -44,7 +45,7 @@ pub fn all(conn: &dyn Db) -> Result<Vec<Group>> {
 }
 
 /// Grants a permission to a group; false when it already had it.
-pub fn grant(conn: &dyn Db, group_id: i64, permission: &str) -> Result<bool> {
+pub fn grant(conn: &dyn Db, group_id: GroupId, permission: &str) -> Result<bool> {
     let changed = conn.execute(
         "INSERT INTO group_permissions (permission, group_id) VALUES ($1, $2)
          ON CONFLICT DO NOTHING",
@@ -54,7 +55,7 @@ pub fn grant(conn: &dyn Db, group_id: i64, permission: &str) -> Result<bool> {
 }
 
 /// Revokes a permission from a group; false when it did not have it.
-pub fn revoke(conn: &dyn Db, group_id: i64, permission: &str) -> Result<bool> {
+pub fn revoke(conn: &dyn Db, group_id: GroupId, permission: &str) -> Result<bool> {
     let changed = conn.execute(
         "DELETE FROM group_permissions WHERE permission = $1 AND group_id = $2",
         &[&permission, &group_id],
@@ -63,7 +64,7 @@ pub fn revoke(conn: &dyn Db, group_id: i64, permission: &str) -> Result<bool> {
 }
 
 /// Adds a member; false when the user already was one.
-pub fn add_member(conn: &dyn Db, group_id: i64, user_id: i64) -> Result<bool> {
+pub fn add_member(conn: &dyn Db, group_id: GroupId, user_id: UserId) -> Result<bool> {
     let changed = conn.execute(
         "INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         &[&group_id, &user_id],
@@ -72,7 +73,7 @@ pub fn add_member(conn: &dyn Db, group_id: i64, user_id: i64) -> Result<bool> {
 }
 
 /// Removes a member; false when the user was not one.
-pub fn remove_member(conn: &dyn Db, group_id: i64, user_id: i64) -> Result<bool> {
+pub fn remove_member(conn: &dyn Db, group_id: GroupId, user_id: UserId) -> Result<bool> {
     let changed = conn.execute(
         "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2",
         &[&group_id, &user_id],
@@ -81,7 +82,7 @@ pub fn remove_member(conn: &dyn Db, group_id: i64, user_id: i64) -> Result<bool>
 }
 
 /// A group's permissions, sorted.
-pub fn permissions(conn: &dyn Db, group_id: i64) -> Result<Vec<String>> {
+pub fn permissions(conn: &dyn Db, group_id: GroupId) -> Result<Vec<String>> {
     conn.query(
         "SELECT permission FROM group_permissions WHERE group_id = $1 ORDER BY permission",
         &[&group_id],
@@ -90,7 +91,7 @@ pub fn permissions(conn: &dyn Db, group_id: i64) -> Result<Vec<String>> {
 }
 
 /// A group's members' usernames, sorted.
-pub fn member_names(conn: &dyn Db, group_id: i64) -> Result<Vec<String>> {
+pub fn member_names(conn: &dyn Db, group_id: GroupId) -> Result<Vec<String>> {
     conn.query(
         "SELECT u.username FROM group_members m JOIN users u ON u.id = m.user_id
           WHERE m.group_id = $1 ORDER BY u.username",
@@ -100,7 +101,7 @@ pub fn member_names(conn: &dyn Db, group_id: i64) -> Result<Vec<String>> {
 }
 
 /// The names of the groups a user belongs to, sorted.
-pub fn names_of_user(conn: &dyn Db, user_id: i64) -> Result<Vec<String>> {
+pub fn names_of_user(conn: &dyn Db, user_id: UserId) -> Result<Vec<String>> {
     conn.query(
         "SELECT g.name FROM group_members m JOIN groups g ON g.id = m.group_id
           WHERE m.user_id = $1 ORDER BY g.name",
@@ -112,7 +113,7 @@ pub fn names_of_user(conn: &dyn Db, user_id: i64) -> Result<Vec<String>> {
 /// The names of the groups a user belongs to that hold `permission`, sorted.
 pub fn names_of_user_with_permission(
     conn: &dyn Db,
-    user_id: i64,
+    user_id: UserId,
     permission: &str,
 ) -> Result<Vec<String>> {
     conn.query(

@@ -35,6 +35,7 @@ fn steps() -> Vec<M<'static>> {
 mod tests {
     use rusqlite::Connection;
 
+    use crate::model::UserId;
     use crate::store::notifications;
 
     #[test]
@@ -59,20 +60,23 @@ mod tests {
         )
         .unwrap();
         super::all().to_latest(&mut conn).unwrap();
-        let listed = |user, unread_only| -> Vec<(i64, String)> {
-            notifications::inbox(&conn, user, unread_only, 50)
+        let listed = |user: i64, unread_only| -> Vec<(i64, String)> {
+            notifications::inbox(&conn, UserId(user), unread_only, 50)
                 .unwrap()
                 .into_iter()
-                .map(|n| (n.id, n.title))
+                .map(|n| (n.id.get(), n.title))
                 .collect()
         };
         assert_eq!(listed(1, false), [(4, "t2".into()), (1, "t1".into())]);
         assert_eq!(listed(1, true), [(1, "t1".into())]);
         assert_eq!(listed(2, false), [(5, "t2".into()), (3, "t1".into())]);
-        assert_eq!(notifications::unread_count(&conn, 1).unwrap(), 1);
-        assert_eq!(notifications::unread_count(&conn, 2).unwrap(), 1);
-        assert_eq!(notifications::mark_all_read(&conn, 2, 9).unwrap(), 1);
-        assert_eq!(notifications::unread_count(&conn, 2).unwrap(), 0);
+        assert_eq!(notifications::unread_count(&conn, UserId(1)).unwrap(), 1);
+        assert_eq!(notifications::unread_count(&conn, UserId(2)).unwrap(), 1);
+        assert_eq!(
+            notifications::mark_all_read(&conn, UserId(2), 9).unwrap(),
+            1
+        );
+        assert_eq!(notifications::unread_count(&conn, UserId(2)).unwrap(), 0);
     }
 
     /// Step 4 rebuilds `notifications` (a CHECK constraint cannot change in

@@ -8,12 +8,14 @@
 
 use super::Result;
 use super::db::{Backend, Db, Row};
-use crate::model::{Channel, NotificationPriority, NotificationStatus};
+use crate::model::{
+    Channel, EventId, NotificationId, NotificationPriority, NotificationStatus, TicketId, UserId,
+};
 
 pub struct NewNotification<'a> {
-    pub event_id: i64,
-    pub ticket_id: i64,
-    pub user_id: i64,
+    pub event_id: EventId,
+    pub ticket_id: TicketId,
+    pub user_id: UserId,
     pub channel: Channel,
     pub priority: NotificationPriority,
     pub status: NotificationStatus,
@@ -29,7 +31,7 @@ pub struct NewNotification<'a> {
 /// Inserts notifications, returning their IDs in order; the caller decides
 /// the transaction. SQLite runs one prepared statement per row (in-process,
 /// cheap); PostgreSQL gets all rows in one statement (one round trip).
-pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<i64>> {
+pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<NotificationId>> {
     if all.is_empty() {
         return Ok(Vec::new());
     }
@@ -55,7 +57,7 @@ pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<i64>
                         &new.reason,
                     ],
                 )?;
-                conn.last_insert_id().ok_or_else(|| {
+                conn.last_insert_id().map(NotificationId).ok_or_else(|| {
                     super::StoreError::Other("SQLite kept no rowid for a notification".into())
                 })
             })
@@ -75,9 +77,9 @@ pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<i64>
                                       $11::text[])
                  RETURNING id",
                 &[
-                    &ints(&|n| Some(n.event_id)),
-                    &ints(&|n| Some(n.ticket_id)),
-                    &ints(&|n| Some(n.user_id)),
+                    &ints(&|n| Some(n.event_id.get())),
+                    &ints(&|n| Some(n.ticket_id.get())),
+                    &ints(&|n| Some(n.user_id.get())),
                     &texts(&|n| Some(n.channel.as_str())),
                     &ints(&|n| Some(n.priority.rank())),
                     &texts(&|n| Some(n.status.as_str())),
@@ -87,7 +89,7 @@ pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<i64>
                     &ints(&|n| n.delivered_at),
                     &texts(&|n| n.reason),
                 ],
-                |row| row.int(0),
+                |row| row.parse(0),
             )
         }
     }
@@ -104,21 +106,21 @@ fn priority_at(row: &Row<'_, '_>, index: usize) -> Result<NotificationPriority> 
 
 #[derive(Debug, Clone)]
 pub struct Summary {
-    pub id: i64,
+    pub id: NotificationId,
     pub username: String,
     pub channel: Channel,
     pub status: NotificationStatus,
 }
 
 /// A ticket's notifications, in the order they were written.
-pub fn of_ticket(conn: &dyn Db, ticket_id: i64) -> Result<Vec<Summary>> {
+pub fn of_ticket(conn: &dyn Db, ticket_id: TicketId) -> Result<Vec<Summary>> {
     conn.query(
         "SELECT n.id, u.username, n.channel, n.status FROM notifications n JOIN users u ON u.id = n.user_id
           WHERE n.event_id IN (SELECT id FROM events WHERE ticket_id = $1) ORDER BY n.id",
         &[&ticket_id],
         |row| {
             Ok(Summary {
-                id: row.int(0)?,
+                id: row.parse(0)?,
                 username: row.text(1)?,
                 channel: row.stored(2, Channel::from_stored)?,
                 status: row.stored(3, NotificationStatus::from_stored)?,
@@ -129,10 +131,11 @@ pub fn of_ticket(conn: &dyn Db, ticket_id: i64) -> Result<Vec<Summary>> {
 
 // ---- The inbox -----------------------------------------------------------------------------
 
+/// One in-app notification of a user's inbox, with its event's words.
 #[derive(Debug, Clone)]
-pub struct InboxItem {
-    pub id: i64,
-    pub ticket_id: i64,
+pub struct InboxEntry {
+    pub id: NotificationId,
+    pub ticket_id: TicketId,
     pub title: String,
     pub body: String,
     pub url: String,
@@ -145,7 +148,12 @@ pub struct InboxItem {
 /// `inbox_recent` (written in order, scanned), the rest from `inbox` (one
 /// range per user), merged (schema/002_inbox.sql; on PostgreSQL both are
 /// views over `notifications` and its per-user index).
-pub fn inbox(conn: &dyn Db, user_id: i64, unread_only: bool, limit: u32) -> Result<Vec<InboxItem>> {
+pub fn inbox(
+    conn: &dyn Db,
+    user_id: UserId,
+    unread_only: bool,
+    limit: u32,
+) -> Result<Vec<InboxEntry>> {
     conn.query(
         "SELECT n.id, n.ticket_id, e.title, e.body, e.url, n.priority, n.read_at, n.delivered_at
            FROM (SELECT id FROM inbox_recent WHERE user_id = $1 AND (unread OR NOT $3)
@@ -155,9 +163,9 @@ pub fn inbox(conn: &dyn Db, user_id: i64, unread_only: bool, limit: u32) -> Resu
           ORDER BY n.id DESC",
         &[&user_id, &limit, &unread_only],
         |row| {
-            Ok(InboxItem {
-                id: row.int(0)?,
-                ticket_id: row.int(1)?,
+            Ok(InboxEntry {
+                id: row.parse(0)?,
+                ticket_id: row.parse(1)?,
                 title: row.text(2)?,
                 body: row.text(3)?,
                 url: row.text(4)?,
@@ -172,7 +180,7 @@ pub fn inbox(conn: &dyn Db, user_id: i64, unread_only: bool, limit: u32) -> Resu
 /// How many in-app notifications the user has not read: the counter of their
 /// filed ones plus their unread recent ones (at most 8192 rows to look at),
 /// both kept exact in every transaction that changes one (schema/002_inbox.sql).
-pub fn unread_count(conn: &dyn Db, user_id: i64) -> Result<i64> {
+pub fn unread_count(conn: &dyn Db, user_id: UserId) -> Result<i64> {
     conn.query_one(
         "SELECT coalesce((SELECT unread FROM inbox_unread WHERE user_id = $1), 0)
                 + (SELECT count(*) FROM inbox_recent WHERE user_id = $1 AND unread)",
@@ -184,14 +192,18 @@ pub fn unread_count(conn: &dyn Db, user_id: i64) -> Result<i64> {
 /// Of `ids`, those that are not in-app notifications of this user, in
 /// their order. One statement for all on PostgreSQL (`= ANY($1)`); on
 /// SQLite, which has no arrays, one prepared statement run per ID.
-pub fn not_in_inbox(conn: &dyn Db, user_id: i64, ids: &[i64]) -> Result<Vec<i64>> {
-    let found: std::collections::HashSet<i64> = match conn.backend() {
+pub fn not_in_inbox(
+    conn: &dyn Db,
+    user_id: UserId,
+    ids: &[NotificationId],
+) -> Result<Vec<NotificationId>> {
+    let found: std::collections::HashSet<NotificationId> = match conn.backend() {
         Backend::Postgres => conn
             .query(
                 "SELECT id FROM notifications
                   WHERE id = ANY($1::bigint[]) AND user_id = $2 AND channel = 'app'",
                 &[&as_array(ids), &user_id],
-                |row| row.int(0),
+                |row| row.parse(0),
             )?
             .into_iter()
             .collect(),
@@ -222,7 +234,7 @@ pub fn not_in_inbox(conn: &dyn Db, user_id: i64, ids: &[i64]) -> Result<Vec<i64>
 /// Marks these of the user's notifications read (those not read yet);
 /// returns how many changed. One statement for all on PostgreSQL; on
 /// SQLite one prepared statement run per ID.
-pub fn mark_read(conn: &dyn Db, user_id: i64, ids: &[i64], at: i64) -> Result<usize> {
+pub fn mark_read(conn: &dyn Db, user_id: UserId, ids: &[NotificationId], at: i64) -> Result<usize> {
     let changed = match conn.backend() {
         Backend::Postgres => conn.execute(
             "UPDATE notifications SET read_at = $3
@@ -245,12 +257,12 @@ pub fn mark_read(conn: &dyn Db, user_id: i64, ids: &[i64], at: i64) -> Result<us
 }
 
 /// IDs as a PostgreSQL `bigint[]` parameter.
-fn as_array(ids: &[i64]) -> Vec<Option<i64>> {
-    ids.iter().copied().map(Some).collect()
+fn as_array(ids: &[NotificationId]) -> Vec<Option<i64>> {
+    ids.iter().map(|id| Some(id.get())).collect()
 }
 
 /// Marks every unread notification of the user read; returns how many changed.
-pub fn mark_all_read(conn: &dyn Db, user_id: i64, at: i64) -> Result<usize> {
+pub fn mark_all_read(conn: &dyn Db, user_id: UserId, at: i64) -> Result<usize> {
     Ok(conn.execute(
         "UPDATE notifications SET read_at = $2
           WHERE id IN (SELECT id FROM inbox_recent WHERE user_id = $1 AND unread
@@ -605,11 +617,11 @@ pub(super) fn insert_attempt(
 
 #[derive(Debug, Clone)]
 pub struct QueueRow {
-    pub id: i64,
+    pub id: NotificationId,
     pub channel: Channel,
     pub username: String,
     pub to_addr: Option<String>,
-    pub ticket_id: i64,
+    pub ticket_id: TicketId,
     pub status: NotificationStatus,
     pub attempts: i64,
     pub next_attempt_at: Option<i64>,
@@ -622,11 +634,11 @@ pub struct QueueRow {
 
 fn queue_row(row: &Row<'_, '_>) -> Result<QueueRow> {
     Ok(QueueRow {
-        id: row.int(0)?,
+        id: row.parse(0)?,
         channel: row.stored(1, Channel::from_stored)?,
         username: row.text(2)?,
         to_addr: row.opt_text(3)?,
-        ticket_id: row.int(4)?,
+        ticket_id: row.parse(4)?,
         status: row.stored(5, NotificationStatus::from_stored)?,
         attempts: row.int(6)?,
         next_attempt_at: row.opt_int(7)?,
@@ -661,7 +673,7 @@ pub fn list(
     )
 }
 
-pub fn by_id(conn: &dyn Db, id: i64) -> Result<Option<QueueRow>> {
+pub fn by_id(conn: &dyn Db, id: NotificationId) -> Result<Option<QueueRow>> {
     conn.query_opt(
         concat!(queue_select!(), " WHERE n.id = $1"),
         &[&id],
@@ -677,7 +689,7 @@ pub struct Attempt {
 }
 
 /// A notification's attempts, oldest first.
-pub fn attempts_of(conn: &dyn Db, id: i64) -> Result<Vec<Attempt>> {
+pub fn attempts_of(conn: &dyn Db, id: NotificationId) -> Result<Vec<Attempt>> {
     conn.query(
         "SELECT at, outcome, reply FROM attempts WHERE notification_id = $1 ORDER BY seq",
         &[&id],
@@ -692,7 +704,7 @@ pub fn attempts_of(conn: &dyn Db, id: i64) -> Result<Vec<Attempt>> {
 }
 
 /// Puts one email back to `pending` with its attempt count reset (the log is kept).
-pub fn requeue(conn: &dyn Db, id: i64) -> Result<()> {
+pub fn requeue(conn: &dyn Db, id: NotificationId) -> Result<()> {
     conn.execute(
         "UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at = NULL,
                 lease_until = NULL, claim = NULL
@@ -703,11 +715,11 @@ pub fn requeue(conn: &dyn Db, id: i64) -> Result<()> {
 }
 
 /// The IDs of every failed email.
-pub fn failed_ids(conn: &dyn Db) -> Result<Vec<i64>> {
+pub fn failed_ids(conn: &dyn Db) -> Result<Vec<NotificationId>> {
     conn.query(
         "SELECT id FROM notifications WHERE channel = 'email' AND status = 'failed' ORDER BY id",
         &[],
-        |row| row.int(0),
+        |row| row.parse(0),
     )
 }
 
@@ -871,7 +883,7 @@ pub fn next_due_after(conn: &dyn Db, now: i64) -> Result<Option<i64>> {
 }
 
 /// When the claim on a `processing` email expires (`None` for any other state).
-pub fn lease_until(conn: &dyn Db, id: i64) -> Result<Option<i64>> {
+pub fn lease_until(conn: &dyn Db, id: NotificationId) -> Result<Option<i64>> {
     Ok(conn
         .query_opt(
             "SELECT lease_until FROM notifications WHERE id = $1 AND status = 'processing'",
@@ -887,7 +899,7 @@ mod tests {
     use rusqlite::Connection;
 
     fn insert(conn: &Connection, new: &NewNotification<'_>) -> Result<i64> {
-        Ok(insert_all(conn, std::slice::from_ref(new))?[0])
+        Ok(insert_all(conn, std::slice::from_ref(new))?[0].get())
     }
 
     /// `claim_due` as the flush calls it, with the lease given as its end.
@@ -922,7 +934,7 @@ mod tests {
     };
 
     /// A ticket by this user, for notifications to hang on.
-    fn ticket_by(conn: &Connection, user_id: i64) -> i64 {
+    fn ticket_by(conn: &Connection, user_id: UserId) -> TicketId {
         tickets::insert(
             conn,
             &tickets::NewTicket {
@@ -952,7 +964,16 @@ mod tests {
         .unwrap();
         let ticket = ticket_by(conn, user.id);
         for i in 0..n {
-            let event = events::insert(conn, ticket, "new", user.id, "{}", &WORDING, 0).unwrap();
+            let event = events::insert(
+                conn,
+                ticket,
+                crate::model::EventKind::New.into(),
+                user.id,
+                "{}",
+                &WORDING,
+                0,
+            )
+            .unwrap();
             insert(
                 conn,
                 &NewNotification {
@@ -981,10 +1002,10 @@ mod tests {
     /// Writes `rounds` events on one ticket, each with an in-app notification
     /// for every user in `users` and an email for the first; returns the store
     /// and the users' IDs.
-    fn inboxes(users: &[&str], rounds: usize) -> (Store, Vec<i64>) {
+    fn inboxes(users: &[&str], rounds: usize) -> (Store, Vec<UserId>) {
         let store = Store::open_in_memory();
         let conn = store.sqlite();
-        let ids: Vec<i64> = users
+        let ids: Vec<UserId> = users
             .iter()
             .map(|name| {
                 users::insert(
@@ -1006,10 +1027,19 @@ mod tests {
     }
 
     /// `rounds` more events on ticket 1, notified as `inboxes` says.
-    fn add_rounds(conn: &Connection, ids: &[i64], rounds: usize) {
-        let ticket = 1;
+    fn add_rounds(conn: &Connection, ids: &[UserId], rounds: usize) {
+        let ticket = TicketId(1);
         for _ in 0..rounds {
-            let event = events::insert(conn, ticket, "new", ids[0], "{}", &WORDING, 0).unwrap();
+            let event = events::insert(
+                conn,
+                ticket,
+                crate::model::EventKind::New.into(),
+                ids[0],
+                "{}",
+                &WORDING,
+                0,
+            )
+            .unwrap();
             for (i, &user_id) in ids.iter().enumerate() {
                 for channel in [Channel::App, Channel::Email] {
                     if channel == Channel::Email && i > 0 {
@@ -1042,16 +1072,16 @@ mod tests {
         }
     }
 
-    fn sql_ids(conn: &Connection, sql: &str, user_id: i64) -> Vec<i64> {
+    fn sql_ids(conn: &Connection, sql: &str, user_id: UserId) -> Vec<NotificationId> {
         let mut stmt = conn.prepare(sql).unwrap();
-        stmt.query_map([user_id], |row| row.get(0))
+        stmt.query_map([user_id.get()], |row| row.get(0).map(NotificationId))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap()
     }
 
     /// The user's in-app notifications (or unread ones), newest first, from the ledger itself.
-    fn ledger(conn: &Connection, user_id: i64, unread_only: bool) -> Vec<i64> {
+    fn ledger(conn: &Connection, user_id: UserId, unread_only: bool) -> Vec<NotificationId> {
         let unread = if unread_only {
             "AND read_at IS NULL"
         } else {
@@ -1066,7 +1096,12 @@ mod tests {
         )
     }
 
-    fn listed(conn: &Connection, user_id: i64, unread_only: bool, limit: u32) -> Vec<i64> {
+    fn listed(
+        conn: &Connection,
+        user_id: UserId,
+        unread_only: bool,
+        limit: u32,
+    ) -> Vec<NotificationId> {
         inbox(conn, user_id, unread_only, limit)
             .unwrap()
             .iter()
@@ -1075,7 +1110,7 @@ mod tests {
     }
 
     /// Every listing and count of the user agrees with the ledger.
-    fn assert_inbox_matches_ledger(conn: &Connection, user_id: i64) {
+    fn assert_inbox_matches_ledger(conn: &Connection, user_id: UserId) {
         let all = ledger(conn, user_id, false);
         let unread = ledger(conn, user_id, true);
         assert_eq!(listed(conn, user_id, false, u32::MAX), all);
@@ -1107,7 +1142,7 @@ mod tests {
         );
         let (a, b, c) = (users[0], users[1], users[2]);
         // Read every third of a's, filed and recent alike, and one that is not hers.
-        let thirds: Vec<i64> = ledger(conn, a, false).into_iter().step_by(3).collect();
+        let thirds: Vec<NotificationId> = ledger(conn, a, false).into_iter().step_by(3).collect();
         let foreign = ledger(conn, b, false)[0];
         let mut ids = thirds.clone();
         ids.push(foreign);
@@ -1123,12 +1158,12 @@ mod tests {
         // Unread again (an operator's UPDATE), and deleted: the count follows.
         conn.execute(
             "UPDATE notifications SET read_at = NULL WHERE user_id = ?1 AND channel = 'app' AND id % 2 = 0",
-            [b],
+            [b.get()],
         )
         .unwrap();
         conn.execute(
             "DELETE FROM notifications WHERE user_id = ?1 AND channel = 'app' AND id % 5 = 0",
-            [c],
+            [c.get()],
         )
         .unwrap();
         for user in [a, b, c] {
@@ -1139,7 +1174,11 @@ mod tests {
         for user in [a, b, c] {
             assert_inbox_matches_ledger(conn, user);
         }
-        assert_eq!(unread_count(conn, 999).unwrap(), 0, "a user with nothing");
+        assert_eq!(
+            unread_count(conn, UserId(999)).unwrap(),
+            0,
+            "a user with nothing"
+        );
     }
 
     #[test]
@@ -1152,8 +1191,8 @@ mod tests {
             "UPDATE tickets SET status = 'lost'; UPDATE notifications SET status = 'lost';",
         )
         .unwrap();
-        let ticket = tickets::by_id(conn, 1).unwrap_err().to_string();
-        let notification = by_id(conn, 1).unwrap_err().to_string();
+        let ticket = tickets::by_id(conn, TicketId(1)).unwrap_err().to_string();
+        let notification = by_id(conn, NotificationId(1)).unwrap_err().to_string();
         for err in [ticket, notification] {
             assert!(err.contains("unknown stored value `lost`"), "{err}");
         }
@@ -1166,7 +1205,7 @@ mod tests {
             .sqlite()
             .execute(
                 "UPDATE notifications SET user_id = ?1 WHERE channel = 'app'",
-                [users[1]],
+                [users[1].get()],
             )
             .unwrap_err();
         assert!(err.to_string().contains("never change"), "{err}");
@@ -1203,7 +1242,10 @@ mod tests {
         );
         let again = claim(conn, 2000, 2000, 3000, "late", 10).unwrap();
         assert_eq!(again[0].claimed_from, NotificationStatus::Processing);
-        assert_eq!(attempts_of(conn, 1).unwrap()[0].outcome, "lease_expired");
+        assert_eq!(
+            attempts_of(conn, NotificationId(1)).unwrap()[0].outcome,
+            "lease_expired"
+        );
         assert!(!holds(conn, 1, "dead").unwrap());
         assert!(holds(conn, 1, "late").unwrap());
     }
@@ -1236,7 +1278,7 @@ mod tests {
             [1],
             "due for a later run"
         );
-        let row = by_id(conn, 1).unwrap().unwrap();
+        let row = by_id(conn, NotificationId(1)).unwrap().unwrap();
         assert_eq!(
             (row.attempts, row.last_error.as_deref()),
             (1, Some("451 later"))
@@ -1260,12 +1302,12 @@ mod tests {
         };
         record_attempt(conn, &stale(1, NotificationStatus::Errored)).unwrap();
         assert_eq!(
-            by_id(conn, 1).unwrap().unwrap().status,
+            by_id(conn, NotificationId(1)).unwrap().unwrap().status,
             NotificationStatus::Processing
         );
         record_attempt(conn, &stale(2, NotificationStatus::Sent)).unwrap();
         assert_eq!(
-            by_id(conn, 2).unwrap().unwrap().status,
+            by_id(conn, NotificationId(2)).unwrap().unwrap().status,
             NotificationStatus::Sent
         );
     }
@@ -1310,7 +1352,7 @@ mod set_based_tests {
                 "INSERT INTO events (ticket_id, kind, actor_id, data, title, body, url, created_at)
                  VALUES ($1, 'comment', $2, '{}', $3, 'B', '/u', 20) RETURNING id",
                 &[&ticket, &bob, &title],
-                |row| row.int(0),
+                |row| row.parse::<crate::model::EventId>(0),
             )
             .unwrap()
         };
@@ -1344,11 +1386,12 @@ mod set_based_tests {
         )
         .unwrap();
         let (a1, a2, a3, b1, e1, e2) = (ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]);
-        let asked = [a3, b1, a1, e1, 9_999, b1];
+        let unknown = NotificationId(9_999);
+        let asked = [a3, b1, a1, e1, unknown, b1];
         let mut out = vec![
             format!(
                 "{:?}",
-                not_in_inbox(db, ann, &asked).unwrap() == [b1, e1, 9_999, b1]
+                not_in_inbox(db, ann, &asked).unwrap() == [b1, e1, unknown, b1]
             ),
             format!("{:?}", not_in_inbox(db, ann, &[]).unwrap()),
             format!("{}", mark_read(db, ann, &[a1, a3, b1, e1, a1], 40).unwrap()),
@@ -1376,7 +1419,7 @@ mod set_based_tests {
         out.push(format!("{:?}", digests::take_held(db, ann, 51).unwrap()));
         out.push(format!(
             "{}",
-            digests::users_with_held(db, 0, 10).unwrap() == [bob]
+            digests::users_with_held(db, UserId(0), 10).unwrap() == [bob]
         ));
         out
     }

@@ -5,13 +5,14 @@
 
 use super::Result;
 use super::db::{Backend, Db};
+use crate::model::{EmailMode, EventKind, UserId};
 
 /// One stored choice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
-    pub user_id: i64,
-    pub event: String,
-    pub email: String,
+    pub user_id: UserId,
+    pub event: EventKind,
+    pub email: EmailMode,
     pub app: bool,
 }
 
@@ -19,9 +20,9 @@ pub struct Stored {
 /// default). The caller decides the transaction.
 pub fn set(
     conn: &dyn Db,
-    user_id: i64,
-    event: &str,
-    email: Option<&str>,
+    user_id: UserId,
+    event: EventKind,
+    email: Option<EmailMode>,
     app: Option<bool>,
 ) -> Result<()> {
     conn.execute(
@@ -36,7 +37,7 @@ pub fn set(
 }
 
 /// A user's stored choices.
-pub fn of_user(conn: &dyn Db, user_id: i64) -> Result<Vec<Stored>> {
+pub fn of_user(conn: &dyn Db, user_id: UserId) -> Result<Vec<Stored>> {
     conn.query(
         "SELECT user_id, event, email, app FROM preferences WHERE user_id = $1",
         &[&user_id],
@@ -46,7 +47,7 @@ pub fn of_user(conn: &dyn Db, user_id: i64) -> Result<Vec<Stored>> {
 
 /// The stored choices of these users for one event: one query serves all of
 /// an event's recipients (the IDs travel as one JSON array).
-pub fn for_users(conn: &dyn Db, event: &str, user_ids: &[i64]) -> Result<Vec<Stored>> {
+pub fn for_users(conn: &dyn Db, event: EventKind, user_ids: &[UserId]) -> Result<Vec<Stored>> {
     if user_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -68,9 +69,9 @@ pub fn for_users(conn: &dyn Db, event: &str, user_ids: &[i64]) -> Result<Vec<Sto
 
 fn from_row(row: &super::db::Row<'_, '_>) -> Result<Stored> {
     Ok(Stored {
-        user_id: row.int(0)?,
-        event: row.text(1)?,
-        email: row.text(2)?,
+        user_id: row.parse(0)?,
+        event: row.parse(1)?,
+        email: row.parse(2)?,
         app: row.bool(3)?,
     })
 }

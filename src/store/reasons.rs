@@ -4,27 +4,30 @@
 
 use super::Result;
 use super::db::Db;
+use crate::model::{
+    Channel, EventId, NotificationId, NotificationStatus, RecordedKind, TicketId, UserId,
+};
 
 /// A notification with what `notify why` explains it by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    pub id: i64,
-    pub channel: String,
-    pub status: String,
+    pub id: NotificationId,
+    pub channel: Channel,
+    pub status: NotificationStatus,
     pub reason: Option<String>,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub username: String,
     pub email: String,
-    pub event_id: i64,
-    pub event_kind: String,
+    pub event_id: EventId,
+    pub event_kind: RecordedKind,
     pub event_data: String,
     pub event_at: i64,
     pub actor: String,
-    pub ticket_id: i64,
+    pub ticket_id: TicketId,
 }
 
 /// A notification, its user and its event; None when there is no such notification.
-pub fn origin(conn: &dyn Db, notification_id: i64) -> Result<Option<Origin>> {
+pub fn origin(conn: &dyn Db, notification_id: NotificationId) -> Result<Option<Origin>> {
     conn.query_opt(
         "SELECT n.id, n.channel, n.status, n.reason, u.id, u.username, u.email,
                 e.id, e.kind, e.data, e.created_at, a.username, e.ticket_id
@@ -36,19 +39,19 @@ pub fn origin(conn: &dyn Db, notification_id: i64) -> Result<Option<Origin>> {
         &[&notification_id],
         |row| {
             Ok(Origin {
-                id: row.int(0)?,
-                channel: row.text(1)?,
-                status: row.text(2)?,
+                id: row.parse(0)?,
+                channel: row.parse(1)?,
+                status: row.parse(2)?,
                 reason: row.opt_text(3)?,
-                user_id: row.int(4)?,
+                user_id: row.parse(4)?,
                 username: row.text(5)?,
                 email: row.text(6)?,
-                event_id: row.int(7)?,
-                event_kind: row.text(8)?,
+                event_id: row.parse(7)?,
+                event_kind: row.parse(8)?,
                 event_data: row.text(9)?,
                 event_at: row.int(10)?,
                 actor: row.text(11)?,
-                ticket_id: row.int(12)?,
+                ticket_id: row.parse(12)?,
             })
         },
     )
@@ -63,7 +66,7 @@ pub struct EmailOf {
 }
 
 /// The email notification event `event_id` wrote for `user_id`, if any.
-pub fn email_of(conn: &dyn Db, event_id: i64, user_id: i64) -> Result<Option<EmailOf>> {
+pub fn email_of(conn: &dyn Db, event_id: EventId, user_id: UserId) -> Result<Option<EmailOf>> {
     conn.query_opt(
         "SELECT reason, to_addr, message_id FROM notifications
           WHERE event_id = $1 AND user_id = $2 AND channel = 'email'",
@@ -103,9 +106,9 @@ mod tests {
         )
         .unwrap();
         vec![
-            email_of(db, 1, 1).unwrap(),
-            email_of(db, 1, 2).unwrap(),
-            email_of(db, 2, 1).unwrap(),
+            email_of(db, EventId(1), UserId(1)).unwrap(),
+            email_of(db, EventId(1), UserId(2)).unwrap(),
+            email_of(db, EventId(2), UserId(1)).unwrap(),
         ]
     }
 

@@ -5,15 +5,16 @@
 
 use super::db::{Db, Row};
 use super::{Result, StoreError, threads, users};
-use crate::mail::classify::{Lookup, NotificationRef, TicketId, UserRef};
+use crate::mail::classify::{Lookup, NotificationRef, UserRef};
+use crate::model::{NotificationId, ReceivedAction, TicketId};
 
 /// One handled message, for `mail list`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
     pub id: i64,
     pub message_id: Option<String>,
-    pub action: String,
-    pub ticket_id: Option<i64>,
+    pub action: ReceivedAction,
+    pub ticket_id: Option<TicketId>,
     pub reason: Option<String>,
     pub from: Option<String>,
     pub subject: Option<String>,
@@ -22,8 +23,8 @@ pub struct Received {
 
 pub struct NewReceived<'a> {
     pub message_id: Option<&'a str>,
-    pub action: &'a str,
-    pub ticket_id: Option<i64>,
+    pub action: ReceivedAction,
+    pub ticket_id: Option<TicketId>,
     pub reason: Option<&'a str>,
     pub from: Option<&'a str>,
     pub subject: Option<&'a str>,
@@ -64,8 +65,8 @@ fn from_row(row: &Row<'_, '_>) -> Result<Received> {
     Ok(Received {
         id: row.int(0)?,
         message_id: row.opt_text(1)?,
-        action: row.text(2)?,
-        ticket_id: row.opt_int(3)?,
+        action: row.parse(2)?,
+        ticket_id: row.parse(3)?,
         reason: row.opt_text(4)?,
         from: row.opt_text(5)?,
         subject: row.opt_text(6)?,
@@ -74,7 +75,7 @@ fn from_row(row: &Row<'_, '_>) -> Result<Received> {
 }
 
 /// Handled messages, newest first, optionally of one action only.
-pub fn list(conn: &dyn Db, action: Option<&str>, limit: u32) -> Result<Vec<Received>> {
+pub fn list(conn: &dyn Db, action: Option<ReceivedAction>, limit: u32) -> Result<Vec<Received>> {
     conn.query(
         "SELECT id, message_id, action, ticket_id, reason, from_addr, subject, at
            FROM received
@@ -87,8 +88,8 @@ pub fn list(conn: &dyn Db, action: Option<&str>, limit: u32) -> Result<Vec<Recei
 
 fn notification_row(row: &Row<'_, '_>) -> Result<NotificationRef> {
     Ok(NotificationRef {
-        id: row.int(0)?,
-        ticket_id: row.int(1)?,
+        id: row.parse(0)?,
+        ticket_id: row.parse(1)?,
         to_addr: row.opt_text(2)?.unwrap_or_default(),
     })
 }
@@ -109,7 +110,7 @@ pub fn notification_by_message_id(
 /// The latest email notification about `ticket` to `address` (any case).
 pub fn notification_for_ticket_recipient(
     conn: &dyn Db,
-    ticket: i64,
+    ticket: TicketId,
     address: &str,
 ) -> Result<Option<NotificationRef>> {
     conn.query_opt(
@@ -123,7 +124,12 @@ pub fn notification_for_ticket_recipient(
 
 /// A bounce: the notification becomes `failed` with the report's words as
 /// its last error, and its attempt log says it bounced.
-pub fn fail_bounced(conn: &dyn Db, notification_id: i64, error: &str, at: i64) -> Result<()> {
+pub fn fail_bounced(
+    conn: &dyn Db,
+    notification_id: NotificationId,
+    error: &str,
+    at: i64,
+) -> Result<()> {
     conn.execute(
         "UPDATE notifications
             SET status = 'failed', last_error = $2, next_attempt_at = NULL,
@@ -131,7 +137,7 @@ pub fn fail_bounced(conn: &dyn Db, notification_id: i64, error: &str, at: i64) -
           WHERE id = $1",
         &[&notification_id, &error],
     )?;
-    super::notifications::insert_attempt(conn, notification_id, at, "bounced", error)
+    super::notifications::insert_attempt(conn, notification_id.get(), at, "bounced", error)
 }
 
 /// Classification's questions, answered from one connection or transaction.
@@ -213,7 +219,7 @@ mod tests {
         .unwrap();
         let root = threads::ensure(db, ticket, "<ticket-1.a@h>").unwrap();
         let again = threads::ensure(db, ticket, "<ticket-1.b@h>").unwrap();
-        let new = |id: Option<&'static str>, action: &'static str, at: i64| NewReceived {
+        let new = |id: Option<&'static str>, action: ReceivedAction, at: i64| NewReceived {
             message_id: id,
             action,
             ticket_id: Some(ticket),
@@ -222,10 +228,10 @@ mod tests {
             subject: Some("Re: x"),
             at,
         };
-        let first = record(db, &new(Some("<m1@x>"), "comment", 10)).unwrap();
-        let twice = record(db, &new(Some("<m1@x>"), "comment", 11)).unwrap();
-        let no_id = record(db, &new(None, "refused", 12)).unwrap();
-        let no_id_again = record(db, &new(None, "refused", 13)).unwrap();
+        let first = record(db, &new(Some("<m1@x>"), ReceivedAction::Comment, 10)).unwrap();
+        let twice = record(db, &new(Some("<m1@x>"), ReceivedAction::Comment, 11)).unwrap();
+        let no_id = record(db, &new(None, ReceivedAction::Refused, 12)).unwrap();
+        let no_id_again = record(db, &new(None, ReceivedAction::Refused, 13)).unwrap();
         suppressions::add(db, "Gone@Example.net", "bounced: 5.1.1", 20).unwrap();
         suppressions::add(db, "gone@example.net", "bounced: 5.1.2", 21).unwrap();
         db.execute(
@@ -259,10 +265,13 @@ mod tests {
             format!("{:?}", notification_by_message_id(db, "<other@h>").unwrap()),
             format!("{root} {again} {first} {twice} {no_id} {no_id_again}"),
             format!("{:?}", threads::ticket_of(db, "<ticket-1.a@h>").unwrap()),
-            format!("{:?}", threads::root(db, 99).unwrap()),
+            format!("{:?}", threads::root(db, TicketId(99)).unwrap()),
             // Ids aside: PostgreSQL spends one on an insert that conflicts.
             format!("{:?}", without_ids(list(db, None, 10).unwrap())),
-            format!("{:?}", without_ids(list(db, Some("refused"), 1).unwrap())),
+            format!(
+                "{:?}",
+                without_ids(list(db, Some(ReceivedAction::Refused), 1).unwrap())
+            ),
             format!("{:?}", lookup.already_received("<m1@x>").unwrap()),
             format!(
                 "{:?}",

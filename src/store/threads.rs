@@ -3,10 +3,11 @@
 
 use super::Result;
 use super::db::Db;
+use crate::model::TicketId;
 
 /// The ticket's thread root, minting `candidate` as it when it has none yet;
 /// the caller decides the transaction. Returns the stored root.
-pub fn ensure(conn: &dyn Db, ticket_id: i64, candidate: &str) -> Result<String> {
+pub fn ensure(conn: &dyn Db, ticket_id: TicketId, candidate: &str) -> Result<String> {
     conn.execute(
         "INSERT INTO ticket_threads (ticket_id, message_id) VALUES ($1, $2)
          ON CONFLICT DO NOTHING",
@@ -20,7 +21,7 @@ pub fn ensure(conn: &dyn Db, ticket_id: i64, candidate: &str) -> Result<String> 
 }
 
 /// The ticket's thread root, if one was minted.
-pub fn root(conn: &dyn Db, ticket_id: i64) -> Result<Option<String>> {
+pub fn root(conn: &dyn Db, ticket_id: TicketId) -> Result<Option<String>> {
     conn.query_opt(
         "SELECT message_id FROM ticket_threads WHERE ticket_id = $1",
         &[&ticket_id],
@@ -29,10 +30,10 @@ pub fn root(conn: &dyn Db, ticket_id: i64) -> Result<Option<String>> {
 }
 
 /// The ticket whose thread root is `message_id`.
-pub fn ticket_of(conn: &dyn Db, message_id: &str) -> Result<Option<i64>> {
+pub fn ticket_of(conn: &dyn Db, message_id: &str) -> Result<Option<TicketId>> {
     conn.query_opt(
         "SELECT ticket_id FROM ticket_threads WHERE message_id = $1",
         &[&message_id],
-        |row| row.int(0),
+        |row| row.parse(0),
     )
 }

@@ -2,12 +2,12 @@
 
 use super::Result;
 use super::db::{Db, Row};
-use crate::model::{Priority, Purpose, Status};
+use crate::model::{Priority, Purpose, Status, TicketId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
-    pub id: i64,
-    pub created_by: i64,
+    pub id: TicketId,
+    pub created_by: UserId,
     /// The creator's username, joined in for display.
     pub created_by_name: String,
     pub purpose: Purpose,
@@ -17,11 +17,11 @@ pub struct Ticket {
     pub created_at: i64,
     pub updated_at: i64,
     /// Who the ticket is assigned to, if anyone, with their username.
-    pub assignee: Option<(i64, String)>,
+    pub assignee: Option<(UserId, String)>,
 }
 
 pub struct NewTicket<'a> {
-    pub created_by: i64,
+    pub created_by: UserId,
     pub purpose: Purpose,
     pub priority: Priority,
     pub description: &'a str,
@@ -39,16 +39,16 @@ macro_rules! select {
 
 fn from_row(row: &Row<'_, '_>) -> Result<Ticket> {
     Ok(Ticket {
-        id: row.int(0)?,
-        created_by: row.int(1)?,
+        id: row.parse(0)?,
+        created_by: row.parse(1)?,
         created_by_name: row.text(2)?,
-        purpose: row.stored(3, Purpose::from_stored)?,
-        priority: row.stored(4, Priority::from_stored)?,
-        status: row.stored(5, Status::from_stored)?,
+        purpose: row.parse(3)?,
+        priority: row.parse(4)?,
+        status: row.parse(5)?,
         description: row.text(6)?,
         created_at: row.int(7)?,
         updated_at: row.int(8)?,
-        assignee: match row.opt_int(9)? {
+        assignee: match row.parse(9)? {
             Some(id) => Some((id, row.text(10)?)),
             None => None,
         },
@@ -57,22 +57,22 @@ fn from_row(row: &Row<'_, '_>) -> Result<Ticket> {
 
 /// Inserts a ticket with status `ready`, created at `now`; the caller
 /// decides the transaction.
-pub fn insert(conn: &dyn Db, new: &NewTicket<'_>, now: i64) -> Result<i64> {
+pub fn insert(conn: &dyn Db, new: &NewTicket<'_>, now: i64) -> Result<TicketId> {
     conn.query_one(
         "INSERT INTO tickets (created_by, purpose, priority, status, description, created_at, updated_at)
          VALUES ($1, $2, $3, 'ready', $4, $5, $5) RETURNING id",
         &[
             &new.created_by,
-            &new.purpose.as_str(),
-            &new.priority.as_str(),
+            &new.purpose,
+            &new.priority,
             &new.description,
             &now,
         ],
-        |row| row.int(0),
+        |row| row.parse(0),
     )
 }
 
-pub fn by_id(conn: &dyn Db, id: i64) -> Result<Option<Ticket>> {
+pub fn by_id(conn: &dyn Db, id: TicketId) -> Result<Option<Ticket>> {
     conn.query_opt(concat!(select!(), " WHERE t.id = $1"), &[&id], from_row)
 }
 
@@ -90,7 +90,7 @@ pub fn list(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AssigneeFilter {
     /// Tickets assigned to this user.
-    User(i64),
+    User(UserId),
     /// Tickets nobody is assigned to.
     Nobody,
 }
@@ -115,19 +115,13 @@ pub fn list_assigned(
                 AND ($3 OR ($4 AND t.assignee_id IS NULL) OR t.assignee_id = $5)
               ORDER BY t.id DESC"
         ),
-        &[
-            &status.map(|s| s.as_str()),
-            &priority.map(|p| p.as_str()),
-            &any,
-            &nobody,
-            &user,
-        ],
+        &[&status, &priority, &any, &nobody, &user],
         from_row,
     )
 }
 
 /// Sets (or, with `None`, clears) a ticket's assignee, updated at `now`.
-pub fn set_assignee(conn: &dyn Db, id: i64, assignee: Option<i64>, now: i64) -> Result<()> {
+pub fn set_assignee(conn: &dyn Db, id: TicketId, assignee: Option<UserId>, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE tickets SET assignee_id = $2, updated_at = $3 WHERE id = $1",
         &[&id, &assignee, &now],
@@ -136,10 +130,16 @@ pub fn set_assignee(conn: &dyn Db, id: i64, assignee: Option<i64>, now: i64) -> 
 }
 
 /// Sets a ticket's status and priority, updated at `now`.
-pub fn update(conn: &dyn Db, id: i64, status: Status, priority: Priority, now: i64) -> Result<()> {
+pub fn update(
+    conn: &dyn Db,
+    id: TicketId,
+    status: Status,
+    priority: Priority,
+    now: i64,
+) -> Result<()> {
     conn.execute(
         "UPDATE tickets SET status = $2, priority = $3, updated_at = $4 WHERE id = $1",
-        &[&id, &status.as_str(), &priority.as_str(), &now],
+        &[&id, &status, &priority, &now],
     )?;
     Ok(())
 }

@@ -4,10 +4,11 @@
 
 use super::db::{Backend, Db, Row};
 use super::{Result, StoreError};
+use crate::model::UserId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
     pub email: String,
     pub name: String,
@@ -31,7 +32,7 @@ macro_rules! columns {
 /// Reads a user from the first six columns (`columns!()`'s order).
 pub(super) fn from_row(row: &Row<'_, '_>) -> Result<User> {
     Ok(User {
-        id: row.int(0)?,
+        id: row.parse(0)?,
         username: row.text(1)?,
         email: row.text(2)?,
         name: row.text(3)?,
@@ -59,7 +60,7 @@ pub fn insert(conn: &dyn Db, new: &NewUser<'_>, now: i64) -> Result<User> {
         "INSERT INTO users (username, email, name, active, created_at)
          VALUES ($1, $2, $3, TRUE, $4) RETURNING id",
         &[&new.username, &new.email, &new.name, &now],
-        |row| row.int(0),
+        |row| row.parse(0),
     )?;
     Ok(User {
         id,
@@ -121,7 +122,7 @@ pub fn by_emails(conn: &dyn Db, emails: &[&str]) -> Result<Vec<User>> {
     conn.query(sql, &[&list], from_row)
 }
 
-pub fn by_id(conn: &dyn Db, id: i64) -> Result<Option<User>> {
+pub fn by_id(conn: &dyn Db, id: UserId) -> Result<Option<User>> {
     conn.query_opt(
         concat!("SELECT ", columns!(), " FROM users WHERE id = $1"),
         &[&id],
@@ -139,7 +140,7 @@ pub fn all(conn: &dyn Db) -> Result<Vec<User>> {
 }
 
 /// Sets a user's active flag; false when it was already so.
-pub fn set_active(conn: &dyn Db, id: i64, active: bool) -> Result<bool> {
+pub fn set_active(conn: &dyn Db, id: UserId, active: bool) -> Result<bool> {
     let changed = conn.execute(
         "UPDATE users SET active = $2 WHERE id = $1 AND active <> $2",
         &[&id, &active],
@@ -148,7 +149,7 @@ pub fn set_active(conn: &dyn Db, id: i64, active: bool) -> Result<bool> {
 }
 
 /// Grants a permission directly; false when the user already had it.
-pub fn grant(conn: &dyn Db, user_id: i64, permission: &str) -> Result<bool> {
+pub fn grant(conn: &dyn Db, user_id: UserId, permission: &str) -> Result<bool> {
     let changed = conn.execute(
         "INSERT INTO user_permissions (permission, user_id) VALUES ($1, $2)
          ON CONFLICT DO NOTHING",
@@ -158,7 +159,7 @@ pub fn grant(conn: &dyn Db, user_id: i64, permission: &str) -> Result<bool> {
 }
 
 /// Revokes a direct permission; false when the user did not have it directly.
-pub fn revoke(conn: &dyn Db, user_id: i64, permission: &str) -> Result<bool> {
+pub fn revoke(conn: &dyn Db, user_id: UserId, permission: &str) -> Result<bool> {
     let changed = conn.execute(
         "DELETE FROM user_permissions WHERE permission = $1 AND user_id = $2",
         &[&permission, &user_id],
@@ -167,7 +168,7 @@ pub fn revoke(conn: &dyn Db, user_id: i64, permission: &str) -> Result<bool> {
 }
 
 /// A user's direct permissions, sorted.
-pub fn direct_permissions(conn: &dyn Db, user_id: i64) -> Result<Vec<String>> {
+pub fn direct_permissions(conn: &dyn Db, user_id: UserId) -> Result<Vec<String>> {
     conn.query(
         "SELECT permission FROM user_permissions WHERE user_id = $1 ORDER BY permission",
         &[&user_id],

@@ -3,10 +3,11 @@
 use super::Result;
 use super::db::Db;
 use super::users::User;
+use crate::model::{TicketId, UserId};
 
 /// Makes `user_id` watch `ticket_id` from `now`; false when they already did
 /// (their first `since` is kept). The caller decides the transaction.
-pub fn add(conn: &dyn Db, ticket_id: i64, user_id: i64, now: i64) -> Result<bool> {
+pub fn add(conn: &dyn Db, ticket_id: TicketId, user_id: UserId, now: i64) -> Result<bool> {
     let changed = conn.execute(
         "INSERT INTO watchers (ticket_id, user_id, since) VALUES ($1, $2, $3)
          ON CONFLICT DO NOTHING",
@@ -16,7 +17,7 @@ pub fn add(conn: &dyn Db, ticket_id: i64, user_id: i64, now: i64) -> Result<bool
 }
 
 /// Stops `user_id` watching `ticket_id`; false when they did not.
-pub fn remove(conn: &dyn Db, ticket_id: i64, user_id: i64) -> Result<bool> {
+pub fn remove(conn: &dyn Db, ticket_id: TicketId, user_id: UserId) -> Result<bool> {
     let changed = conn.execute(
         "DELETE FROM watchers WHERE ticket_id = $1 AND user_id = $2",
         &[&ticket_id, &user_id],
@@ -25,7 +26,7 @@ pub fn remove(conn: &dyn Db, ticket_id: i64, user_id: i64) -> Result<bool> {
 }
 
 /// A ticket's watchers, active or not, with when each started, oldest first.
-pub fn of_ticket(conn: &dyn Db, ticket_id: i64) -> Result<Vec<(User, i64)>> {
+pub fn of_ticket(conn: &dyn Db, ticket_id: TicketId) -> Result<Vec<(User, i64)>> {
     conn.query(
         "SELECT u.id, u.username, u.email, u.name, u.active, u.created_at, w.since
            FROM watchers w JOIN users u ON u.id = w.user_id
@@ -36,7 +37,7 @@ pub fn of_ticket(conn: &dyn Db, ticket_id: i64) -> Result<Vec<(User, i64)>> {
 }
 
 /// Since when `user_id` watches `ticket_id`, if they do.
-pub fn since(conn: &dyn Db, ticket_id: i64, user_id: i64) -> Result<Option<i64>> {
+pub fn since(conn: &dyn Db, ticket_id: TicketId, user_id: UserId) -> Result<Option<i64>> {
     conn.query_opt(
         "SELECT since FROM watchers WHERE ticket_id = $1 AND user_id = $2",
         &[&ticket_id, &user_id],
@@ -46,7 +47,7 @@ pub fn since(conn: &dyn Db, ticket_id: i64, user_id: i64) -> Result<Option<i64>>
 
 #[cfg(test)]
 mod tests {
-    use crate::model::{Priority, Purpose};
+    use crate::model::{EmailMode, EventKind, Priority, Purpose, UserId};
     use crate::store::db::{Db, PgDb, StatementCache};
     use crate::store::postgres::migrate;
     use crate::store::postgres::testing::{FreshDatabase, client};
@@ -99,10 +100,17 @@ mod tests {
                 .collect::<Vec<_>>(),
             watchers::since(db, one, ann.id).unwrap()
         ));
-        preferences::set(db, ann.id, "comment", Some("digest"), None).unwrap();
-        preferences::set(db, ann.id, "comment", None, Some(false)).unwrap();
-        preferences::set(db, bob.id, "new", None, Some(false)).unwrap();
-        let mut chosen = preferences::for_users(db, "comment", &[ann.id, bob.id]).unwrap();
+        preferences::set(
+            db,
+            ann.id,
+            EventKind::Comment,
+            Some(EmailMode::Digest),
+            None,
+        )
+        .unwrap();
+        preferences::set(db, ann.id, EventKind::Comment, None, Some(false)).unwrap();
+        preferences::set(db, bob.id, EventKind::New, None, Some(false)).unwrap();
+        let mut chosen = preferences::for_users(db, EventKind::Comment, &[ann.id, bob.id]).unwrap();
         chosen.sort_by_key(|s| s.user_id);
         out.push(format!(
             "{chosen:?} {:?}",
@@ -122,19 +130,19 @@ mod tests {
                 "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, status, created_at, reason)
                  VALUES ($1, $2, $3, 'email', 1, 'held', 31, 'watchers') RETURNING id",
                 &[&event, &one, &ann.id],
-                |row| row.int(0),
+                |row| row.parse(0),
             )
             .unwrap();
         out.push(format!("{:?}", reasons::origin(db, held).unwrap()));
         out.push(format!(
             "{:?}",
-            digests::users_with_held(db, 0, 10).unwrap()
+            digests::users_with_held(db, UserId(0), 10).unwrap()
         ));
         out.push(format!("{:?}", digests::take_held(db, ann.id, 40).unwrap()));
         out.push(format!("{:?}", digests::take_held(db, ann.id, 41).unwrap()));
         out.push(format!(
             "{:?}",
-            digests::users_with_held(db, 0, 10).unwrap()
+            digests::users_with_held(db, UserId(0), 10).unwrap()
         ));
         out
     }
