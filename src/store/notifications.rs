@@ -468,6 +468,9 @@ pub struct AttemptRecord<'a> {
 /// Run it inside a transaction, so the state and its log agree.
 pub fn record_attempt(conn: &dyn Db, record: &AttemptRecord<'_>) -> Result<()> {
     let sent = record.status == NotificationStatus::Sent;
+    if conn.backend() == Backend::Postgres {
+        return record_attempt_in_one_statement(conn, record, sent);
+    }
     conn.execute(
         "UPDATE notifications
             SET status = $3, attempts = attempts + 1, next_attempt_at = $4, lease_until = NULL, claim = NULL,
@@ -485,6 +488,38 @@ pub fn record_attempt(conn: &dyn Db, record: &AttemptRecord<'_>) -> Result<()> {
         ],
     )?;
     insert_attempt(conn, record.id, record.at, record.outcome, record.reply)
+}
+
+/// PostgreSQL's `record_attempt`: the state and its log in one statement
+/// (a data-modifying CTE runs whether or not the INSERT reads it), atomic
+/// by itself, so a flush's outcome is one round trip (`Db::execute_last`).
+fn record_attempt_in_one_statement(
+    conn: &dyn Db,
+    record: &AttemptRecord<'_>,
+    sent: bool,
+) -> Result<()> {
+    conn.execute_last(
+        "WITH outcome AS (
+             UPDATE notifications
+                SET status = $3, attempts = attempts + 1, next_attempt_at = $4, lease_until = NULL,
+                    claim = NULL, last_error = CASE WHEN $5 THEN NULL ELSE $6 END,
+                    delivered_at = CASE WHEN $5 THEN $7 ELSE delivered_at END
+              WHERE id = $1 AND ($5 OR claim = $2))
+         INSERT INTO attempts (notification_id, seq, at, outcome, reply)
+         VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM attempts WHERE notification_id = $1),
+                 $7, $8, $6)",
+        &[
+            &record.id,
+            &record.claim,
+            &record.status.as_str(),
+            &record.next_attempt_at,
+            &sent,
+            &record.reply,
+            &record.at,
+            &record.outcome,
+        ],
+    )?;
+    Ok(())
 }
 
 /// Gives back a claimed email that was not attempted (a run stopped by

@@ -78,6 +78,9 @@ impl PgStore {
 
     /// Runs `work` in one transaction (READ COMMITTED, rows locked as the
     /// work touches them); a deadlock or serialization failure runs it again.
+    /// BEGIN is sent just before the work's first statement (work that
+    /// sends none costs nothing), and work whose only statement is
+    /// `Db::execute_last` runs it alone, without BEGIN and COMMIT.
     pub fn in_tx<T, E>(&mut self, mut work: impl FnMut(&dyn Db) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
@@ -87,20 +90,20 @@ impl PgStore {
         let mut tries = 0;
         loop {
             tries += 1;
-            let mut tx = client.transaction().map_err(StoreError::from)?;
-            let (outcome, lost) = {
-                let db = PgDb::new(&mut tx, cache);
-                (work(&db), db.lost_a_race())
-            };
+            let db = PgDb::transaction(client, cache);
+            let outcome = work(&db);
+            let lost = db.lost_a_race();
             let outcome = match outcome {
-                Ok(value) => tx.commit().map(|()| value).map_err(StoreError::from),
-                // Dropping the transaction rolls it back.
+                Ok(value) => db.end(true).map(|()| value),
                 Err(_) if lost && tries < TRANSACTION_TRIES => {
-                    drop(tx);
+                    db.end(false)?;
                     backoff();
                     continue;
                 }
-                Err(err) => return Err(err),
+                Err(err) => {
+                    db.end(false)?;
+                    return Err(err);
+                }
             };
             match outcome {
                 Err(StoreError::Busy { .. }) if tries < TRANSACTION_TRIES => backoff(),
