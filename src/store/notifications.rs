@@ -288,6 +288,15 @@ macro_rules! server_now {
     };
 }
 
+/// When the current transaction began, by the PostgreSQL server's clock, as
+/// `server_now!`.
+macro_rules! server_tx_start {
+    () => {
+        "(CAST(extract(epoch FROM transaction_timestamp()) * 1000 AS BIGINT)
+          + coalesce(CAST(nullif(current_setting('helpdesk.clock_offset', true), '') AS BIGINT), 0))"
+    };
+}
+
 /// What a flush asks for when it claims.
 pub struct ClaimRequest<'a> {
     /// The caller's time (SQLite's leases are on it).
@@ -570,11 +579,18 @@ pub fn extend_claim(conn: &dyn Db, claim: &str, now: i64, lease_ms: i64) -> Resu
                 AND status = 'processing' AND claim = $1",
             &[&claim, &(now + lease_ms)],
         )?,
+        // Rows leased since this transaction began (the batch a claim just
+        // took) already hold a lease that long, and are not written twice:
+        // each write of a row is a new row version and an entry in each of
+        // its indexes. The index `notifications_by_claim` finds the rows.
         Backend::Postgres => conn.execute(
             concat!(
                 "UPDATE notifications SET lease_until = ",
                 server_now!(),
-                " + $2 WHERE channel = 'email' AND status = 'processing' AND claim = $1"
+                " + $2 WHERE channel = 'email' AND status = 'processing' AND claim = $1
+                   AND lease_until < ",
+                server_tx_start!(),
+                " + $2"
             ),
             &[&claim, &lease_ms],
         )?,

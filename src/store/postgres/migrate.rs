@@ -17,8 +17,9 @@ const STEPS: &[&str] = &[
     include_str!("schema/003_mail.sql"),
     // 4: ownership (SPEC §7): assignees, watchers, preferences, `held`, reasons.
     include_str!("schema/004_ownership.sql"),
-    // 5: one foreign key from a notification to its event and ticket (PostgreSQL only).
-    include_str!("schema/005_event_fkey.sql"),
+    // 5: one foreign key from a notification to its event and ticket, and an index of
+    // claims (PostgreSQL only).
+    include_str!("schema/005_keys.sql"),
 ];
 
 /// The advisory lock key that serialises migrations (any fixed number; this

@@ -10,3 +10,8 @@ ALTER TABLE notifications
     DROP CONSTRAINT notifications_ticket_id_fkey,
     ADD CONSTRAINT notifications_event_fkey
         FOREIGN KEY (ticket_id, event_id) REFERENCES events (ticket_id, id);
+
+-- The emails a flush holds, found by its claim token: renewing a run's leases
+-- read every due email (20,000 in a queue of that size) through
+-- `notifications_due`, at each batch the run claimed.
+CREATE INDEX notifications_by_claim ON notifications (claim) WHERE status = 'processing';
