@@ -6,8 +6,10 @@
 //! matching), a query picks its backend's text with `Db::backend`.
 //!
 //! A `Db` is a connection or a transaction of either backend. Statements are
-//! prepared once per connection (SQLite's statement cache, a map of prepared
-//! statements on PostgreSQL), so a query costs one round trip.
+//! prepared once per connection (SQLite's statement cache; on PostgreSQL a
+//! statement's first run sends its parameters' types instead of preparing,
+//! and its second prepares it: `StatementCache`), so a query costs one round
+//! trip.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -287,7 +289,7 @@ impl Row<'_, '_> {
     }
 }
 
-/// The PostgreSQL calls a `Db` needs, over a client or a transaction.
+/// The PostgreSQL calls a `Db` needs, over a client.
 pub trait PgSession {
     fn prepare(&mut self, sql: &str) -> std::result::Result<postgres::Statement, postgres::Error>;
     fn query(
@@ -300,6 +302,14 @@ pub trait PgSession {
         statement: &postgres::Statement,
         params: &[&(dyn PgToSql + Sync)],
     ) -> std::result::Result<u64, postgres::Error>;
+    /// Runs a statement not prepared before, with its parameters' types
+    /// given: parse, bind and execute in one round trip. Its rows, and how
+    /// many rows it changed.
+    fn query_typed(
+        &mut self,
+        sql: &str,
+        params: &[(&(dyn PgToSql + Sync), Type)],
+    ) -> std::result::Result<(Vec<postgres::Row>, u64), postgres::Error>;
     fn batch(&mut self, sql: &str) -> std::result::Result<(), postgres::Error>;
 }
 
@@ -324,28 +334,84 @@ impl<C: postgres::GenericClient> PgSession for C {
         postgres::GenericClient::execute(self, statement, params)
     }
 
+    fn query_typed(
+        &mut self,
+        sql: &str,
+        params: &[(&(dyn PgToSql + Sync), Type)],
+    ) -> std::result::Result<(Vec<postgres::Row>, u64), postgres::Error> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut it = postgres::GenericClient::query_typed_raw(self, sql, params.iter().cloned())?;
+        let mut rows = Vec::new();
+        while let Some(row) = it.next()? {
+            rows.push(row);
+        }
+        Ok((rows, it.rows_affected().unwrap_or(0)))
+    }
+
     fn batch(&mut self, sql: &str) -> std::result::Result<(), postgres::Error> {
         postgres::GenericClient::batch_execute(self, sql)
     }
 }
 
-/// Prepared statements of one PostgreSQL connection, by their text.
-pub type StatementCache = HashMap<String, postgres::Statement>;
+/// The statements one PostgreSQL connection has run, by their text. A text
+/// run for the first time goes with its parameters' types in one round trip
+/// (an unnamed statement, parsed and planned for that run only); run a
+/// second time, it is prepared once and kept, and each later run is one
+/// round trip without parsing. Every command is a new process and most run
+/// each statement once; a flush runs a few statements thousands of times.
+#[derive(Default)]
+pub struct StatementCache {
+    prepared: HashMap<String, postgres::Statement>,
+    seen_once: std::collections::HashSet<String>,
+}
 
-/// A PostgreSQL client or transaction with its connection's statement cache.
+impl StatementCache {
+    pub fn new() -> StatementCache {
+        StatementCache::default()
+    }
+}
+
+/// Where a `PgDb` stands in a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tx {
+    /// Outside any transaction: each statement commits on its own.
+    None,
+    /// In `PgStore::in_tx`, nothing sent yet: BEGIN is sent just before
+    /// the first statement, so work that sends nothing costs nothing.
+    NotBegun,
+    /// BEGIN sent.
+    Open,
+    /// The work's one statement ran on its own (`Db::execute_last`), atomic
+    /// without BEGIN and COMMIT; nothing may follow it.
+    Done,
+}
+
+/// A PostgreSQL client with its connection's statement cache, outside or
+/// inside a transaction.
 pub struct PgDb<'a> {
     inner: RefCell<(&'a mut dyn PgSession, &'a mut StatementCache)>,
     /// Whether a statement lost a deadlock or a serialization conflict: the
     /// transaction is worth running again (`PgStore::in_tx`).
     lost_a_race: std::cell::Cell<bool>,
+    tx: std::cell::Cell<Tx>,
 }
 
 impl<'a> PgDb<'a> {
+    /// Statements outside any transaction (each one commits).
     pub fn new(session: &'a mut dyn PgSession, cache: &'a mut StatementCache) -> PgDb<'a> {
         PgDb {
             inner: RefCell::new((session, cache)),
             lost_a_race: std::cell::Cell::new(false),
+            tx: std::cell::Cell::new(Tx::None),
         }
+    }
+
+    /// Statements in one transaction, begun at the first statement that
+    /// needs it; `end` commits or rolls it back, dropping rolls it back.
+    pub fn transaction(session: &'a mut dyn PgSession, cache: &'a mut StatementCache) -> PgDb<'a> {
+        let db = PgDb::new(session, cache);
+        db.tx.set(Tx::NotBegun);
+        db
     }
 
     /// Whether a statement here lost a deadlock or a serialization conflict.
@@ -353,36 +419,117 @@ impl<'a> PgDb<'a> {
         self.lost_a_race.get()
     }
 
-    fn run<T>(
+    /// Ends the transaction: COMMIT (`commit`) or ROLLBACK, when BEGIN was
+    /// sent; nothing otherwise.
+    pub fn end(self, commit: bool) -> Result<()> {
+        let open = self.tx.replace(Tx::None) == Tx::Open;
+        if !open {
+            return Ok(());
+        }
+        let mut inner = self.inner.borrow_mut();
+        if commit {
+            inner.0.batch("COMMIT").map_err(StoreError::from)
+        } else {
+            // As a dropped transaction: a failed ROLLBACK leaves nothing to keep.
+            let _ = inner.0.batch("ROLLBACK");
+            Ok(())
+        }
+    }
+
+    /// Sends BEGIN when the transaction needs it and has not begun.
+    fn begin(&self, session: &mut dyn PgSession) -> Result<()> {
+        match self.tx.get() {
+            Tx::NotBegun => {
+                session.batch("BEGIN")?;
+                self.tx.set(Tx::Open);
+                Ok(())
+            }
+            Tx::Done => Err(StoreError::Other(
+                "a statement after the last statement of a transaction".into(),
+            )),
+            Tx::None | Tx::Open => Ok(()),
+        }
+    }
+
+    /// Runs a statement: its rows (when `rows`), and how many rows it
+    /// changed (otherwise).
+    fn run(
         &self,
         sql: &str,
         params: &[&dyn Param],
-        call: impl FnOnce(
-            &mut dyn PgSession,
-            &postgres::Statement,
-            &[&(dyn PgToSql + Sync)],
-        ) -> std::result::Result<T, postgres::Error>,
-    ) -> Result<T> {
+        rows: bool,
+    ) -> Result<(Vec<postgres::Row>, u64)> {
         let mut inner = self.inner.borrow_mut();
         let (session, cache) = &mut *inner;
-        let statement = match cache.get(sql) {
-            Some(found) => found.clone(),
-            None => {
-                let statement = session.prepare(sql)?;
-                cache.insert(sql.to_string(), statement.clone());
-                statement
-            }
-        };
+        self.begin(&mut **session)?;
         let values: Vec<Value<'_>> = params.iter().map(|p| p.value()).collect();
         let refs: Vec<&(dyn PgToSql + Sync)> =
             values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
-        call(&mut **session, &statement, &refs).map_err(|e| {
-            let err = StoreError::from(e);
-            if err.is_busy() {
-                self.lost_a_race.set(true);
+        let prepared = match cache.prepared.get(sql) {
+            Some(statement) => Some(statement.clone()),
+            None if cache.seen_once.remove(sql) => {
+                let statement = session.prepare(sql).map_err(|e| self.failed(e))?;
+                cache.prepared.insert(sql.to_string(), statement.clone());
+                Some(statement)
             }
-            err
-        })
+            None => {
+                cache.seen_once.insert(sql.to_string());
+                None
+            }
+        };
+        let ran = match prepared {
+            Some(statement) if rows => session.query(&statement, &refs).map(|r| (r, 0)),
+            Some(statement) => session.execute(&statement, &refs).map(|n| (Vec::new(), n)),
+            None => {
+                let typed: Vec<(&(dyn PgToSql + Sync), Type)> = values
+                    .iter()
+                    .zip(&refs)
+                    .map(|(value, param)| (*param, value.pg_type()))
+                    .collect();
+                session.query_typed(sql, &typed)
+            }
+        };
+        ran.map_err(|e| self.failed(e))
+    }
+
+    /// A statement's error, noting a lost race.
+    fn failed(&self, e: postgres::Error) -> StoreError {
+        let err = StoreError::from(e);
+        if err.is_busy() {
+            self.lost_a_race.set(true);
+        }
+        err
+    }
+}
+
+impl Drop for PgDb<'_> {
+    fn drop(&mut self) {
+        // Work that panicked, or a caller that never ended the transaction.
+        if self.tx.get() == Tx::Open {
+            let _ = self.inner.get_mut().0.batch("ROLLBACK");
+        }
+    }
+}
+
+impl Value<'_> {
+    /// The PostgreSQL type this value is sent as. NULL goes untyped (OID 0),
+    /// so the server reads its type from the statement, as it does when it
+    /// prepares one.
+    fn pg_type(&self) -> Type {
+        match self {
+            Value::Int(_) => Type::INT8,
+            Value::Text(_) => Type::TEXT,
+            Value::Bool(_) => Type::BOOL,
+            Value::Null => Type::new(
+                "unspecified".into(),
+                0,
+                postgres::types::Kind::Pseudo,
+                "pg_catalog".into(),
+            ),
+            Value::Ints(_) => Type::INT8_ARRAY,
+            Value::Texts(_) => Type::TEXT_ARRAY,
+            Value::Bools(_) => Type::BOOL_ARRAY,
+        }
     }
 }
 
@@ -406,6 +553,14 @@ pub trait Db {
     /// Runs statements without parameters and without keeping them prepared
     /// (schema work, copies, tests).
     fn execute_batch(&self, sql: &str) -> Result<()>;
+
+    /// Runs the last statement of a transaction's work (`in_tx`): nothing
+    /// may follow it, and the work must return Ok after it. When it is also
+    /// the first, PostgreSQL runs it on its own, without BEGIN and COMMIT
+    /// (one statement is atomic by itself): one round trip instead of three.
+    fn execute_last(&self, sql: &str, params: &[&dyn Param]) -> Result<u64> {
+        self.execute(sql, params)
+    }
 
     /// The ID of the row the last INSERT made on this connection, where the
     /// backend keeps it without a `RETURNING` clause (SQLite's rowid, which
@@ -506,20 +661,30 @@ impl Db for PgDb<'_> {
         params: &[&dyn Param],
         each: &mut dyn FnMut(&Row<'_, '_>) -> Result<()>,
     ) -> Result<()> {
-        let rows = self.run(sql, params, |session, statement, params| {
-            session.query(statement, params)
-        })?;
+        let (rows, _) = self.run(sql, params, true)?;
         rows.iter().try_for_each(|row| each(&Row::Postgres(row)))
     }
 
     fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64> {
-        self.run(sql, params, |session, statement, params| {
-            session.execute(statement, params)
-        })
+        Ok(self.run(sql, params, false)?.1)
     }
 
     fn execute_batch(&self, sql: &str) -> Result<()> {
-        Ok(self.inner.borrow_mut().0.batch(sql)?)
+        let mut inner = self.inner.borrow_mut();
+        self.begin(&mut *inner.0)?;
+        Ok(inner.0.batch(sql)?)
+    }
+
+    fn execute_last(&self, sql: &str, params: &[&dyn Param]) -> Result<u64> {
+        let alone = self.tx.get() == Tx::NotBegun;
+        if alone {
+            self.tx.set(Tx::None);
+        }
+        let changed = self.run(sql, params, false).map(|(_, n)| n);
+        if alone {
+            self.tx.set(Tx::Done);
+        }
+        changed
     }
 }
 

@@ -339,6 +339,15 @@ macro_rules! server_now {
     };
 }
 
+/// When the current transaction began, by the PostgreSQL server's clock, as
+/// `server_now!`.
+macro_rules! server_tx_start {
+    () => {
+        "(CAST(extract(epoch FROM transaction_timestamp()) * 1000 AS BIGINT)
+          + coalesce(CAST(nullif(current_setting('helpdesk.clock_offset', true), '') AS BIGINT), 0))"
+    };
+}
+
 /// What a flush asks for when it claims.
 pub struct ClaimRequest<'a> {
     /// The caller's time (SQLite's leases are on it).
@@ -519,6 +528,9 @@ pub struct AttemptRecord<'a> {
 /// Run it inside a transaction, so the state and its log agree.
 pub fn record_attempt(conn: &dyn Db, record: &AttemptRecord<'_>) -> Result<()> {
     let sent = record.status == NotificationStatus::Sent;
+    if conn.backend() == Backend::Postgres {
+        return record_attempt_in_one_statement(conn, record, sent);
+    }
     conn.execute(
         "UPDATE notifications
             SET status = $3, attempts = attempts + 1, next_attempt_at = $4, lease_until = NULL, claim = NULL,
@@ -536,6 +548,38 @@ pub fn record_attempt(conn: &dyn Db, record: &AttemptRecord<'_>) -> Result<()> {
         ],
     )?;
     insert_attempt(conn, record.id, record.at, record.outcome, record.reply)
+}
+
+/// PostgreSQL's `record_attempt`: the state and its log in one statement
+/// (a data-modifying CTE runs whether or not the INSERT reads it), atomic
+/// by itself, so a flush's outcome is one round trip (`Db::execute_last`).
+fn record_attempt_in_one_statement(
+    conn: &dyn Db,
+    record: &AttemptRecord<'_>,
+    sent: bool,
+) -> Result<()> {
+    conn.execute_last(
+        "WITH outcome AS (
+             UPDATE notifications
+                SET status = $3, attempts = attempts + 1, next_attempt_at = $4, lease_until = NULL,
+                    claim = NULL, last_error = CASE WHEN $5 THEN NULL ELSE $6 END,
+                    delivered_at = CASE WHEN $5 THEN $7 ELSE delivered_at END
+              WHERE id = $1 AND ($5 OR claim = $2))
+         INSERT INTO attempts (notification_id, seq, at, outcome, reply)
+         VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM attempts WHERE notification_id = $1),
+                 $7, $8, $6)",
+        &[
+            &record.id,
+            &record.claim,
+            &record.status.as_str(),
+            &record.next_attempt_at,
+            &sent,
+            &record.reply,
+            &record.at,
+            &record.outcome,
+        ],
+    )?;
+    Ok(())
 }
 
 /// Gives back a claimed email that was not attempted (a run stopped by
@@ -586,11 +630,18 @@ pub fn extend_claim(conn: &dyn Db, claim: &str, now: i64, lease_ms: i64) -> Resu
                 AND status = 'processing' AND claim = $1",
             &[&claim, &(now + lease_ms)],
         )?,
+        // Rows leased since this transaction began (the batch a claim just
+        // took) already hold a lease that long, and are not written twice:
+        // each write of a row is a new row version and an entry in each of
+        // its indexes. The index `notifications_by_claim` finds the rows.
         Backend::Postgres => conn.execute(
             concat!(
                 "UPDATE notifications SET lease_until = ",
                 server_now!(),
-                " + $2 WHERE channel = 'email' AND status = 'processing' AND claim = $1"
+                " + $2 WHERE channel = 'email' AND status = 'processing' AND claim = $1
+                   AND lease_until < ",
+                server_tx_start!(),
+                " + $2"
             ),
             &[&claim, &lease_ms],
         )?,

@@ -17,6 +17,9 @@ const STEPS: &[&str] = &[
     include_str!("schema/003_mail.sql"),
     // 4: ownership (SPEC §7): assignees, watchers, preferences, `held`, reasons.
     include_str!("schema/004_ownership.sql"),
+    // 5: one foreign key from a notification to its event and ticket, and an index of
+    // claims (PostgreSQL only).
+    include_str!("schema/005_keys.sql"),
 ];
 
 /// The advisory lock key that serialises migrations (any fixed number; this
@@ -60,11 +63,11 @@ pub fn inspect(client: &mut impl GenericClient) -> Result<Found, postgres::Error
 }
 
 /// The schema version, when the database has one that is current: one
-/// statement and no lock, the path of every command once migrated. None
-/// sends the caller to `migrate`.
+/// statement (one round trip: not prepared) and no lock, the path of every
+/// command once migrated. None sends the caller to `migrate`.
 pub fn current(client: &mut postgres::Client) -> Option<i64> {
     let version: i64 = client
-        .query_one("SELECT version FROM helpdesk_schema", &[])
+        .query_typed_one("SELECT version FROM helpdesk_schema", &[])
         .ok()?
         .get(0);
     (version == known()).then_some(version)

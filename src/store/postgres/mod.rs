@@ -78,6 +78,9 @@ impl PgStore {
 
     /// Runs `work` in one transaction (READ COMMITTED, rows locked as the
     /// work touches them); a deadlock or serialization failure runs it again.
+    /// BEGIN is sent just before the work's first statement (work that
+    /// sends none costs nothing), and work whose only statement is
+    /// `Db::execute_last` runs it alone, without BEGIN and COMMIT.
     pub fn in_tx<T, E>(&mut self, mut work: impl FnMut(&dyn Db) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
@@ -87,20 +90,20 @@ impl PgStore {
         let mut tries = 0;
         loop {
             tries += 1;
-            let mut tx = client.transaction().map_err(StoreError::from)?;
-            let (outcome, lost) = {
-                let db = PgDb::new(&mut tx, cache);
-                (work(&db), db.lost_a_race())
-            };
+            let db = PgDb::transaction(client, cache);
+            let outcome = work(&db);
+            let lost = db.lost_a_race();
             let outcome = match outcome {
-                Ok(value) => tx.commit().map(|()| value).map_err(StoreError::from),
-                // Dropping the transaction rolls it back.
+                Ok(value) => db.end(true).map(|()| value),
                 Err(_) if lost && tries < TRANSACTION_TRIES => {
-                    drop(tx);
+                    db.end(false)?;
                     backoff();
                     continue;
                 }
-                Err(err) => return Err(err),
+                Err(err) => {
+                    db.end(false)?;
+                    return Err(err);
+                }
             };
             match outcome {
                 Err(StoreError::Busy { .. }) if tries < TRANSACTION_TRIES => backoff(),
@@ -208,5 +211,122 @@ pub mod testing {
                 self.target.dbname
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::FreshDatabase;
+    use super::*;
+    use std::collections::HashMap;
+
+    fn open(fresh: &FreshDatabase) -> PgStore {
+        let env = HashMap::new();
+        let access = Access {
+            env: &env,
+            timeout: std::time::Duration::from_secs(10),
+        };
+        let t = &fresh.target;
+        let url = format!(
+            "postgresql://{}@{}:{}/{}?sslmode=disable",
+            t.user, t.host, t.port, t.dbname
+        );
+        PgStore::open(&url, &access, true).unwrap()
+    }
+
+    fn names(store: &PgStore) -> Vec<String> {
+        store
+            .conn()
+            .query("SELECT name FROM users ORDER BY id", &[], |row| row.text(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_statement_answers_alike_on_its_first_second_and_later_runs() {
+        let Some(fresh) = FreshDatabase::new() else {
+            return;
+        };
+        let store = open(&fresh);
+        let db = store.conn();
+        for (i, who) in ["ann", "bob"].iter().enumerate() {
+            db.execute(
+                "INSERT INTO users (username, email, created_at) VALUES ($1, $2, $3)",
+                &[who, &format!("{who}@example.org"), &(i as i64)],
+            )
+            .unwrap();
+        }
+        // Run 1 sends its types (NULL untyped), run 2 prepares, runs 3 and 4 reuse.
+        for run in 0..4_i64 {
+            let given = (run % 2 == 0).then_some(run);
+            let got = db
+                .query_one(
+                    "SELECT coalesce($1, CAST(-1 AS BIGINT)), $2 || '!', NOT $3, $4",
+                    &[&given, &"hi", &true, &None::<String>],
+                    |row| Ok((row.int(0)?, row.text(1)?, row.bool(2)?, row.opt_text(3)?)),
+                )
+                .unwrap();
+            assert_eq!(got, (given.unwrap_or(-1), "hi!".to_string(), false, None));
+            let changed = db
+                .execute("UPDATE users SET name = $1 WHERE id > $2", &[&"x", &0_i64])
+                .unwrap();
+            assert_eq!(changed, 2, "run {run}");
+        }
+    }
+
+    #[test]
+    fn a_transaction_of_one_last_statement_runs_it_alone_and_nothing_may_follow() {
+        let Some(fresh) = FreshDatabase::new() else {
+            return;
+        };
+        let mut store = open(&fresh);
+        store
+            .conn()
+            .execute(
+                "INSERT INTO users (username, email, created_at) VALUES ('ann', 'a@example.org', 0)",
+                &[],
+            )
+            .unwrap();
+        let set = "UPDATE users SET name = $1";
+        let changed = store.in_tx(|tx| tx.execute_last(set, &[&"alone"])).unwrap();
+        assert_eq!((changed, names(&store)), (1, vec!["alone".to_string()]));
+
+        let err = store
+            .in_tx(|tx| {
+                tx.execute_last(set, &[&"last"])?;
+                tx.execute(set, &[&"after"])
+            })
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("after the last statement"),
+            "{err}"
+        );
+
+        // After other statements it is one of the transaction's, rolled back with it.
+        let err = store
+            .in_tx(|tx| {
+                tx.execute(set, &[&"first"])?;
+                tx.execute_last(set, &[&"second"])?;
+                Err::<(), _>(StoreError::Other("changed my mind".into()))
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("changed my mind"), "{err}");
+        assert_eq!(names(&store), vec!["last".to_string()]);
+
+        // A failed statement rolls back what came before it.
+        let err = store
+            .in_tx(|tx| {
+                tx.execute(set, &[&"kept?"])?;
+                tx.execute("UPDATE users SET created_at = $1", &[&"not a number"])
+            })
+            .unwrap_err();
+        assert!(!err.to_string().is_empty());
+        assert_eq!(names(&store), vec!["last".to_string()]);
+        let both = store
+            .in_tx(|tx| {
+                tx.execute(set, &[&"one"])?;
+                tx.execute_last(set, &[&"two"])
+            })
+            .unwrap();
+        assert_eq!((both, names(&store)), (1, vec!["two".to_string()]));
     }
 }
