@@ -410,11 +410,13 @@ impl<'a, 's> Worker<'a, 's> {
             claim: self.claim,
             limit: want as u32,
         };
-        // Everything this run already holds gets the new batch's lease in
-        // the same transaction, so one deadline stands for all it holds.
+        // Everything this worker already holds (`waiting` is empty here, so
+        // only what is in transmission) gets the new batch's lease in the
+        // same transaction, so one deadline stands for all it holds.
+        let held: Vec<i64> = self.out.iter().map(|email| email.id).collect();
         let batch = self.shared.store().in_tx(|tx| {
             let batch = notifications::claim_due(tx, &request)?;
-            notifications::extend_claim(tx, request.claim, request.now, request.lease_ms)?;
+            notifications::renew(tx, request.claim, &held, request.now, request.lease_ms)?;
             Ok::<_, crate::store::StoreError>(batch)
         });
         let batch = match batch.context("could not claim due email") {
@@ -693,8 +695,14 @@ impl<'a, 's> Worker<'a, 's> {
         // Never past one lease from now: a flush that dies must free its claim after `lease_secs`.
         let (now, lease_ms) = (now_ms(), self.lease.as_millis() as i64);
         let claim = self.claim;
+        let held: Vec<i64> = self
+            .out
+            .iter()
+            .chain(&self.waiting)
+            .map(|email| email.id)
+            .collect();
         let still_ours = self.shared.store().in_tx(|tx| {
-            notifications::extend_claim(tx, claim, now, lease_ms)?;
+            notifications::renew(tx, claim, &held, now, lease_ms)?;
             notifications::holds(tx, key, claim)
         })?;
         self.lease_deadline = asked + self.lease;
