@@ -161,7 +161,11 @@ pub fn build(addressing: &Addressing<'_>, prepared: &Prepared) -> Result<Outgoin
         .with_context(|| format!("invalid From address `{}`", addressing.from))?;
     let to = Address::from_str(addressing.to)
         .with_context(|| format!("invalid recipient address `{}`", addressing.to))?;
+    // The envelope given, so that lettre does not parse it back out of the headers.
+    let envelope = Envelope::new(Some(from.email.clone()), vec![to.clone()])
+        .context("could not build the envelope")?;
     let mut builder = Message::builder()
+        .envelope(envelope)
         .from(from)
         .to(Mailbox::new(None, to))
         .subject(prepared.subject.as_str())
