@@ -8,6 +8,7 @@ mod config;
 mod db_copy;
 mod errors;
 mod full_stderr;
+mod group_commit;
 mod hardening;
 mod inbox;
 mod interop;
