@@ -186,6 +186,15 @@ pub fn build(addressing: &Addressing<'_>, prepared: &Prepared) -> Result<Outgoin
     let message = builder
         .multipart(prepared.body.clone())
         .context("could not build the message")?;
+    // What lettre would have parsed for the envelope: a recipient whose
+    // header it cannot read back is one it cannot send to.
+    if message
+        .headers()
+        .get::<lettre::message::header::To>()
+        .is_none()
+    {
+        anyhow::bail!("invalid recipient address `{}`", addressing.to);
+    }
     Ok(Outgoing {
         key: addressing.key,
         envelope: message.envelope().clone(),
