@@ -134,6 +134,7 @@ pub fn run(
         }),
         stop: options.stop.clone(),
         done: AtomicBool::new(false),
+        outcomes: Mutex::new(Outcomes::default()),
     };
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
         let keeper = scope.spawn(|| keep_leases(&shared, config, &claims));
@@ -168,8 +169,14 @@ pub fn run(
         .stop
         .as_ref()
         .is_some_and(|stop| stop.load(Ordering::Relaxed));
-    if let Some(err) = results.into_iter().find_map(Result::err) {
-        return Err(err);
+    // A worker whose outcome was in a failed group commit is not the one to say why.
+    let mut errors: Vec<anyhow::Error> = results.into_iter().filter_map(Result::err).collect();
+    if let Some(at) = errors
+        .iter()
+        .position(|e| e.downcast_ref::<GroupFailed>().is_none())
+        .or((!errors.is_empty()).then_some(0))
+    {
+        return Err(errors.swap_remove(at));
     }
     if report.claimed > 0 {
         let store = shared
@@ -231,6 +238,45 @@ struct Shared<'s> {
     stop: Option<Arc<AtomicBool>>,
     /// Set when every worker has finished.
     done: AtomicBool,
+    /// Outcomes waiting to be committed, from all workers (group commit).
+    outcomes: Mutex<Outcomes>,
+}
+
+/// Outcomes handed in by the workers and not yet committed: whoever takes
+/// the connection next commits them all in one transaction.
+#[derive(Default)]
+struct Outcomes {
+    waiting: Vec<Attempt>,
+    /// How many outcomes were handed in so far (the last one's number).
+    handed_in: u64,
+    /// Every outcome numbered up to this one is committed.
+    committed: u64,
+    /// A group's commit failed: the run stops (as at any store error).
+    failed: bool,
+}
+
+/// A worker's outcome was in a group whose commit failed; the worker that
+/// ran the commit reports why.
+#[derive(Debug)]
+struct GroupFailed;
+
+impl std::fmt::Display for GroupFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("committed with other outcomes, whose commit failed")
+    }
+}
+
+impl std::error::Error for GroupFailed {}
+
+/// One outcome as `notifications::record_attempt` records it, owned.
+struct Attempt {
+    id: i64,
+    claim: String,
+    at: i64,
+    status: NotificationStatus,
+    next_attempt_at: Option<i64>,
+    outcome: &'static str,
+    reply: String,
 }
 
 impl<'s> Shared<'s> {
@@ -240,6 +286,70 @@ impl<'s> Shared<'s> {
 
     fn report(&self) -> MutexGuard<'_, Report> {
         self.report.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn outcomes(&self) -> MutexGuard<'_, Outcomes> {
+        self.outcomes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Commits `attempt` and returns once it is committed (group commit):
+    /// it joins the outcomes other workers handed in; whoever takes the
+    /// connection next commits every one waiting in one transaction, so
+    /// workers that finish a message together share one commit, and one
+    /// whose outcome another committed does not wait for a commit of its
+    /// own. Each worker still waits here for its own outcome, so each
+    /// connection still has at most one message in flight.
+    fn commit(&self, attempt: Attempt) -> Result<()> {
+        let attempt_id = attempt.id;
+        let number = {
+            let mut outcomes = self.outcomes();
+            outcomes.waiting.push(attempt);
+            outcomes.handed_in += 1;
+            outcomes.handed_in
+        };
+        let mut store = self.store();
+        let (group, last) = {
+            let mut outcomes = self.outcomes();
+            if outcomes.committed >= number {
+                return Ok(());
+            }
+            if outcomes.failed {
+                return Err(anyhow::Error::new(GroupFailed)).with_context(|| {
+                    format!("could not record the outcome of email {}", attempt_id)
+                });
+            }
+            (std::mem::take(&mut outcomes.waiting), outcomes.handed_in)
+        };
+        let committed = store.in_tx(|tx| {
+            group.iter().try_for_each(|attempt| {
+                notifications::record_attempt(
+                    tx,
+                    &AttemptRecord {
+                        id: attempt.id,
+                        claim: &attempt.claim,
+                        at: attempt.at,
+                        status: attempt.status,
+                        next_attempt_at: attempt.next_attempt_at,
+                        outcome: attempt.outcome,
+                        reply: &attempt.reply,
+                    },
+                )
+            })
+        });
+        let mut outcomes = self.outcomes();
+        match committed {
+            Ok(()) => {
+                outcomes.committed = last;
+                Ok(())
+            }
+            Err(e) => {
+                outcomes.failed = true;
+                Err(e).with_context(|| {
+                    let ids: Vec<String> = group.iter().map(|a| a.id.to_string()).collect();
+                    format!("could not record the outcome of email {}", ids.join(", "))
+                })
+            }
+        }
     }
 
     /// Takes up to `want` from the budget.
@@ -410,11 +520,13 @@ impl<'a, 's> Worker<'a, 's> {
             claim: self.claim,
             limit: want as u32,
         };
-        // Everything this run already holds gets the new batch's lease in
-        // the same transaction, so one deadline stands for all it holds.
+        // Everything this worker already holds (`waiting` is empty here, so
+        // only what is in transmission) gets the new batch's lease in the
+        // same transaction, so one deadline stands for all it holds.
+        let held: Vec<i64> = self.out.iter().map(|email| email.id).collect();
         let batch = self.shared.store().in_tx(|tx| {
             let batch = notifications::claim_due(tx, &request)?;
-            notifications::extend_claim(tx, request.claim, request.now, request.lease_ms)?;
+            notifications::renew(tx, request.claim, &held, request.now, request.lease_ms)?;
             Ok::<_, crate::store::StoreError>(batch)
         });
         let batch = match batch.context("could not claim due email") {
@@ -603,19 +715,15 @@ impl<'a, 's> Worker<'a, 's> {
                 decided
             }
         };
-        let record = AttemptRecord {
+        self.shared.commit(Attempt {
             id: email.id,
-            claim: self.claim,
+            claim: self.claim.to_string(),
             at,
             status,
             next_attempt_at,
             outcome: label,
-            reply: &reply,
-        };
-        self.shared
-            .store()
-            .in_tx(|tx| notifications::record_attempt(tx, &record))
-            .with_context(|| format!("could not record the outcome of email {}", email.id))?;
+            reply: reply.clone(),
+        })?;
         self.add(|report| {
             match status {
                 NotificationStatus::Sent => report.sent += 1,
@@ -689,8 +797,14 @@ impl<'a, 's> Worker<'a, 's> {
         // Never past one lease from now: a flush that dies must free its claim after `lease_secs`.
         let (now, lease_ms) = (now_ms(), self.lease.as_millis() as i64);
         let claim = self.claim;
+        let held: Vec<i64> = self
+            .out
+            .iter()
+            .chain(&self.waiting)
+            .map(|email| email.id)
+            .collect();
         let still_ours = self.shared.store().in_tx(|tx| {
-            notifications::extend_claim(tx, claim, now, lease_ms)?;
+            notifications::renew(tx, claim, &held, now, lease_ms)?;
             notifications::holds(tx, key, claim)
         })?;
         self.lease_deadline = asked + self.lease;

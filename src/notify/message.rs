@@ -163,7 +163,11 @@ fn host_of(domain: &str) -> &str {
 pub fn build(addressing: &Addressing<'_>, prepared: &Prepared) -> Result<Outgoing> {
     let to = Address::from_str(addressing.to)
         .with_context(|| format!("invalid recipient address `{}`", addressing.to))?;
+    // The envelope given, so that lettre does not parse it back out of the headers.
+    let envelope = Envelope::new(Some(addressing.from.email.clone()), vec![to.clone()])
+        .context("could not build the envelope")?;
     let mut builder = Message::builder()
+        .envelope(envelope)
         .from(addressing.from.clone())
         .to(Mailbox::new(None, to))
         .subject(prepared.subject.as_str())
@@ -184,6 +188,15 @@ pub fn build(addressing: &Addressing<'_>, prepared: &Prepared) -> Result<Outgoin
     let message = builder
         .multipart(prepared.body.clone())
         .context("could not build the message")?;
+    // What lettre would have parsed for the envelope: a recipient whose
+    // header it cannot read back is one it cannot send to.
+    if message
+        .headers()
+        .get::<lettre::message::header::To>()
+        .is_none()
+    {
+        anyhow::bail!("invalid recipient address `{}`", addressing.to);
+    }
     Ok(Outgoing {
         key: addressing.key,
         envelope: message.envelope().clone(),

@@ -768,12 +768,25 @@ fn dot_stuffed(raw: &[u8]) -> String {
         Ok(text) => std::borrow::Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(raw),
     };
-    let mut out = String::with_capacity(text.len() + 8);
-    if text.starts_with('.') {
-        out.push('.');
+    let mut out = String::with_capacity(text.len() + 16);
+    // Only a `.` at the start of a line needs doubling; line breaks are
+    // found with a byte search (memchr), the text copied once.
+    let mut rest: &str = &text;
+    loop {
+        if rest.starts_with('.') {
+            out.push('.');
+        }
+        match rest.find('\n') {
+            Some(end) => {
+                out.push_str(&rest[..=end]);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push_str(rest);
+                break;
+            }
+        }
     }
-    // Only a `.` right after a line break needs doubling; `replace` finds those fast.
-    out.push_str(&text.replace("\n.", "\n.."));
     out.push_str("\r\n.\r\n");
     out
 }
@@ -989,6 +1002,10 @@ mod tests {
             "..a\r\nb\r\n..\r\n...c\r\n.\r\n"
         );
         assert_eq!(dot_stuffed(b"plain"), "plain\r\n.\r\n");
+        assert_eq!(dot_stuffed(b"a\r\n"), "a\r\n\r\n.\r\n");
+        assert_eq!(dot_stuffed(b"a\r\n."), "a\r\n..\r\n.\r\n");
+        assert_eq!(dot_stuffed(b""), "\r\n.\r\n");
+        assert_eq!(dot_stuffed(b"\n\n."), "\n\n..\r\n.\r\n");
     }
 
     #[test]

@@ -649,6 +649,40 @@ pub fn extend_claim(conn: &dyn Db, claim: &str, now: i64, lease_ms: i64) -> Resu
     Ok(())
 }
 
+/// Renews the lease of the emails `ids` that the flush named `claim` still
+/// holds, as `extend_claim` does for all it holds. By ID, so it costs a
+/// lookup per email, where `extend_claim` reads the whole due queue on SQLite
+/// (no index there has the claim token): a flush renews this way what it holds when it
+/// claims its next batch, which is only the message or two in transmission.
+pub fn renew(conn: &dyn Db, claim: &str, ids: &[i64], now: i64, lease_ms: i64) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    match conn.backend() {
+        Backend::Sqlite => {
+            for id in ids {
+                conn.execute(
+                    "UPDATE notifications SET lease_until = $3
+                      WHERE id = $1 AND claim = $2 AND status = 'processing'",
+                    &[id, &claim, &(now + lease_ms)],
+                )?;
+            }
+        }
+        Backend::Postgres => {
+            let ids: Vec<Option<i64>> = ids.iter().copied().map(Some).collect();
+            conn.execute(
+                concat!(
+                    "UPDATE notifications SET lease_until = ",
+                    server_now!(),
+                    " + $3 WHERE id = ANY($1) AND claim = $2 AND status = 'processing'"
+                ),
+                &[&ids, &claim, &lease_ms],
+            )?;
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn insert_attempt(
     conn: &dyn Db,
     id: i64,
@@ -1361,6 +1395,28 @@ mod tests {
             by_id(conn, NotificationId(2)).unwrap().unwrap().status,
             NotificationStatus::Sent
         );
+    }
+
+    #[test]
+    fn renew_extends_only_the_named_emails_this_flush_still_holds() {
+        let store = queue(4);
+        let conn = store.sqlite();
+        let mine = claim(conn, 10_000, 10_000, 20_000, "a", 2).unwrap();
+        let theirs = claim(conn, 10_000, 10_000, 20_000, "b", 2).unwrap();
+        renew(conn, "a", &[mine[0].id, theirs[0].id, 99], 15_000, 10_000).unwrap();
+        assert_eq!(
+            lease_until(conn, NotificationId(mine[0].id)).unwrap(),
+            Some(25_000)
+        );
+        assert_eq!(
+            lease_until(conn, NotificationId(mine[1].id)).unwrap(),
+            Some(20_000)
+        );
+        assert_eq!(
+            lease_until(conn, NotificationId(theirs[0].id)).unwrap(),
+            Some(20_000)
+        );
+        renew(conn, "a", &[], 15_000, 10_000).unwrap();
     }
 }
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 use super::db::Db;
 use super::{BUSY_TIMEOUT, Result, StoreError, migrations};
@@ -162,12 +162,27 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        // BEGIN and COMMIT are kept prepared, like the statements between
+        // them (a flush runs one transaction per message).
+        self.conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut begin| begin.execute([]))
             .map_err(StoreError::from)?;
-        let value = work(&*tx)?;
-        tx.commit().map_err(StoreError::from)?;
+        // Rolls back unless committed: on an error, or a panic in `work`.
+        struct Open<'c>(&'c Connection);
+        impl Drop for Open<'_> {
+            fn drop(&mut self) {
+                if !self.0.is_autocommit() {
+                    let _ = self.0.execute_batch("ROLLBACK");
+                }
+            }
+        }
+        let open = Open(&self.conn);
+        let value = work(open.0)?;
+        open.0
+            .prepare_cached("COMMIT")
+            .and_then(|mut commit| commit.execute([]))
+            .map_err(StoreError::from)?;
         Ok(value)
     }
 

@@ -9,6 +9,7 @@ mod db_copy;
 mod dry_run;
 mod errors;
 mod full_stderr;
+mod group_commit;
 mod hardening;
 mod inbox;
 mod input_words;
