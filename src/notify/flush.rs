@@ -268,7 +268,7 @@ impl std::fmt::Display for GroupFailed {
 
 impl std::error::Error for GroupFailed {}
 
-/// One outcome as `notifications::record_attempt` records it, owned.
+/// One outcome as `notifications::record_attempts` records it, owned.
 struct Attempt {
     id: i64,
     claim: String,
@@ -320,22 +320,19 @@ impl<'s> Shared<'s> {
             }
             (std::mem::take(&mut outcomes.waiting), outcomes.handed_in)
         };
-        let committed = store.in_tx(|tx| {
-            group.iter().try_for_each(|attempt| {
-                notifications::record_attempt(
-                    tx,
-                    &AttemptRecord {
-                        id: attempt.id,
-                        claim: &attempt.claim,
-                        at: attempt.at,
-                        status: attempt.status,
-                        next_attempt_at: attempt.next_attempt_at,
-                        outcome: attempt.outcome,
-                        reply: &attempt.reply,
-                    },
-                )
+        let records: Vec<AttemptRecord<'_>> = group
+            .iter()
+            .map(|attempt| AttemptRecord {
+                id: attempt.id,
+                claim: &attempt.claim,
+                at: attempt.at,
+                status: attempt.status,
+                next_attempt_at: attempt.next_attempt_at,
+                outcome: attempt.outcome,
+                reply: &attempt.reply,
             })
-        });
+            .collect();
+        let committed = store.in_tx(|tx| notifications::record_attempts(tx, &records));
         let mut outcomes = self.outcomes();
         match committed {
             Ok(()) => {

@@ -521,15 +521,27 @@ pub struct AttemptRecord<'a> {
     pub reply: &'a str,
 }
 
-/// Records an attempt and the notification's new state. A `sent` outcome is
-/// written whoever holds the claim now (it is the truth); any other outcome
-/// only while this flush still holds the claim, so a flush whose lease
-/// expired cannot overwrite the work of the one that took over.
-/// Run it inside a transaction, so the state and its log agree.
-pub fn record_attempt(conn: &dyn Db, record: &AttemptRecord<'_>) -> Result<()> {
+/// Records attempts and their notifications' new states: the outcomes a
+/// flush commits together (its group commit). A `sent` outcome is written
+/// whoever holds the claim now (it is the truth); any other outcome only
+/// while this flush still holds the claim, so a flush whose lease expired
+/// cannot overwrite the work of the one that took over. It is the last work
+/// of the caller's transaction (so each state and its log agree): a group of
+/// one is one round trip on PostgreSQL (`Db::execute_last`), a larger group
+/// one statement per outcome.
+pub fn record_attempts(conn: &dyn Db, records: &[AttemptRecord<'_>]) -> Result<()> {
+    let alone = records.len() == 1;
+    records
+        .iter()
+        .try_for_each(|record| record_one(conn, record, alone))
+}
+
+/// One outcome of `record_attempts`; `last`: nothing follows in this
+/// transaction.
+fn record_one(conn: &dyn Db, record: &AttemptRecord<'_>, last: bool) -> Result<()> {
     let sent = record.status == NotificationStatus::Sent;
     if conn.backend() == Backend::Postgres {
-        return record_attempt_in_one_statement(conn, record, sent);
+        return record_attempt_in_one_statement(conn, record, sent, last);
     }
     conn.execute(
         "UPDATE notifications
@@ -550,15 +562,19 @@ pub fn record_attempt(conn: &dyn Db, record: &AttemptRecord<'_>) -> Result<()> {
     insert_attempt(conn, record.id, record.at, record.outcome, record.reply)
 }
 
-/// PostgreSQL's `record_attempt`: the state and its log in one statement
+/// PostgreSQL's `record_one`: the state and its log in one statement
 /// (a data-modifying CTE runs whether or not the INSERT reads it), atomic
-/// by itself, so a flush's outcome is one round trip (`Db::execute_last`).
+/// by itself, so a flush's outcome alone in its transaction (`last`) is one
+/// round trip (`Db::execute_last`).
 fn record_attempt_in_one_statement(
     conn: &dyn Db,
     record: &AttemptRecord<'_>,
     sent: bool,
+    last: bool,
 ) -> Result<()> {
-    conn.execute_last(
+    let run = if last { Db::execute_last } else { Db::execute };
+    run(
+        conn,
         "WITH outcome AS (
              UPDATE notifications
                 SET status = $3, attempts = attempts + 1, next_attempt_at = $4, lease_until = NULL,
@@ -1349,7 +1365,7 @@ mod tests {
             outcome: "deferred",
             reply: "451 later",
         };
-        record_attempt(conn, &record).unwrap();
+        record_attempts(conn, &[record]).unwrap();
         assert!(
             claim(conn, 1400, 1000, 9000, "a", 10).unwrap().is_empty(),
             "not due yet"
@@ -1385,12 +1401,12 @@ mod tests {
             outcome: "x",
             reply: "r",
         };
-        record_attempt(conn, &stale(1, NotificationStatus::Errored)).unwrap();
+        record_attempts(conn, &[stale(1, NotificationStatus::Errored)]).unwrap();
         assert_eq!(
             by_id(conn, NotificationId(1)).unwrap().unwrap().status,
             NotificationStatus::Processing
         );
-        record_attempt(conn, &stale(2, NotificationStatus::Sent)).unwrap();
+        record_attempts(conn, &[stale(2, NotificationStatus::Sent)]).unwrap();
         assert_eq!(
             by_id(conn, NotificationId(2)).unwrap().unwrap().status,
             NotificationStatus::Sent
