@@ -95,7 +95,7 @@ pub fn addressing<'a>(
     key: i64,
     to: &'a str,
     message_id: Option<&'a str>,
-    ticket_id: i64,
+    ticket_id: TicketId,
 ) -> Addressing<'a> {
     Addressing {
         key,

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::config::Config;
-use crate::model::NotificationStatus;
+use crate::model::{EventId, NotificationId, NotificationStatus};
 use crate::notify::compose;
 use crate::notify::message::{self, Outgoing, Prepared};
 use crate::notify::policy::{self, Decision};
@@ -70,7 +70,7 @@ pub enum ProblemKind {
 /// One email deferred or failed on its own account (not for an outage).
 #[derive(Debug, Clone)]
 pub struct Problem {
-    pub id: i64,
+    pub id: NotificationId,
     /// The address it was for.
     pub to: String,
     pub kind: ProblemKind,
@@ -270,7 +270,7 @@ impl std::error::Error for GroupFailed {}
 
 /// One outcome as `notifications::record_attempts` records it, owned.
 struct Attempt {
-    id: i64,
+    id: NotificationId,
     claim: String,
     at: i64,
     status: NotificationStatus,
@@ -408,7 +408,7 @@ struct Worker<'a, 's> {
     lease_deadline: Instant,
     /// Each event's email, rendered once for all its recipients with the
     /// same reason (the footer says why).
-    rendered: HashMap<(i64, Option<String>), Result<Rc<Prepared>, String>>,
+    rendered: HashMap<(EventId, Option<String>), Result<Rc<Prepared>, String>>,
     /// The suppression list, read at the first email this run sends.
     suppressions: Option<suppressions::List>,
     /// The first error writing to the store: the worker stops at once.
@@ -457,7 +457,7 @@ impl Feed for Worker<'_, '_> {
     }
 
     fn outcome(&mut self, key: i64, outcome: Outcome) {
-        let Some(at) = self.out.iter().position(|email| email.id == key) else {
+        let Some(at) = self.out.iter().position(|email| email.id.get() == key) else {
             return;
         };
         let Some(email) = self.out.remove(at) else {
@@ -520,7 +520,7 @@ impl<'a, 's> Worker<'a, 's> {
         // Everything this worker already holds (`waiting` is empty here, so
         // only what is in transmission) gets the new batch's lease in the
         // same transaction, so one deadline stands for all it holds.
-        let held: Vec<i64> = self.out.iter().map(|email| email.id).collect();
+        let held: Vec<NotificationId> = self.out.iter().map(|email| email.id).collect();
         let batch = self.shared.store().in_tx(|tx| {
             let batch = notifications::claim_due(tx, &request)?;
             notifications::renew(tx, request.claim, &held, request.now, request.lease_ms)?;
@@ -592,7 +592,7 @@ impl<'a, 's> Worker<'a, 's> {
         let content = self.content(email.event_id, email.reason.clone())?;
         let addressing = compose::addressing(
             self.config,
-            email.id,
+            email.id.get(),
             &email.to_addr,
             Some(email.message_id.as_str()),
             email.ticket_id,
@@ -616,7 +616,11 @@ impl<'a, 's> Worker<'a, 's> {
         super::policy::suppressed(self.config, self.suppressions.as_ref()?, &email.to_addr)
     }
 
-    fn content(&mut self, event_id: i64, reason: Option<String>) -> Result<Rc<Prepared>, String> {
+    fn content(
+        &mut self,
+        event_id: EventId,
+        reason: Option<String>,
+    ) -> Result<Rc<Prepared>, String> {
         let key = (event_id, reason);
         if let Some(found) = self.rendered.get(&key) {
             return found.clone();
@@ -636,11 +640,11 @@ impl<'a, 's> Worker<'a, 's> {
 
     /// The email of an event for a recipient chosen for `reason`, with the
     /// ticket's thread root.
-    fn render(&self, event_id: i64, reason: Option<&str>) -> Result<compose::Composed> {
+    fn render(&self, event_id: EventId, reason: Option<&str>) -> Result<compose::Composed> {
         let (event, root) = {
             let store = self.shared.store();
-            let event = events::by_id(store.conn(), crate::model::EventId(event_id))?
-                .context("its event record is missing")?;
+            let event =
+                events::by_id(store.conn(), event_id)?.context("its event record is missing")?;
             let root = threads::root(store.conn(), event.ticket_id)?;
             (event, root)
         };
@@ -794,7 +798,7 @@ impl<'a, 's> Worker<'a, 's> {
         // Never past one lease from now: a flush that dies must free its claim after `lease_secs`.
         let (now, lease_ms) = (now_ms(), self.lease.as_millis() as i64);
         let claim = self.claim;
-        let held: Vec<i64> = self
+        let held: Vec<NotificationId> = self
             .out
             .iter()
             .chain(&self.waiting)
@@ -802,7 +806,7 @@ impl<'a, 's> Worker<'a, 's> {
             .collect();
         let still_ours = self.shared.store().in_tx(|tx| {
             notifications::renew(tx, claim, &held, now, lease_ms)?;
-            notifications::holds(tx, key, claim)
+            notifications::holds(tx, NotificationId(key), claim)
         })?;
         self.lease_deadline = asked + self.lease;
         Ok(still_ours)

@@ -40,14 +40,14 @@ impl Header for AutoSubmitted {
 
 /// `X-Helpdesk-Ticket: <id>`, so mail can be filtered by ticket.
 #[derive(Clone)]
-struct TicketHeader(i64);
+struct TicketHeader(TicketId);
 
 impl Header for TicketHeader {
     fn name() -> HeaderName {
         HeaderName::new_from_ascii_str("X-Helpdesk-Ticket")
     }
     fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(TicketHeader(s.trim().parse()?))
+        Ok(TicketHeader(TicketId(s.trim().parse()?)))
     }
     fn display(&self) -> HeaderValue {
         HeaderValue::new(Self::name(), self.0.to_string())
@@ -61,7 +61,7 @@ pub struct Addressing<'a> {
     pub from: &'a Mailbox,
     pub to: &'a str,
     pub message_id: Option<&'a str>,
-    pub ticket_id: Option<i64>,
+    pub ticket_id: Option<TicketId>,
 }
 
 /// An email's subject and MIME body, encoded once and shared by every
@@ -250,7 +250,7 @@ mod tests {
                 from: &"Helpdesk <help@example.org>".parse().unwrap(),
                 to: "dev@example.org",
                 message_id: Some("<1.2.3@example.com>"),
-                ticket_id: Some(7),
+                ticket_id: Some(TicketId(7)),
             },
             &Prepared::new(&content),
         )

@@ -121,7 +121,7 @@ pub fn preview(conn: &dyn Db, config: &Config, request: &Request<'_>) -> Result<
         &reason,
         facts.thread_root.clone(),
     )?;
-    let addressing = compose::addressing(config, 0, &to, Some(&message_id), facts.ticket_id.get());
+    let addressing = compose::addressing(config, 0, &to, Some(&message_id), facts.ticket_id);
     let message = message::build(&addressing, &composed.prepared)?;
     let to = addressing.to.to_string();
     Ok(Preview {

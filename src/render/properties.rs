@@ -221,7 +221,7 @@ fn build(content: &EmailContent) -> String {
             from: &"Helpdesk <helpdesk@example.org>".parse().expect("a From"),
             to: "dev@example.org",
             message_id: Some("<1.2.3@example.com>"),
-            ticket_id: Some(7),
+            ticket_id: Some(crate::model::TicketId(7)),
         },
         &Prepared::new(content),
     )

@@ -277,9 +277,9 @@ pub fn mark_all_read(conn: &dyn Db, user_id: UserId, at: i64) -> Result<usize> {
 /// An email notification claimed by a flush, with what is needed to send it.
 #[derive(Debug, Clone)]
 pub struct Claimed {
-    pub id: i64,
-    pub event_id: i64,
-    pub ticket_id: i64,
+    pub id: NotificationId,
+    pub event_id: EventId,
+    pub ticket_id: TicketId,
     pub to_addr: String,
     pub message_id: String,
     /// Attempts made before this claim.
@@ -371,9 +371,9 @@ pub struct ClaimRequest<'a> {
 pub fn claim_due(conn: &dyn Db, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
     let from_row = |row: &Row<'_, '_>| {
         Ok(Claimed {
-            id: row.int(0)?,
-            event_id: row.int(1)?,
-            ticket_id: row.int(2)?,
+            id: row.parse(0)?,
+            event_id: row.parse(1)?,
+            ticket_id: row.parse(2)?,
             to_addr: row.opt_text(3)?.unwrap_or_default(),
             message_id: row.opt_text(4)?.unwrap_or_default(),
             attempts: row.int(5)?,
@@ -497,7 +497,7 @@ pub fn due_preview(conn: &dyn Db, now: i64, limit: u32) -> Result<Vec<QueueRow>>
 }
 
 /// Whether the flush named `claim` still holds this email.
-pub fn holds(conn: &dyn Db, id: i64, claim: &str) -> Result<bool> {
+pub fn holds(conn: &dyn Db, id: NotificationId, claim: &str) -> Result<bool> {
     Ok(conn
         .query_opt(
             "SELECT 1 FROM notifications WHERE id = $1 AND claim = $2 AND status = 'processing'",
@@ -509,7 +509,7 @@ pub fn holds(conn: &dyn Db, id: i64, claim: &str) -> Result<bool> {
 
 /// What became of one delivery attempt.
 pub struct AttemptRecord<'a> {
-    pub id: i64,
+    pub id: NotificationId,
     pub claim: &'a str,
     pub at: i64,
     pub status: NotificationStatus,
@@ -602,7 +602,7 @@ fn record_attempt_in_one_statement(
 /// `--max-time` or a signal): it is due again at once, in the state it had
 /// before the claim (a claim leaves `next_attempt_at` as it was). No attempt
 /// is counted or logged.
-pub fn release(conn: &dyn Db, id: i64, claim: &str) -> Result<()> {
+pub fn release(conn: &dyn Db, id: NotificationId, claim: &str) -> Result<()> {
     conn.execute(
         "UPDATE notifications
             SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'errored' END,
@@ -619,7 +619,7 @@ pub fn release(conn: &dyn Db, id: i64, claim: &str) -> Result<()> {
 /// its last error; no attempt is counted or logged.
 pub fn defer_untried(
     conn: &dyn Db,
-    id: i64,
+    id: NotificationId,
     claim: &str,
     next_attempt_at: i64,
     reason: &str,
@@ -670,7 +670,13 @@ pub fn extend_claim(conn: &dyn Db, claim: &str, now: i64, lease_ms: i64) -> Resu
 /// lookup per email, where `extend_claim` reads the whole due queue on SQLite
 /// (no index there has the claim token): a flush renews this way what it holds when it
 /// claims its next batch, which is only the message or two in transmission.
-pub fn renew(conn: &dyn Db, claim: &str, ids: &[i64], now: i64, lease_ms: i64) -> Result<()> {
+pub fn renew(
+    conn: &dyn Db,
+    claim: &str,
+    ids: &[NotificationId],
+    now: i64,
+    lease_ms: i64,
+) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -685,7 +691,7 @@ pub fn renew(conn: &dyn Db, claim: &str, ids: &[i64], now: i64, lease_ms: i64) -
             }
         }
         Backend::Postgres => {
-            let ids: Vec<Option<i64>> = ids.iter().copied().map(Some).collect();
+            let ids: Vec<Option<i64>> = ids.iter().map(|id| Some(id.get())).collect();
             conn.execute(
                 concat!(
                     "UPDATE notifications SET lease_until = ",
@@ -701,7 +707,7 @@ pub fn renew(conn: &dyn Db, claim: &str, ids: &[i64], now: i64, lease_ms: i64) -
 
 pub(super) fn insert_attempt(
     conn: &dyn Db,
-    id: i64,
+    id: NotificationId,
     at: i64,
     outcome: &str,
     reply: &str,
@@ -1313,7 +1319,7 @@ mod tests {
     }
 
     fn ids(claimed: &[Claimed]) -> Vec<i64> {
-        claimed.iter().map(|c| c.id).collect()
+        claimed.iter().map(|c| c.id.get()).collect()
     }
 
     #[test]
@@ -1347,8 +1353,8 @@ mod tests {
             attempts_of(conn, NotificationId(1)).unwrap()[0].outcome,
             "lease_expired"
         );
-        assert!(!holds(conn, 1, "dead").unwrap());
-        assert!(holds(conn, 1, "late").unwrap());
+        assert!(!holds(conn, NotificationId(1), "dead").unwrap());
+        assert!(holds(conn, NotificationId(1), "late").unwrap());
     }
 
     #[test]
@@ -1357,7 +1363,7 @@ mod tests {
         let conn = store.sqlite();
         claim(conn, 1000, 1000, 9000, "a", 10).unwrap();
         let record = AttemptRecord {
-            id: 1,
+            id: NotificationId(1),
             claim: "a",
             at: 1100,
             status: NotificationStatus::Errored,
@@ -1401,12 +1407,16 @@ mod tests {
             outcome: "x",
             reply: "r",
         };
-        record_attempts(conn, &[stale(1, NotificationStatus::Errored)]).unwrap();
+        record_attempts(
+            conn,
+            &[stale(NotificationId(1), NotificationStatus::Errored)],
+        )
+        .unwrap();
         assert_eq!(
             by_id(conn, NotificationId(1)).unwrap().unwrap().status,
             NotificationStatus::Processing
         );
-        record_attempts(conn, &[stale(2, NotificationStatus::Sent)]).unwrap();
+        record_attempts(conn, &[stale(NotificationId(2), NotificationStatus::Sent)]).unwrap();
         assert_eq!(
             by_id(conn, NotificationId(2)).unwrap().unwrap().status,
             NotificationStatus::Sent
@@ -1419,19 +1429,17 @@ mod tests {
         let conn = store.sqlite();
         let mine = claim(conn, 10_000, 10_000, 20_000, "a", 2).unwrap();
         let theirs = claim(conn, 10_000, 10_000, 20_000, "b", 2).unwrap();
-        renew(conn, "a", &[mine[0].id, theirs[0].id, 99], 15_000, 10_000).unwrap();
-        assert_eq!(
-            lease_until(conn, NotificationId(mine[0].id)).unwrap(),
-            Some(25_000)
-        );
-        assert_eq!(
-            lease_until(conn, NotificationId(mine[1].id)).unwrap(),
-            Some(20_000)
-        );
-        assert_eq!(
-            lease_until(conn, NotificationId(theirs[0].id)).unwrap(),
-            Some(20_000)
-        );
+        renew(
+            conn,
+            "a",
+            &[mine[0].id, theirs[0].id, NotificationId(99)],
+            15_000,
+            10_000,
+        )
+        .unwrap();
+        assert_eq!(lease_until(conn, mine[0].id).unwrap(), Some(25_000));
+        assert_eq!(lease_until(conn, mine[1].id).unwrap(), Some(20_000));
+        assert_eq!(lease_until(conn, theirs[0].id).unwrap(), Some(20_000));
         renew(conn, "a", &[], 15_000, 10_000).unwrap();
     }
 }

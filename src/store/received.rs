@@ -137,7 +137,7 @@ pub fn fail_bounced(
           WHERE id = $1",
         &[&notification_id, &error],
     )?;
-    super::notifications::insert_attempt(conn, notification_id.get(), at, "bounced", error)
+    super::notifications::insert_attempt(conn, notification_id, at, "bounced", error)
 }
 
 /// Classification's questions, answered from one connection or transaction.
