@@ -863,7 +863,7 @@ MK
   fi
 
   # 9, 11: row 1a's queue, made here when rows 1-6 did not make it.
-  if want 9 && [ ! -s "$WORK/flush10k.saved.db" ]; then
+  if want 9 11 && [ ! -s "$WORK/flush10k.saved.db" ]; then
     config "$WORK/flush.toml" flush.db 100 smtp
     add_users "$WORK/flush.toml" dev 100
     create_tickets "$WORK/flush.toml" 100 dev001

@@ -74,22 +74,79 @@ impl View for Handled {
     }
 }
 
-#[derive(Serialize)]
-#[serde(transparent)]
-struct HandledList {
-    messages: Vec<Handled>,
+/// `--maildir`'s output, printed message by message as each is handled (so
+/// memory stays flat however many there are): what showing the whole list
+/// at once would print, a JSON array or a line per message.
+struct Shown {
+    json: bool,
+    /// Table format with `-q`: nothing is printed.
+    quiet: bool,
+    count: usize,
+    /// stdout was closed (`| head`): the run goes on without output.
+    closed: bool,
 }
 
-impl View for HandledList {
-    fn human(&self) -> String {
-        if self.messages.is_empty() {
-            return "no new messages".into();
+impl Shown {
+    fn new(out: &Output) -> Shown {
+        Shown {
+            json: out.json(),
+            quiet: !out.json() && out.quiet,
+            count: 0,
+            closed: false,
         }
-        self.messages
-            .iter()
-            .map(Handled::line)
-            .collect::<Vec<_>>()
-            .join("\n")
+    }
+
+    /// One handled message.
+    fn item(&mut self, handled: &Handled) -> Result<()> {
+        self.count += 1;
+        if self.quiet {
+            return Ok(());
+        }
+        let text = if self.json {
+            // An element of a pretty-printed array: its own pretty form,
+            // each line indented one level (strings hold no raw newline).
+            let element = serde_json::to_string_pretty(handled)?;
+            let mut text = String::from(if self.count == 1 { "[\n" } else { ",\n" });
+            for (i, line) in element.lines().enumerate() {
+                if i > 0 {
+                    text.push('\n');
+                }
+                text.push_str("  ");
+                text.push_str(line);
+            }
+            text
+        } else {
+            handled.line() + "\n"
+        };
+        self.write(&text)
+    }
+
+    /// The end of the list (`[]` or `no new messages` when it was empty).
+    fn finish(&mut self) -> Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        match (self.json, self.count) {
+            (true, 0) => self.write("[]\n"),
+            (true, _) => self.write("\n]\n"),
+            (false, 0) => self.write("no new messages\n"),
+            (false, _) => Ok(()),
+        }
+    }
+
+    fn write(&mut self, text: &str) -> Result<()> {
+        use std::io::Write;
+        if self.closed {
+            return Ok(());
+        }
+        let mut stdout = std::io::stdout().lock();
+        match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => Ok(other?),
+        }
     }
 }
 
@@ -136,13 +193,15 @@ fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Status {
                 Err(Failure::Later(err)) => later(err),
             }
         }
-        Some(dir) => match maildir(&mut app, dir) {
-            Ok(handled) => match app.out.show(&HandledList { messages: handled }) {
+        Some(dir) => {
+            let mut shown = Shown::new(&app.out);
+            let result = maildir(&mut app, dir, &mut shown);
+            // What was handled is listed even when a failure stopped the run.
+            match result.and(shown.finish()) {
                 Ok(()) => Status::Done,
                 Err(err) => later(err),
-            },
-            Err(err) => later(err),
-        },
+            }
+        }
     }
 }
 
@@ -310,9 +369,9 @@ fn author(tx: &dyn crate::store::Db, id: i64) -> Result<users::User> {
 }
 
 /// Every message in `dir/new`, oldest name first, each moved to `dir/cur`
-/// once handled (a message that is no mail at all is refused and moved too).
-/// A database failure stops the run: that message stays in `new`.
-fn maildir(app: &mut App, dir: &Path) -> Result<Vec<Handled>> {
+/// once handled (a message that is no mail at all is refused and moved too)
+/// and shown. A database failure stops the run: that message stays in `new`.
+fn maildir(app: &mut App, dir: &Path, shown: &mut Shown) -> Result<()> {
     let new = dir.join("new");
     let cur = dir.join("cur");
     if !new.is_dir() {
@@ -331,7 +390,6 @@ fn maildir(app: &mut App, dir: &Path) -> Result<Vec<Handled>> {
         .filter(|name| !name.as_encoded_bytes().starts_with(b"."))
         .collect();
     names.sort();
-    let mut handled = Vec::with_capacity(names.len());
     for name in names {
         let path = new.join(&name);
         let file = match std::fs::File::open(&path) {
@@ -380,9 +438,9 @@ fn maildir(app: &mut App, dir: &Path) -> Result<Vec<Handled>> {
         std::fs::rename(&path, cur.join(&target)).with_context(|| {
             format!("could not move `{}` to `{}`", path.display(), cur.display())
         })?;
-        handled.push(done);
+        shown.item(&done)?;
     }
-    Ok(handled)
+    Ok(())
 }
 
 // ---- list ----------------------------------------------------------------------------------
