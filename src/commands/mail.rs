@@ -142,7 +142,10 @@ impl Shown {
             return Ok(());
         }
         let mut stdout = std::io::stdout().lock();
-        match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        match stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 self.closed = true;
                 Ok(())
@@ -446,8 +449,8 @@ fn receive_file(
         }
     };
     let size = file.metadata().ok().map(|m| m.len());
-    let input = read_capped(file, size)
-        .with_context(|| format!("could not read `{}`", path.display()))?;
+    let input =
+        read_capped(file, size).with_context(|| format!("could not read `{}`", path.display()))?;
     let done = match handle(app, &input) {
         Ok(done) => done,
         Err(Failure::NotAMessage(why)) => {
@@ -480,9 +483,8 @@ fn receive_file(
     if !name.to_string_lossy().contains(":2,") {
         target.push(":2,");
     }
-    std::fs::rename(&path, cur.join(&target)).with_context(|| {
-        format!("could not move `{}` to `{}`", path.display(), cur.display())
-    })?;
+    std::fs::rename(&path, cur.join(&target))
+        .with_context(|| format!("could not move `{}` to `{}`", path.display(), cur.display()))?;
     shown.item(&done)
 }
 
