@@ -4,6 +4,8 @@
 //! outcome in one transaction with the received Message-ID, and answers the
 //! mail server with a sysexits status.
 
+use std::collections::BinaryHeap;
+use std::ffi::OsString;
 use std::io::Read;
 use std::path::Path;
 
@@ -68,22 +70,82 @@ impl View for Handled {
     }
 }
 
-#[derive(Serialize)]
-#[serde(transparent)]
-struct HandledList {
-    messages: Vec<Handled>,
+/// `--maildir`'s output, printed message by message as each is handled (so
+/// memory stays flat however many there are): what showing the whole list
+/// at once would print, a JSON array or a line per message.
+struct Shown {
+    json: bool,
+    /// Table format with `-q`: nothing is printed.
+    quiet: bool,
+    count: usize,
+    /// stdout was closed (`| head`): the run goes on without output.
+    closed: bool,
 }
 
-impl View for HandledList {
-    fn human(&self) -> String {
-        if self.messages.is_empty() {
-            return "no new messages".into();
+impl Shown {
+    fn new(out: &Output) -> Shown {
+        Shown {
+            json: out.json(),
+            quiet: !out.json() && out.quiet,
+            count: 0,
+            closed: false,
         }
-        self.messages
-            .iter()
-            .map(Handled::line)
-            .collect::<Vec<_>>()
-            .join("\n")
+    }
+
+    /// One handled message.
+    fn item(&mut self, handled: &Handled) -> Result<()> {
+        self.count += 1;
+        if self.quiet {
+            return Ok(());
+        }
+        let text = if self.json {
+            // An element of a pretty-printed array: its own pretty form,
+            // each line indented one level (strings hold no raw newline).
+            let element = serde_json::to_string_pretty(handled)?;
+            let mut text = String::from(if self.count == 1 { "[\n" } else { ",\n" });
+            for (i, line) in element.lines().enumerate() {
+                if i > 0 {
+                    text.push('\n');
+                }
+                text.push_str("  ");
+                text.push_str(line);
+            }
+            text
+        } else {
+            handled.line() + "\n"
+        };
+        self.write(&text)
+    }
+
+    /// The end of the list (`[]` or `no new messages` when it was empty).
+    fn finish(&mut self) -> Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        match (self.json, self.count) {
+            (true, 0) => self.write("[]\n"),
+            (true, _) => self.write("\n]\n"),
+            (false, 0) => self.write("no new messages\n"),
+            (false, _) => Ok(()),
+        }
+    }
+
+    fn write(&mut self, text: &str) -> Result<()> {
+        use std::io::Write;
+        if self.closed {
+            return Ok(());
+        }
+        let mut stdout = std::io::stdout().lock();
+        match stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => Ok(other?),
+        }
     }
 }
 
@@ -124,13 +186,15 @@ fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Exit {
                 Err(Failure::Later(err)) => later(err),
             }
         }
-        Some(dir) => match maildir(&mut app, dir) {
-            Ok(handled) => match app.out.show(&HandledList { messages: handled }) {
+        Some(dir) => {
+            let mut shown = Shown::new(&app.out);
+            let result = maildir(&mut app, dir, &mut shown);
+            // What was handled is listed even when a failure stopped the run.
+            match result.and(shown.finish()) {
                 Ok(()) => Exit::Done,
                 Err(err) => later(err),
-            },
-            Err(err) => later(err),
-        },
+            }
+        }
     }
 }
 
@@ -309,9 +373,11 @@ fn author(tx: &dyn crate::store::Db, id: crate::model::UserId) -> Result<users::
 }
 
 /// Every message in `dir/new`, oldest name first, each moved to `dir/cur`
-/// once handled (a message that is no mail at all is refused and moved too).
-/// A database failure stops the run: that message stays in `new`.
-fn maildir(app: &mut App, dir: &Path) -> Result<Vec<Handled>> {
+/// once handled (a message that is no mail at all is refused and moved too)
+/// and shown. A database failure stops the run: that message stays in `new`.
+/// The folder is read in passes of `NAMES_PER_PASS` names (each pass the
+/// next names in order), so memory does not grow with the folder.
+fn maildir(app: &mut App, dir: &Path, shown: &mut Shown) -> Result<()> {
     let new = dir.join("new");
     let cur = dir.join("cur");
     if !new.is_dir() {
@@ -322,66 +388,103 @@ fn maildir(app: &mut App, dir: &Path) -> Result<Vec<Handled>> {
     }
     std::fs::create_dir_all(&cur)
         .with_context(|| format!("could not create `{}`", cur.display()))?;
-    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(&new)
-        .with_context(|| format!("could not read `{}`", new.display()))?
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
-        .map(|entry| entry.file_name())
-        .filter(|name| !name.as_encoded_bytes().starts_with(b"."))
-        .collect();
-    names.sort();
-    let mut handled = Vec::with_capacity(names.len());
-    for name in names {
-        let path = new.join(&name);
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            // Another reader took it first.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return Err(e).with_context(|| format!("could not read `{}`", path.display()));
-            }
+    let mut after: Option<OsString> = None;
+    loop {
+        let names = next_names(&new, after.as_ref())?;
+        let Some(last) = names.last() else {
+            return Ok(());
         };
-        let size = file.metadata().ok().map(|m| m.len());
-        let input = read_capped(file, size)
-            .with_context(|| format!("could not read `{}`", path.display()))?;
-        let done = match handle(app, &input) {
-            Ok(done) => done,
-            Err(Failure::NotAMessage(why)) => {
-                let reason = format!("not a mail message: {why}");
-                let now = crate::clock::now_ms();
-                app.store.in_tx(|tx| {
-                    received::record(
-                        tx,
-                        &NewReceived {
-                            message_id: None,
-                            action: Action::Refused,
-                            ticket_id: None,
-                            reason: Some(&reason),
-                            from: None,
-                            subject: None,
-                            at: now,
-                        },
-                    )
-                })?;
-                Handled {
-                    action: Action::Refused,
-                    ticket_id: None,
-                    message_id: None,
-                    reason: Some(reason),
-                }
-            }
-            Err(Failure::Later(err)) => return Err(err),
-        };
-        let mut target = name.clone();
-        if !name.to_string_lossy().contains(":2,") {
-            target.push(":2,");
+        after = Some(last.clone());
+        for name in names {
+            receive_file(app, &new, &cur, name, shown)?;
         }
-        std::fs::rename(&path, cur.join(&target)).with_context(|| {
-            format!("could not move `{}` to `{}`", path.display(), cur.display())
-        })?;
-        handled.push(done);
     }
-    Ok(handled)
+}
+
+/// How many names of `new` one pass over it takes: a bound on the memory
+/// a Maildir of any size needs, at a few passes per ten thousand messages.
+const NAMES_PER_PASS: usize = 2048;
+
+/// The first `NAMES_PER_PASS` names in `new` that sort after `after`, in
+/// order: the messages' files (not hidden ones).
+fn next_names(new: &Path, after: Option<&OsString>) -> Result<Vec<OsString>> {
+    let mut first: BinaryHeap<OsString> = BinaryHeap::with_capacity(NAMES_PER_PASS + 1);
+    let entries =
+        std::fs::read_dir(new).with_context(|| format!("could not read `{}`", new.display()))?;
+    for entry in entries.filter_map(|entry| entry.ok()) {
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let name = entry.file_name();
+        if name.as_encoded_bytes().starts_with(b".") || after.is_some_and(|a| name <= *a) {
+            continue;
+        }
+        if first.len() == NAMES_PER_PASS {
+            if first.peek().is_some_and(|largest| name >= *largest) {
+                continue;
+            }
+            first.pop();
+        }
+        first.push(name);
+    }
+    Ok(first.into_sorted_vec())
+}
+
+/// Handles the message in `new/name`, moves it to `cur` and shows it.
+fn receive_file(
+    app: &mut App,
+    new: &Path,
+    cur: &Path,
+    name: OsString,
+    shown: &mut Shown,
+) -> Result<()> {
+    let path = new.join(&name);
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        // Another reader took it first.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("could not read `{}`", path.display()));
+        }
+    };
+    let size = file.metadata().ok().map(|m| m.len());
+    let input =
+        read_capped(file, size).with_context(|| format!("could not read `{}`", path.display()))?;
+    let done = match handle(app, &input) {
+        Ok(done) => done,
+        Err(Failure::NotAMessage(why)) => {
+            let reason = format!("not a mail message: {why}");
+            let now = crate::clock::now_ms();
+            app.store.in_tx(|tx| {
+                received::record(
+                    tx,
+                    &NewReceived {
+                        message_id: None,
+                        action: Action::Refused,
+                        ticket_id: None,
+                        reason: Some(&reason),
+                        from: None,
+                        subject: None,
+                        at: now,
+                    },
+                )
+            })?;
+            Handled {
+                action: Action::Refused,
+                ticket_id: None,
+                message_id: None,
+                reason: Some(reason),
+            }
+        }
+        Err(Failure::Later(err)) => return Err(err),
+    };
+    let mut target = name.clone();
+    if !name.to_string_lossy().contains(":2,") {
+        target.push(":2,");
+    }
+    std::fs::rename(&path, cur.join(&target))
+        .with_context(|| format!("could not move `{}` to `{}`", path.display(), cur.display()))?;
+    shown.item(&done)
 }
 
 // ---- list ----------------------------------------------------------------------------------
@@ -447,4 +550,35 @@ fn list(app: &mut App, args: &ListReceivedArgs) -> Result<Exit> {
         .collect();
     app.out.show(&ReceivedList { items })?;
     Ok(Exit::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_maildir_is_read_in_passes_of_names_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("new");
+        std::fs::create_dir_all(new.join("sub")).unwrap();
+        std::fs::write(new.join(".hidden"), "").unwrap();
+        let count = NAMES_PER_PASS + 50;
+        // Created out of order; names sort as numbers do (zero-padded).
+        for i in (0..count).rev() {
+            std::fs::write(new.join(format!("{i:06}.m")), "").unwrap();
+        }
+        let mut seen: Vec<OsString> = Vec::new();
+        let mut passes = Vec::new();
+        loop {
+            let names = next_names(&new, seen.last()).unwrap();
+            if names.is_empty() {
+                break;
+            }
+            passes.push(names.len());
+            seen.extend(names);
+        }
+        assert_eq!(passes, [NAMES_PER_PASS, 50]);
+        let expected: Vec<OsString> = (0..count).map(|i| format!("{i:06}.m").into()).collect();
+        assert_eq!(seen, expected);
+    }
 }

@@ -7,7 +7,9 @@
 //! LOCKED`, with leases on the server's clock) and writing many rows at once.
 
 use super::Result;
-use super::db::{Backend, Db, Row};
+use std::collections::HashMap;
+
+use super::db::{Backend, Db, Row, Value};
 use crate::model::{
     Channel, EventId, NotificationId, NotificationPriority, NotificationStatus, TicketId, UserId,
 };
@@ -29,39 +31,16 @@ pub struct NewNotification<'a> {
 }
 
 /// Inserts notifications, returning their IDs in order; the caller decides
-/// the transaction. SQLite runs one prepared statement per row (in-process,
-/// cheap); PostgreSQL gets all rows in one statement (one round trip).
+/// the transaction. Both backends get many rows per statement: SQLite rows
+/// of `VALUES` (a statement per row journalled the pages it changed and
+/// opened every index once per row: a quarter of a 1,038-row insert's
+/// instructions), PostgreSQL all rows at once (`unnest`, one round trip).
 pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<NotificationId>> {
     if all.is_empty() {
         return Ok(Vec::new());
     }
     match conn.backend() {
-        Backend::Sqlite => all
-            .iter()
-            .map(|new| {
-                conn.execute(
-                    "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, status,
-                                                to_addr, message_id, created_at, delivered_at, reason)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    &[
-                        &new.event_id,
-                        &new.ticket_id,
-                        &new.user_id,
-                        &new.channel.as_str(),
-                        &new.priority.rank(),
-                        &new.status.as_str(),
-                        &new.to_addr,
-                        &new.message_id,
-                        &new.created_at,
-                        &new.delivered_at,
-                        &new.reason,
-                    ],
-                )?;
-                conn.last_insert_id().map(NotificationId).ok_or_else(|| {
-                    super::StoreError::Other("SQLite kept no rowid for a notification".into())
-                })
-            })
-            .collect(),
+        Backend::Sqlite => insert_all_sqlite(conn, all),
         Backend::Postgres => {
             let ints = |f: &dyn Fn(&NewNotification<'_>) -> Option<i64>| -> Vec<Option<i64>> {
                 all.iter().map(f).collect()
@@ -93,6 +72,52 @@ pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<Noti
             )
         }
     }
+}
+
+/// One multi-row `INSERT` on SQLite (`Db::each_row_values`); the IDs in
+/// the order of `rows`. Each row is found again by its event, user and
+/// channel (unique), so the order `RETURNING` gives its rows in does not
+/// matter.
+fn insert_all_sqlite(conn: &dyn Db, rows: &[NewNotification<'_>]) -> Result<Vec<NotificationId>> {
+    let values: Vec<Value<'_>> = rows
+        .iter()
+        .flat_map(|new| {
+            [
+                Value::Int(new.event_id.get()),
+                Value::Int(new.ticket_id.get()),
+                Value::Int(new.user_id.get()),
+                Value::Text(new.channel.as_str()),
+                Value::Int(new.priority.rank()),
+                Value::Text(new.status.as_str()),
+                new.to_addr.map_or(Value::Null, Value::Text),
+                new.message_id.map_or(Value::Null, Value::Text),
+                Value::Int(new.created_at),
+                new.delivered_at.map_or(Value::Null, Value::Int),
+                new.reason.map_or(Value::Null, Value::Text),
+            ]
+        })
+        .collect();
+    let mut written: HashMap<(EventId, UserId, bool), NotificationId> =
+        HashMap::with_capacity(rows.len());
+    conn.each_row_values(
+        "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, status,
+                                    to_addr, message_id, created_at, delivered_at, reason) VALUES",
+        11,
+        &values,
+        "RETURNING id, event_id, user_id, channel = 'email'",
+        &mut |row| {
+            written.insert((row.parse(1)?, row.parse(2)?, row.bool(3)?), row.parse(0)?);
+            Ok(())
+        },
+    )?;
+    rows.iter()
+        .map(|new| {
+            let key = (new.event_id, new.user_id, new.channel == Channel::Email);
+            written.get(&key).copied().ok_or_else(|| {
+                super::StoreError::Other("SQLite returned no ID for a notification".into())
+            })
+        })
+        .collect()
 }
 
 fn priority_at(row: &Row<'_, '_>, index: usize) -> Result<NotificationPriority> {
@@ -1420,6 +1445,75 @@ mod tests {
         assert_eq!(
             by_id(conn, NotificationId(2)).unwrap().unwrap().status,
             NotificationStatus::Sent
+        );
+    }
+
+    #[test]
+    fn many_notifications_at_once_get_their_own_ids_in_order() {
+        // 70 users, an in-app notification each and an email for every
+        // other one: 105 rows, four statements of rows (the last partial).
+        let names: Vec<String> = (0..70).map(|i| format!("u{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (store, users) = inboxes(&refs, 0);
+        let conn = store.sqlite();
+        let event = events::insert(
+            conn,
+            TicketId(1),
+            crate::model::RecordedKind::Ticket(crate::model::EventKind::New),
+            users[0],
+            "{}",
+            &WORDING,
+            0,
+        )
+        .unwrap();
+        let emails: Vec<String> = users.iter().map(|u| format!("<{u}@x>")).collect();
+        let mut new = Vec::new();
+        for (i, &user_id) in users.iter().enumerate() {
+            for channel in [Channel::App, Channel::Email] {
+                if channel == Channel::Email && i % 2 == 1 {
+                    continue;
+                }
+                let email = channel == Channel::Email;
+                new.push(NewNotification {
+                    event_id: event.id,
+                    ticket_id: TicketId(1),
+                    user_id,
+                    channel,
+                    priority: NotificationPriority::High,
+                    status: if email {
+                        NotificationStatus::Pending
+                    } else {
+                        NotificationStatus::Sent
+                    },
+                    to_addr: email.then_some("a@example.org"),
+                    message_id: email.then_some(emails[i].as_str()),
+                    created_at: 7,
+                    delivered_at: (!email).then_some(7),
+                    reason: Some("developers"),
+                });
+            }
+        }
+        let ids = insert_all(conn, &new).unwrap();
+        assert_eq!(ids.len(), 105);
+        for (id, new) in ids.iter().zip(&new) {
+            let (user_id, channel, message_id): (i64, String, Option<String>) = conn
+                .query_row(
+                    "SELECT user_id, channel, message_id FROM notifications WHERE id = ?1",
+                    [id.get()],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .unwrap();
+            assert_eq!(
+                (user_id, channel.as_str(), message_id.as_deref()),
+                (new.user_id.get(), new.channel.as_str(), new.message_id)
+            );
+        }
+        assert_eq!(
+            conn.query_row("SELECT count(*) FROM inbox_recent", [], |row| row
+                .get::<_, i64>(0))
+                .unwrap(),
+            70,
+            "every in-app one is in the inbox"
         );
     }
 
