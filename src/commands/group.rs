@@ -1,6 +1,6 @@
 //! `helpdesk group …`: groups, their permissions and their members.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use serde::Serialize;
 
 use super::{Exit, user_named};
@@ -13,8 +13,15 @@ use crate::store::{Db, StoreError};
 pub fn run(app: &mut App, command: GroupCommand) -> Result<Exit> {
     match command {
         GroupCommand::Add(args) => {
-            let name = args.name.trim().to_string();
+            // Taken as written, like every name and address typed.
+            let name = args.name.clone();
             crate::address::check_name("the group name", &name, true)?;
+            if name.trim() != name {
+                bail!(
+                    "the group name `{}` has spaces around it: write it without them",
+                    cell(&name, 60)
+                );
+            }
             let perms: Vec<&str> = args.perms.iter().map(|p| p.as_str()).collect();
             let group = app.store.in_tx(|tx| {
                 let group = groups::insert(tx, &name).map_err(|e| match e {

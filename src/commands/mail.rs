@@ -159,12 +159,14 @@ enum Failure {
 
 /// Runs `mail receive`; every failure becomes the status a mail server reads.
 fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Exit {
+    let folder = args.maildir.as_deref();
     let mut app = match App::load(global, out) {
         Ok(app) => app,
-        Err(err) => return try_again_later(&err),
+        Err(err) => return try_again_later(&err, folder),
     };
     let database = app.config.database.clone();
-    let later = |err: anyhow::Error| try_again_later(&explain_store_error(err, Some(&database)));
+    let later =
+        |err: anyhow::Error| try_again_later(&explain_store_error(err, Some(&database)), folder);
     match &args.maildir {
         None => {
             let stdin = std::io::stdin();
@@ -198,14 +200,19 @@ fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Exit {
     }
 }
 
-/// Says why the message was not handled now, and that the mail server
-/// keeps it and delivers it again (status 75, EX_TEMPFAIL): whoever reads
-/// the mail log knows nothing was lost.
-fn try_again_later(err: &anyhow::Error) -> Exit {
+/// Says why the message was not handled now, and who keeps it (status 75,
+/// EX_TEMPFAIL): the mail server, which delivers it again, or with
+/// `--maildir` the folder, whose next run handles what is left in `new/`.
+/// Whoever reads the log knows nothing was lost.
+fn try_again_later(err: &anyhow::Error, maildir: Option<&Path>) -> Exit {
     report(err);
-    crate::output::print_stderr(
-        "the message was not handled now: the mail server keeps it and delivers it again later (status 75)",
-    );
+    crate::output::print_stderr(&match maildir {
+        None => "the message was not handled now: the mail server keeps it and delivers it again later (status 75)".to_string(),
+        Some(dir) => format!(
+            "what was not handled stays in `{}`: the next `mail receive --maildir` handles it (status 75)",
+            crate::output::cell(&dir.join("new").display().to_string(), 200)
+        ),
+    });
     Exit::Sysexit(EX_TEMPFAIL)
 }
 

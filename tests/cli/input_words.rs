@@ -48,6 +48,12 @@ fn every_input_path_refuses_an_address_in_the_same_words() {
     sb.run(["group", "add", "a\u{7}b"])
         .code(1)
         .stderr_is("error: the group name must be 1 to 150 characters, without control characters");
+    sb.run(["group", "add", "ops\n"])
+        .code(1)
+        .stderr_is("error: the group name contains a line break, which would break a mail header");
+    sb.run(["group", "add", " ops"])
+        .code(1)
+        .stderr_is("error: the group name ` ops` has spaces around it: write it without them");
     assert_eq!(sb.sql_i64("SELECT count(*) FROM users"), 0);
     assert_eq!(sb.sql_i64("SELECT count(*) FROM groups"), 0);
 }

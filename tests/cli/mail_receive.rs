@@ -485,3 +485,32 @@ fn mail_receive_on_a_database_locked_past_the_busy_timeout_exits_75() {
         comments + 1
     );
 }
+
+#[test]
+fn a_maildir_run_that_cannot_start_leaves_the_mail_in_new_and_says_so() {
+    let sb = Sandbox::new();
+    let maildir = sb.path("Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    std::fs::write(
+        maildir.join("new/1.a"),
+        "From: dev@example.org\r\nSubject: hello\r\nMessage-ID: <m1@example.org>\r\n\r\nHi.\r\n",
+    )
+    .unwrap();
+    sb.write_config("[queue]\nlease_secs = \"soon\"\n");
+    let run = sb.run(["mail", "receive", "--maildir", maildir.to_str().unwrap()]);
+    let last = run.stderr.lines().last().unwrap_or_default().to_string();
+    run.code(75).stdout_is_empty();
+    assert_eq!(
+        last,
+        format!(
+            "what was not handled stays in `{}`: the next `mail receive --maildir` handles it (status 75)",
+            maildir.join("new").display()
+        )
+    );
+    assert!(
+        maildir.join("new/1.a").exists(),
+        "the message stays in new/"
+    );
+}
