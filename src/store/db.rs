@@ -128,14 +128,14 @@ macro_rules! stored_as_text {
 
         impl FromStored for $name {
             fn read(row: &Row<'_, '_>, i: usize) -> Result<Self> {
-                known(&row.text(i)?, i, Some($what), $name::from_stored)
+                known(&row.text(i)?, i, $what, $name::from_stored)
             }
         }
 
         impl FromStored for Option<$name> {
             fn read(row: &Row<'_, '_>, i: usize) -> Result<Self> {
                 row.opt_text(i)?
-                    .map(|text| known(&text, i, Some($what), $name::from_stored))
+                    .map(|text| known(&text, i, $what, $name::from_stored))
                     .transpose()
             }
         }
@@ -180,13 +180,12 @@ macro_rules! stored_as_int {
 stored_as_int!(TicketId, UserId, GroupId, EventId, NotificationId);
 
 /// A stored name this version knows, or the damaged row's error, saying
-/// what the name should have been when the caller knows.
-fn known<T>(text: &str, i: usize, what: Option<&str>, parse: fn(&str) -> Option<T>) -> Result<T> {
+/// what the name should have been.
+fn known<T>(text: &str, i: usize, what: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
     parse(text).ok_or_else(|| {
         StoreError::Corrupt(format!(
-            "unknown stored value `{}` in column {i}{}",
+            "unknown stored value `{}` in column {i}: not {what}",
             crate::output::cell(text, 40),
-            what.map(|what| format!(": not {what}")).unwrap_or_default()
         ))
     })
 }
@@ -271,12 +270,6 @@ impl Row<'_, '_> {
 
     pub fn opt_text(&self, i: usize) -> Result<Option<String>> {
         self.get(i)
-    }
-
-    /// A stored enum, read with its `from_stored`; a value this version does
-    /// not know is a damaged row.
-    pub fn stored<T>(&self, i: usize, parse: fn(&str) -> Option<T>) -> Result<T> {
-        known(&self.text(i)?, i, None, parse)
     }
 
     /// Column `i` as a domain type (an enum by its stored name, an ID).

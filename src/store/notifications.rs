@@ -147,8 +147,8 @@ pub fn of_ticket(conn: &dyn Db, ticket_id: TicketId) -> Result<Vec<Summary>> {
             Ok(Summary {
                 id: row.parse(0)?,
                 username: row.text(1)?,
-                channel: row.stored(2, Channel::from_stored)?,
-                status: row.stored(3, NotificationStatus::from_stored)?,
+                channel: row.parse(2)?,
+                status: row.parse(3)?,
             })
         },
     )
@@ -402,7 +402,7 @@ pub fn claim_due(conn: &dyn Db, request: &ClaimRequest<'_>) -> Result<Vec<Claime
             to_addr: row.opt_text(3)?.unwrap_or_default(),
             message_id: row.opt_text(4)?.unwrap_or_default(),
             attempts: row.int(5)?,
-            claimed_from: row.stored(6, NotificationStatus::from_stored)?,
+            claimed_from: row.parse(6)?,
             created_at: row.int(7)?,
             reason: row.opt_text(8)?,
         })
@@ -767,11 +767,11 @@ pub struct QueueRow {
 fn queue_row(row: &Row<'_, '_>) -> Result<QueueRow> {
     Ok(QueueRow {
         id: row.parse(0)?,
-        channel: row.stored(1, Channel::from_stored)?,
+        channel: row.parse(1)?,
         username: row.text(2)?,
         to_addr: row.opt_text(3)?,
         ticket_id: row.parse(4)?,
-        status: row.stored(5, NotificationStatus::from_stored)?,
+        status: row.parse(5)?,
         attempts: row.int(6)?,
         next_attempt_at: row.opt_int(7)?,
         last_error: row.opt_text(8)?,
@@ -933,13 +933,7 @@ pub fn counts(conn: &dyn Db) -> Result<Vec<(Channel, NotificationStatus, i64)>> 
         "SELECT channel, status, count(*) FROM notifications GROUP BY channel, status
           ORDER BY channel, status",
         &[],
-        |row| {
-            Ok((
-                row.stored(0, Channel::from_stored)?,
-                row.stored(1, NotificationStatus::from_stored)?,
-                row.int(2)?,
-            ))
-        },
+        |row| Ok((row.parse(0)?, row.parse(1)?, row.int(2)?)),
     )
 }
 
