@@ -246,7 +246,7 @@ struct Shared<'s> {
 /// the connection next commits them all in one transaction.
 #[derive(Default)]
 struct Outcomes {
-    waiting: Vec<Attempt>,
+    waiting: Vec<AttemptRecord>,
     /// How many outcomes were handed in so far (the last one's number).
     handed_in: u64,
     /// Every outcome numbered up to this one is committed.
@@ -268,17 +268,6 @@ impl std::fmt::Display for GroupFailed {
 
 impl std::error::Error for GroupFailed {}
 
-/// One outcome as `notifications::record_attempts` records it, owned.
-struct Attempt {
-    id: NotificationId,
-    claim: String,
-    at: i64,
-    status: NotificationStatus,
-    next_attempt_at: Option<i64>,
-    outcome: &'static str,
-    reply: String,
-}
-
 impl<'s> Shared<'s> {
     fn store(&self) -> MutexGuard<'_, &'s mut Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
@@ -299,7 +288,7 @@ impl<'s> Shared<'s> {
     /// whose outcome another committed does not wait for a commit of its
     /// own. Each worker still waits here for its own outcome, so each
     /// connection still has at most one message in flight.
-    fn commit(&self, attempt: Attempt) -> Result<()> {
+    fn commit(&self, attempt: AttemptRecord) -> Result<()> {
         let attempt_id = attempt.id;
         let number = {
             let mut outcomes = self.outcomes();
@@ -320,19 +309,7 @@ impl<'s> Shared<'s> {
             }
             (std::mem::take(&mut outcomes.waiting), outcomes.handed_in)
         };
-        let records: Vec<AttemptRecord<'_>> = group
-            .iter()
-            .map(|attempt| AttemptRecord {
-                id: attempt.id,
-                claim: &attempt.claim,
-                at: attempt.at,
-                status: attempt.status,
-                next_attempt_at: attempt.next_attempt_at,
-                outcome: attempt.outcome,
-                reply: &attempt.reply,
-            })
-            .collect();
-        let committed = store.in_tx(|tx| notifications::record_attempts(tx, &records));
+        let committed = store.in_tx(|tx| notifications::record_attempts(tx, &group));
         let mut outcomes = self.outcomes();
         match committed {
             Ok(()) => {
@@ -716,7 +693,7 @@ impl<'a, 's> Worker<'a, 's> {
                 decided
             }
         };
-        self.shared.commit(Attempt {
+        self.shared.commit(AttemptRecord {
             id: email.id,
             claim: self.claim.to_string(),
             at,

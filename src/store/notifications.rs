@@ -364,15 +364,6 @@ macro_rules! server_now {
     };
 }
 
-/// When the current transaction began, by the PostgreSQL server's clock, as
-/// `server_now!`.
-macro_rules! server_tx_start {
-    () => {
-        "(CAST(extract(epoch FROM transaction_timestamp()) * 1000 AS BIGINT)
-          + coalesce(CAST(nullif(current_setting('helpdesk.clock_offset', true), '') AS BIGINT), 0))"
-    };
-}
-
 /// What a flush asks for when it claims.
 pub struct ClaimRequest<'a> {
     /// The caller's time (SQLite's leases are on it).
@@ -532,18 +523,19 @@ pub fn holds(conn: &dyn Db, id: NotificationId, claim: &str) -> Result<bool> {
         .is_some())
 }
 
-/// What became of one delivery attempt.
-pub struct AttemptRecord<'a> {
+/// What became of one delivery attempt. Owned, so a flush worker can hand
+/// it to whichever worker commits the group (`record_attempts`).
+pub struct AttemptRecord {
     pub id: NotificationId,
-    pub claim: &'a str,
+    pub claim: String,
     pub at: i64,
     pub status: NotificationStatus,
     /// For `errored`: when it is due again.
     pub next_attempt_at: Option<i64>,
     /// `sent`, `deferred`, `failed`.
-    pub outcome: &'a str,
+    pub outcome: &'static str,
     /// The server's reply or the error, as recorded in the attempt log.
-    pub reply: &'a str,
+    pub reply: String,
 }
 
 /// Records attempts and their notifications' new states: the outcomes a
@@ -554,7 +546,7 @@ pub struct AttemptRecord<'a> {
 /// of the caller's transaction (so each state and its log agree): a group of
 /// one is one round trip on PostgreSQL (`Db::execute_last`), a larger group
 /// one statement per outcome.
-pub fn record_attempts(conn: &dyn Db, records: &[AttemptRecord<'_>]) -> Result<()> {
+pub fn record_attempts(conn: &dyn Db, records: &[AttemptRecord]) -> Result<()> {
     let alone = records.len() == 1;
     records
         .iter()
@@ -563,7 +555,7 @@ pub fn record_attempts(conn: &dyn Db, records: &[AttemptRecord<'_>]) -> Result<(
 
 /// One outcome of `record_attempts`; `last`: nothing follows in this
 /// transaction.
-fn record_one(conn: &dyn Db, record: &AttemptRecord<'_>, last: bool) -> Result<()> {
+fn record_one(conn: &dyn Db, record: &AttemptRecord, last: bool) -> Result<()> {
     let sent = record.status == NotificationStatus::Sent;
     if conn.backend() == Backend::Postgres {
         return record_attempt_in_one_statement(conn, record, sent, last);
@@ -584,7 +576,7 @@ fn record_one(conn: &dyn Db, record: &AttemptRecord<'_>, last: bool) -> Result<(
             &record.at,
         ],
     )?;
-    insert_attempt(conn, record.id, record.at, record.outcome, record.reply)
+    insert_attempt(conn, record.id, record.at, record.outcome, &record.reply)
 }
 
 /// PostgreSQL's `record_one`: the state and its log in one statement
@@ -593,7 +585,7 @@ fn record_one(conn: &dyn Db, record: &AttemptRecord<'_>, last: bool) -> Result<(
 /// round trip (`Db::execute_last`).
 fn record_attempt_in_one_statement(
     conn: &dyn Db,
-    record: &AttemptRecord<'_>,
+    record: &AttemptRecord,
     sent: bool,
     last: bool,
 ) -> Result<()> {
@@ -671,18 +663,12 @@ pub fn extend_claim(conn: &dyn Db, claim: &str, now: i64, lease_ms: i64) -> Resu
                 AND status = 'processing' AND claim = $1",
             &[&claim, &(now + lease_ms)],
         )?,
-        // Rows leased since this transaction began (the batch a claim just
-        // took) already hold a lease that long, and are not written twice:
-        // each write of a row is a new row version and an entry in each of
-        // its indexes. The index `notifications_by_claim` finds the rows.
+        // The index `notifications_by_claim` finds the rows.
         Backend::Postgres => conn.execute(
             concat!(
                 "UPDATE notifications SET lease_until = ",
                 server_now!(),
-                " + $2 WHERE channel = 'email' AND status = 'processing' AND claim = $1
-                   AND lease_until < ",
-                server_tx_start!(),
-                " + $2"
+                " + $2 WHERE channel = 'email' AND status = 'processing' AND claim = $1"
             ),
             &[&claim, &lease_ms],
         )?,
@@ -1383,12 +1369,12 @@ mod tests {
         claim(conn, 1000, 1000, 9000, "a", 10).unwrap();
         let record = AttemptRecord {
             id: NotificationId(1),
-            claim: "a",
+            claim: "a".into(),
             at: 1100,
             status: NotificationStatus::Errored,
             next_attempt_at: Some(1500),
             outcome: "deferred",
-            reply: "451 later",
+            reply: "451 later".into(),
         };
         record_attempts(conn, &[record]).unwrap();
         assert!(
@@ -1419,12 +1405,12 @@ mod tests {
         claim(conn, 3000, 3000, 9000, "new", 10).unwrap();
         let stale = |id, status| AttemptRecord {
             id,
-            claim: "old",
+            claim: "old".into(),
             at: 3500,
             status,
             next_attempt_at: Some(99_999),
             outcome: "x",
-            reply: "r",
+            reply: "r".into(),
         };
         record_attempts(
             conn,
