@@ -7,8 +7,10 @@ use std::str::FromStr;
 
 use anyhow::{Context, Result};
 use lettre::address::Envelope;
-use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 
 use crate::model::{EventId, TicketId, UserId};
@@ -80,10 +82,17 @@ impl Prepared {
     pub fn new(content: &EmailContent) -> Prepared {
         Prepared {
             subject: content.subject.clone(),
-            body: MultiPart::alternative_plain_html(
-                plain_lines(&content.text),
-                plain_lines(&content.html),
-            ),
+            body: MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(wire_body(plain_lines(&content.text))),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(wire_body(plain_lines(&content.html))),
+                ),
             thread_root: None,
             reply_to: None,
         }
@@ -128,6 +137,44 @@ fn plain_lines(text: &str) -> String {
         return text.to_owned();
     }
     text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// The longest line SMTP carries, without its CRLF (RFC 5321 §4.5.3.1.6,
+/// RFC 5322 §2.1.1).
+const MAX_LINE: usize = 998;
+
+/// A body part as it goes on the wire, from text with `\n` line breaks.
+/// Text that is ASCII, holds no NUL and whose lines fit `MAX_LINE` goes as
+/// `7bit`, as it is, only with CRLF line breaks: the rendered templates
+/// nearly always are, and it spares every recipient's copy the cost of
+/// quoted-printable (most of the flush of a digest, which is rendered per
+/// recipient). A NUL (which SMTP may not carry, and lettre would send in a
+/// short ASCII line) makes it quoted-printable; anything else is left to
+/// lettre, which picks quoted-printable or base64.
+fn wire_body(text: String) -> Body {
+    let bytes = text.as_bytes();
+    if memchr::memchr(0, bytes).is_some() {
+        return Body::new_with_encoding(text, ContentTransferEncoding::QuotedPrintable)
+            .unwrap_or_else(Body::new);
+    }
+    if !text.is_ascii() {
+        return Body::new(text);
+    }
+    let mut wire = Vec::with_capacity(bytes.len() + bytes.len() / 32 + 2);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', bytes) {
+        if end - start > MAX_LINE {
+            return Body::new(text);
+        }
+        wire.extend_from_slice(&bytes[start..end]);
+        wire.extend_from_slice(b"\r\n");
+        start = end + 1;
+    }
+    if bytes.len() - start > MAX_LINE {
+        return Body::new(text);
+    }
+    wire.extend_from_slice(&bytes[start..]);
+    Body::dangerous_pre_encoded(wire, ContentTransferEncoding::SevenBit)
 }
 
 /// The Message-ID of the email to `user_id` about `event_id`: minted once,
@@ -240,6 +287,29 @@ mod tests {
         assert_eq!(host_of("[::1]:8443"), "[::1]");
         assert_eq!(host_of("example.com"), "example.com");
         assert!(one_off_message_id("example.com:80").ends_with("@example.com>"));
+    }
+
+    #[test]
+    fn a_body_is_7bit_with_crlf_only_while_it_is_ascii_without_nul_and_its_lines_fit() {
+        let body = wire_body(format!("a\n{}\n\nend", "b".repeat(MAX_LINE)));
+        assert_eq!(body.encoding(), ContentTransferEncoding::SevenBit);
+        assert_eq!(
+            body.into_vec(),
+            format!("a\r\n{}\r\n\r\nend", "b".repeat(MAX_LINE)).into_bytes()
+        );
+        for refused in [
+            format!("a\n{}", "b".repeat(MAX_LINE + 1)),
+            "b".repeat(MAX_LINE + 1),
+            "caf\u{e9}".to_string(),
+            "a\0b".to_string(),
+        ] {
+            let body = wire_body(refused.clone());
+            assert_ne!(
+                body.encoding(),
+                ContentTransferEncoding::SevenBit,
+                "{refused:?}"
+            );
+        }
     }
 
     #[test]

@@ -52,6 +52,7 @@ fn user_text() -> impl Strategy<Value = String> {
         1 => Just("\r".to_string()),
         1 => Just(".".to_string()),
         1 => Just("\t".to_string()),
+        1 => Just("\0".to_string()),
         1 => Just("\u{1b}[2J".to_string()),
         1 => "[a-z]{990,1100}",
     ];

@@ -4,6 +4,7 @@
 mod support;
 
 mod addressing;
+mod body_encoding;
 mod config;
 mod db_copy;
 mod dry_run;
