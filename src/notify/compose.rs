@@ -70,7 +70,7 @@ pub fn stored_event_email(
     let kind = match event.kind {
         RecordedKind::Ticket(kind) => kind,
         RecordedKind::Digest => {
-            let content = digest::render(renderer, &config.site, &event.data)?;
+            let content = digest::email(renderer, &config.site, &event.data)?;
             let prepared = Prepared::new(&content);
             return Ok(Composed { content, prepared });
         }

@@ -3,7 +3,7 @@
 //! `render.rs` from `templates/email/ticket_<event>.{html,txt}`.
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Site;
 use crate::model::{EventKind, TicketId};
@@ -73,7 +73,7 @@ pub fn ticket_path(ticket_id: TicketId) -> String {
 }
 
 /// An email's subject and both bodies.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailContent {
     pub subject: String,
     pub html: String,

@@ -2,8 +2,9 @@
 //! queued for the next flush like any other, in the same transaction that
 //! marks the held notifications `sent`. A digest is recorded as an event of
 //! kind `digest` (on the ticket of its newest update, so it has one for its
-//! `X-Helpdesk-Ticket` header) whose data lists the updates, and one email
-//! notification; the flush renders it with `render`.
+//! `X-Helpdesk-Ticket` header) and one email notification. The email is
+//! rendered then and kept as the event's data; when that fails, the data
+//! lists the updates instead, and the flush renders them (`email`).
 
 use crate::store::Db;
 use anyhow::Result;
@@ -30,10 +31,18 @@ pub const REASON_WORDS: &str = "you chose to get these updates as a digest";
 /// How many users' digests one transaction writes.
 const USERS_PER_TRANSACTION: i64 = 200;
 
-/// What a digest lists, kept as its event's data.
+/// What a digest lists, kept as its event's data, with its email.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DigestData {
+    /// Empty once `email` is rendered, which lists them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tickets: Vec<DigestTicket>,
+    /// The email, rendered once when `notify digest` made the digest: a
+    /// digest is unique to its recipient, so rendering it in the flush
+    /// would cost every digest a render there. None when rendering failed
+    /// then; the flush renders it again, and fails it with the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailContent>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,7 +87,10 @@ impl DigestData {
             ticket.updates.sort_by_key(|u| u.at);
         }
         tickets.sort_by_key(|t| t.updates.last().map_or(0, |u| u.at));
-        DigestData { tickets }
+        DigestData {
+            tickets,
+            email: None,
+        }
     }
 
     pub fn update_count(&self) -> usize {
@@ -87,14 +99,17 @@ impl DigestData {
 
     /// `Help desk digest: N updates on M tickets`.
     pub fn subject(&self) -> String {
-        let n = self.update_count();
-        let m = self.tickets.len();
-        format!(
-            "Help desk digest: {n} update{} on {m} ticket{}",
-            if n == 1 { "" } else { "s" },
-            if m == 1 { "" } else { "s" }
-        )
+        subject_of(self.update_count(), self.tickets.len())
     }
+}
+
+/// `Help desk digest: N updates on M tickets`.
+fn subject_of(updates: usize, tickets: usize) -> String {
+    format!(
+        "Help desk digest: {updates} update{} on {tickets} ticket{}",
+        if updates == 1 { "" } else { "s" },
+        if tickets == 1 { "" } else { "s" }
+    )
 }
 
 /// What one `notify digest` run did.
@@ -112,6 +127,7 @@ pub struct Summary {
 /// same notification, and a run killed before a commit leaves that batch
 /// held for the next run.
 pub fn run(store: &mut Store, config: &Config) -> Result<Summary> {
+    let renderer = Renderer::new(config.templates_dir.as_deref())?;
     let mut summary = Summary::default();
     let mut after = crate::model::UserId(0);
     loop {
@@ -131,7 +147,7 @@ pub fn run(store: &mut Store, config: &Config) -> Result<Summary> {
                 if held.is_empty() {
                     continue;
                 }
-                queue(tx, config, &user, &held, now)?;
+                queue(tx, config, &renderer, &user, &held, now)?;
                 done.digests += 1;
                 done.updates += held.len() as u64;
             }
@@ -164,19 +180,27 @@ fn test_pause(point: &str) {
 
 /// Queues one digest email for `user` listing `held` (not empty), in the
 /// caller's transaction.
-fn queue(conn: &dyn Db, config: &Config, user: &User, held: &[Held], now: i64) -> Result<i64> {
-    let data = DigestData::of(held);
-    let subject = data.subject();
+fn queue(
+    conn: &dyn Db,
+    config: &Config,
+    renderer: &Renderer,
+    user: &User,
+    held: &[Held],
+    now: i64,
+) -> Result<i64> {
+    let mut data = DigestData::of(held);
+    data.email = render(renderer, &config.site, &data).ok();
+    let count = (data.update_count(), data.tickets.len());
+    if data.email.is_some() {
+        data.tickets.clear();
+    }
+    let subject = subject_of(count.0, count.1);
     let newest = held
         .iter()
         .max_by_key(|h| (h.created_at, h.id))
         .unwrap_or(&held[0]);
     let url = crate::notify::content::ticket_path(newest.ticket_id);
-    let body = format!(
-        "{} updates on {} tickets",
-        data.update_count(),
-        data.tickets.len()
-    );
+    let body = format!("{} updates on {} tickets", count.0, count.1);
     let json = serde_json::to_string(&data)?;
     let event = events::insert(
         conn,
@@ -218,8 +242,25 @@ fn queue(conn: &dyn Db, config: &Config, user: &User, held: &[Held], now: i64) -
     Ok(ids[0].get())
 }
 
-/// Renders a digest's email from its event data.
-pub fn render(renderer: &Renderer, site: &Site, data: &str) -> Result<EmailContent> {
+/// A digest's email, from its event data: as rendered when the digest was
+/// made, or rendered now when that failed.
+pub fn email(renderer: &Renderer, site: &Site, data: &str) -> Result<EmailContent> {
+    /// The email alone: the flush does not read the list it was made from.
+    #[derive(Deserialize)]
+    struct Made {
+        #[serde(default)]
+        email: Option<EmailContent>,
+    }
+    let damaged = |e: serde_json::Error| anyhow::anyhow!("damaged digest record: {e}");
+    if let Some(email) = serde_json::from_str::<Made>(data).map_err(damaged)?.email {
+        return Ok(email);
+    }
+    let data: DigestData = serde_json::from_str(data).map_err(damaged)?;
+    render(renderer, site, &data)
+}
+
+/// Renders a digest's email from what it lists.
+fn render(renderer: &Renderer, site: &Site, data: &DigestData) -> Result<EmailContent> {
     #[derive(Serialize)]
     struct Update<'a> {
         title: &'a str,
@@ -242,8 +283,6 @@ pub fn render(renderer: &Renderer, site: &Site, data: &str) -> Result<EmailConte
         /// A digest spans tickets: a reply to it could name none.
         reply_by_email: bool,
     }
-    let data: DigestData =
-        serde_json::from_str(data).map_err(|e| anyhow::anyhow!("damaged digest record: {e}"))?;
     let subject = data.subject();
     let tickets = data
         .tickets

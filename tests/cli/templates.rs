@@ -86,3 +86,69 @@ fn a_templates_dir_that_is_not_there_is_a_configuration_error() {
         sb.path("nowhere").display()
     ));
 }
+
+/// A digest is rendered when `notify digest` makes it (each one is its
+/// recipient's own): a template changed afterwards applies to the next
+/// digest, not to one already queued. When rendering fails then, the digest
+/// is made all the same and the flush renders it again, failing it with the
+/// reason like any email; once the template is fixed, `notify retry` sends it.
+#[test]
+fn a_digest_is_rendered_when_made_and_one_that_failed_to_render_is_rendered_at_the_flush() {
+    let sb = with_templates(&[]);
+    sb.user("cat", "cat@example.org");
+    sb.user("rita", "rita@example.org");
+    sb.run(["user", "prefs", "cat", "--email", "digest", "--app", "off"])
+        .success();
+    sb.ticket("rita", "low", "first");
+    sb.run(["ticket", "watch", "1", "--user", "cat"]).success();
+    let digest_txt = sb.path("templates/email/digest.txt");
+    let comment = |body: &str| {
+        sb.run(["ticket", "comment", "1", "--by", "rita", "--body", body])
+            .success();
+    };
+
+    comment("made with the built-in template");
+    sb.run(["notify", "digest"]).success();
+    std::fs::write(&digest_txt, "CHANGED {{ title }}\n").unwrap();
+    sb.run(["notify", "flush"]).success();
+    let mail = sb.smtp.wait_for(1, Duration::from_secs(5));
+    assert_eq!(mail.len(), 1);
+    let text = mail[0].text_part();
+    assert!(
+        text.contains("made with the built-in template") && !text.contains("CHANGED"),
+        "{text}"
+    );
+
+    std::fs::write(&digest_txt, "{{ no_such_value }}\n").unwrap();
+    comment("rendered after the fix");
+    sb.run(["notify", "digest"]).success();
+    let run = sb.run(["notify", "flush"]).code(3);
+    let shown = sb
+        .path("templates")
+        .canonicalize()
+        .unwrap()
+        .join("email/digest.txt");
+    let reason = format!(
+        "could not render: could not render template `{}` line 1: undefined value",
+        shown.display()
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("to cat@example.org failed: {reason}")),
+        "{}",
+        run.stderr
+    );
+    let failed = sb.sql_i64("SELECT id FROM notifications WHERE status = 'failed'");
+    assert_eq!(sb.smtp.received().len(), 1);
+
+    std::fs::write(&digest_txt, "FIXED {{ title }}\n{% for t in tickets %}{% for u in t.updates %}{{ u.body }}\n{% endfor %}{% endfor %}").unwrap();
+    sb.run(["notify", "retry", &failed.to_string()]).success();
+    sb.run(["notify", "flush"]).success();
+    let mail = sb.smtp.wait_for(2, Duration::from_secs(5));
+    let text = mail[1].text_part();
+    assert!(
+        text.starts_with("FIXED Help desk digest: 1 update on 1 ticket")
+            && text.contains("rendered after the fix"),
+        "{text}"
+    );
+}
