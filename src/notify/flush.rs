@@ -44,6 +44,7 @@ use crate::notify::message::{self, Outgoing, Prepared};
 use crate::notify::policy::{self, Decision};
 use crate::notify::transport::{self, Feed, Outcome, Unreachable};
 use crate::render::Renderer;
+use crate::store::events::EventRow;
 use crate::store::notifications::{self, AttemptRecord, Claimed, FlushRun};
 use crate::store::{Store, events, now_ms, suppressions, threads};
 
@@ -386,6 +387,11 @@ struct Worker<'a, 's> {
     /// Each event's email, rendered once for all its recipients with the
     /// same reason (the footer says why).
     rendered: HashMap<(EventId, Option<String>), Result<Rc<Prepared>, String>>,
+    /// The events (with their ticket's thread root) that the current batch
+    /// needs and `rendered` lacked, read in the transaction that claimed it:
+    /// on SQLite a read of its own would lock the database once per event,
+    /// and a digest is an event of its own.
+    fetched: HashMap<EventId, (EventRow, Option<String>)>,
     /// The suppression list, read at the first email this run sends.
     suppressions: Option<suppressions::List>,
     /// The first error writing to the store: the worker stops at once.
@@ -468,6 +474,7 @@ impl<'a, 's> Worker<'a, 's> {
             out: VecDeque::new(),
             lease_deadline: Instant::now(),
             rendered: HashMap::new(),
+            fetched: HashMap::new(),
             suppressions: None,
             error: None,
         })
@@ -498,13 +505,30 @@ impl<'a, 's> Worker<'a, 's> {
         // only what is in transmission) gets the new batch's lease in the
         // same transaction, so one deadline stands for all it holds.
         let held: Vec<NotificationId> = self.out.iter().map(|email| email.id).collect();
-        let batch = self.shared.store().in_tx(|tx| {
+        // Every email claimed before has been built: what they needed can go.
+        self.fetched.clear();
+        let rendered = &self.rendered;
+        let claimed = self.shared.store().in_tx(|tx| {
             let batch = notifications::claim_due(tx, &request)?;
             notifications::renew(tx, request.claim, &held, request.now, request.lease_ms)?;
-            Ok::<_, crate::store::StoreError>(batch)
+            let mut fetched = HashMap::new();
+            for email in &batch {
+                let key = (email.event_id, email.reason.clone());
+                if rendered.contains_key(&key) || fetched.contains_key(&email.event_id) {
+                    continue;
+                }
+                if let Some(event) = events::by_id(tx, email.event_id)? {
+                    let root = threads::root(tx, event.ticket_id)?;
+                    fetched.insert(email.event_id, (event, root));
+                }
+            }
+            Ok::<_, crate::store::StoreError>((batch, fetched))
         });
-        let batch = match batch.context("could not claim due email") {
-            Ok(batch) => batch,
+        let batch = match claimed.context("could not claim due email") {
+            Ok((batch, fetched)) => {
+                self.fetched = fetched;
+                batch
+            }
             Err(e) => {
                 self.error = Some(e);
                 return false;
@@ -618,6 +642,15 @@ impl<'a, 's> Worker<'a, 's> {
     /// The email of an event for a recipient chosen for `reason`, with the
     /// ticket's thread root.
     fn render(&self, event_id: EventId, reason: Option<&str>) -> Result<compose::Composed> {
+        if let Some((event, root)) = self.fetched.get(&event_id) {
+            return compose::stored_event_email(
+                &self.renderer,
+                self.config,
+                event,
+                reason,
+                root.clone(),
+            );
+        }
         let (event, root) = {
             let store = self.shared.store();
             let event =
