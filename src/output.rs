@@ -131,6 +131,20 @@ impl Output {
         }
     }
 
+    /// A list printed item by item as a long run produces it (so memory
+    /// stays flat however long it is): what `show` of the whole list would
+    /// print, a JSON array or each item's text on its line, and `empty`
+    /// when there was none.
+    pub fn stream(&self, empty: &'static str) -> Stream {
+        Stream {
+            json: self.json(),
+            quiet: !self.json() && self.quiet,
+            empty,
+            count: 0,
+            closed: false,
+        }
+    }
+
     /// A warning on stderr (silenced by `-q`).
     pub fn warn(&self, message: &str) {
         if !self.quiet {
@@ -142,6 +156,77 @@ impl Output {
     pub fn note(&self, message: &str) {
         if !self.quiet {
             print_stderr(message);
+        }
+    }
+}
+
+/// A list printed as it goes (`Output::stream`).
+pub struct Stream {
+    json: bool,
+    /// Table format with `-q`: nothing is printed.
+    quiet: bool,
+    empty: &'static str,
+    count: usize,
+    /// stdout was closed (`| head`): the run goes on without output.
+    closed: bool,
+}
+
+impl Stream {
+    /// One item: an element of the JSON array, or its text (`View::human`).
+    pub fn item(&mut self, item: &impl View) -> Result<()> {
+        self.count += 1;
+        if self.quiet {
+            return Ok(());
+        }
+        let text = if self.json {
+            // An element of a pretty-printed array: its own pretty form,
+            // each line indented one level (strings hold no raw newline).
+            let element = serde_json::to_string_pretty(item)?;
+            let mut text = String::from(if self.count == 1 { "[\n" } else { ",\n" });
+            for (i, line) in element.lines().enumerate() {
+                if i > 0 {
+                    text.push('\n');
+                }
+                text.push_str("  ");
+                text.push_str(line);
+            }
+            text
+        } else {
+            item.human() + "\n"
+        };
+        self.write(&text)
+    }
+
+    /// The end of the list (`[]`, or the empty text, when it was empty).
+    pub fn finish(&mut self) -> Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        match (self.json, self.count) {
+            (true, 0) => self.write("[]\n"),
+            (true, _) => self.write("\n]\n"),
+            (false, 0) => {
+                let empty = format!("{}\n", self.empty);
+                self.write(&empty)
+            }
+            (false, _) => Ok(()),
+        }
+    }
+
+    fn write(&mut self, text: &str) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let mut stdout = std::io::stdout().lock();
+        match stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => Ok(other?),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::error::{explain_store_error, report};
 use crate::mail::classify::{self, Action, Ignore, InboundConfig, Outcome, Refusal};
 use crate::mail::parse::{self, DEFAULT_MAX_MESSAGE_BYTES, Inbound, NotAMessage};
 use crate::notify::ticket_events;
-use crate::output::{Output, Table, Time, View, cell};
+use crate::output::{Output, Stream, Table, Time, View, cell};
 use crate::store::received::{self, NewReceived, StoreLookup};
 use crate::store::{StoreError, suppressions, users};
 
@@ -70,85 +70,6 @@ impl View for Handled {
     }
 }
 
-/// `--maildir`'s output, printed message by message as each is handled (so
-/// memory stays flat however many there are): what showing the whole list
-/// at once would print, a JSON array or a line per message.
-struct Shown {
-    json: bool,
-    /// Table format with `-q`: nothing is printed.
-    quiet: bool,
-    count: usize,
-    /// stdout was closed (`| head`): the run goes on without output.
-    closed: bool,
-}
-
-impl Shown {
-    fn new(out: &Output) -> Shown {
-        Shown {
-            json: out.json(),
-            quiet: !out.json() && out.quiet,
-            count: 0,
-            closed: false,
-        }
-    }
-
-    /// One handled message.
-    fn item(&mut self, handled: &Handled) -> Result<()> {
-        self.count += 1;
-        if self.quiet {
-            return Ok(());
-        }
-        let text = if self.json {
-            // An element of a pretty-printed array: its own pretty form,
-            // each line indented one level (strings hold no raw newline).
-            let element = serde_json::to_string_pretty(handled)?;
-            let mut text = String::from(if self.count == 1 { "[\n" } else { ",\n" });
-            for (i, line) in element.lines().enumerate() {
-                if i > 0 {
-                    text.push('\n');
-                }
-                text.push_str("  ");
-                text.push_str(line);
-            }
-            text
-        } else {
-            handled.line() + "\n"
-        };
-        self.write(&text)
-    }
-
-    /// The end of the list (`[]` or `no new messages` when it was empty).
-    fn finish(&mut self) -> Result<()> {
-        if self.quiet {
-            return Ok(());
-        }
-        match (self.json, self.count) {
-            (true, 0) => self.write("[]\n"),
-            (true, _) => self.write("\n]\n"),
-            (false, 0) => self.write("no new messages\n"),
-            (false, _) => Ok(()),
-        }
-    }
-
-    fn write(&mut self, text: &str) -> Result<()> {
-        use std::io::Write;
-        if self.closed {
-            return Ok(());
-        }
-        let mut stdout = std::io::stdout().lock();
-        match stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush())
-        {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                self.closed = true;
-                Ok(())
-            }
-            other => Ok(other?),
-        }
-    }
-}
-
 /// Why a message was not handled.
 enum Failure {
     /// Not a mail message at all (stdin: exit 65).
@@ -189,7 +110,7 @@ fn receive(global: &GlobalArgs, out: Output, args: &ReceiveArgs) -> Exit {
             }
         }
         Some(dir) => {
-            let mut shown = Shown::new(&app.out);
+            let mut shown = app.out.stream("no new messages");
             let result = maildir(&mut app, dir, &mut shown);
             // What was handled is listed even when a failure stopped the run.
             match result.and(shown.finish()) {
@@ -384,7 +305,7 @@ fn author(tx: &dyn crate::store::Db, id: crate::model::UserId) -> Result<users::
 /// and shown. A database failure stops the run: that message stays in `new`.
 /// The folder is read in passes of `NAMES_PER_PASS` names (each pass the
 /// next names in order), so memory does not grow with the folder.
-fn maildir(app: &mut App, dir: &Path, shown: &mut Shown) -> Result<()> {
+fn maildir(app: &mut App, dir: &Path, shown: &mut Stream) -> Result<()> {
     let new = dir.join("new");
     let cur = dir.join("cur");
     if !new.is_dir() {
@@ -443,7 +364,7 @@ fn receive_file(
     new: &Path,
     cur: &Path,
     name: OsString,
-    shown: &mut Shown,
+    shown: &mut Stream,
 ) -> Result<()> {
     let path = new.join(&name);
     let file = match std::fs::File::open(&path) {

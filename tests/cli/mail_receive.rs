@@ -341,6 +341,30 @@ fn a_maildir_is_handled_message_by_message_and_each_moved_to_cur() {
         sb.sql_i64("SELECT count(*) FROM events WHERE kind = 'comment'"),
         1
     );
+    // For people, a line per message as it is handled; an empty run says so.
+    std::fs::write(maildir.join("new/4.d"), "still not mail\n").unwrap();
+    let lines = sb
+        .run(["mail", "receive", "--maildir", "Maildir"])
+        .success();
+    assert_eq!(
+        lines.stdout,
+        "refused: not a mail message: the input has no mail header (no From, To, Subject, Date, Message-ID or Received)\n"
+    );
+    let empty = sb
+        .run(["mail", "receive", "--maildir", "Maildir"])
+        .success();
+    assert_eq!(empty.stdout, "no new messages\n");
+    let empty = sb
+        .run([
+            "mail",
+            "receive",
+            "--maildir",
+            "Maildir",
+            "--format",
+            "json",
+        ])
+        .success();
+    assert_eq!(empty.stdout, "[]\n");
 }
 
 /// Runs `mail receive` on `message` and returns its exit status and peak
