@@ -388,9 +388,7 @@ struct Worker<'a, 's> {
     /// same reason (the footer says why).
     rendered: HashMap<(EventId, Option<String>), Result<Rc<Prepared>, String>>,
     /// The events (with their ticket's thread root) that the current batch
-    /// needs and `rendered` lacked, read in the transaction that claimed it:
-    /// on SQLite a read of its own would lock the database once per event,
-    /// and a digest is an event of its own.
+    /// needs and `rendered` lacked, read together (`fetch_events`).
     fetched: HashMap<EventId, (EventRow, Option<String>)>,
     /// The suppression list, read at the first email this run sends.
     suppressions: Option<suppressions::List>,
@@ -505,30 +503,13 @@ impl<'a, 's> Worker<'a, 's> {
         // only what is in transmission) gets the new batch's lease in the
         // same transaction, so one deadline stands for all it holds.
         let held: Vec<NotificationId> = self.out.iter().map(|email| email.id).collect();
-        // Every email claimed before has been built: what they needed can go.
-        self.fetched.clear();
-        let rendered = &self.rendered;
         let claimed = self.shared.store().in_tx(|tx| {
             let batch = notifications::claim_due(tx, &request)?;
             notifications::renew(tx, request.claim, &held, request.now, request.lease_ms)?;
-            let mut fetched = HashMap::new();
-            for email in &batch {
-                let key = (email.event_id, email.reason.clone());
-                if rendered.contains_key(&key) || fetched.contains_key(&email.event_id) {
-                    continue;
-                }
-                if let Some(event) = events::by_id(tx, email.event_id)? {
-                    let root = threads::root(tx, event.ticket_id)?;
-                    fetched.insert(email.event_id, (event, root));
-                }
-            }
-            Ok::<_, crate::store::StoreError>((batch, fetched))
+            Ok::<_, crate::store::StoreError>(batch)
         });
         let batch = match claimed.context("could not claim due email") {
-            Ok((batch, fetched)) => {
-                self.fetched = fetched;
-                batch
-            }
+            Ok(batch) => batch,
             Err(e) => {
                 self.error = Some(e);
                 return false;
@@ -538,10 +519,48 @@ impl<'a, 's> Worker<'a, 's> {
         if batch.is_empty() {
             return false;
         }
+        self.fetch_events(&batch);
         self.lease_deadline = asked + self.lease;
         self.add(|r| r.claimed += batch.len() as u64);
         self.waiting.extend(batch);
         true
+    }
+
+    /// Reads the events (with their ticket's thread root) that `batch`
+    /// needs and `rendered` lacks, in one transaction: on SQLite a read of
+    /// its own takes the database's locks, once per event, and a digest is
+    /// an event of its own. Every email claimed before has been built, so
+    /// what they needed goes. A read that fails (a damaged row) leaves the
+    /// event to `render`, which fails that event's emails with the reason.
+    fn fetch_events(&mut self, batch: &[Claimed]) {
+        self.fetched.clear();
+        let mut needed: Vec<EventId> = batch
+            .iter()
+            .filter(|email| {
+                !self
+                    .rendered
+                    .contains_key(&(email.event_id, email.reason.clone()))
+            })
+            .map(|email| email.event_id)
+            .collect();
+        needed.sort_unstable();
+        needed.dedup();
+        if needed.is_empty() {
+            return;
+        }
+        let read = self.shared.store().in_tx(|tx| {
+            let mut fetched = HashMap::new();
+            for &id in &needed {
+                let Ok(Some(event)) = events::by_id(tx, id) else {
+                    continue;
+                };
+                if let Ok(root) = threads::root(tx, event.ticket_id) {
+                    fetched.insert(id, (event, root));
+                }
+            }
+            Ok::<_, crate::store::StoreError>(fetched)
+        });
+        self.fetched = read.unwrap_or_default();
     }
 
     /// After the session: hands back (or, after an outage, defers) every

@@ -1365,3 +1365,30 @@ fn one_connection_carries_a_whole_batch() {
         "one SMTP session for the whole run"
     );
 }
+
+/// A damaged event (a kind this version does not know) fails its own emails
+/// with the reason; it never stops the claim, and the rest of the queue goes.
+#[test]
+fn a_damaged_event_fails_its_own_emails_and_the_rest_are_sent() {
+    let sb = Sandbox::new();
+    two_devs(&sb);
+    sb.ticket("dev", "low", "one");
+    sb.ticket("dev", "low", "two");
+    sb.sql_exec("UPDATE events SET kind = 'from_the_future' WHERE ticket_id = 1");
+    let run = sb.run(["notify", "flush"]).code(3);
+    let mail = sb.smtp.wait_for(2, Duration::from_secs(5));
+    assert_eq!(mail.len(), 2, "{}", run.stderr);
+    for m in &mail {
+        assert_eq!(m.header("X-Helpdesk-Ticket").as_deref(), Some("2"));
+    }
+    let failed = sb.sql_texts("SELECT last_error FROM notifications WHERE status = 'failed'");
+    assert_eq!(failed.len(), 2);
+    for row in failed {
+        let reason = row[0].clone().unwrap_or_default();
+        assert_eq!(
+            reason,
+            "could not render: the database is damaged (unknown stored value `from_the_future` in column 2: not an event kind)"
+        );
+        assert!(run.stderr.contains(&reason), "{}", run.stderr);
+    }
+}
