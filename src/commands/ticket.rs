@@ -182,28 +182,33 @@ impl TicketView {
         let mut comments = Vec::new();
         let mut history = Vec::new();
         for event in events::of_ticket(conn, ticket.id)? {
+            // A digest is recorded on its newest update's ticket; its data
+            // is the digest's own, and its email is among the notifications.
+            let Some(kind) = event.kind.ticket_event() else {
+                continue;
+            };
             let data = EventData::from_json(&event.data)?;
             let at = Time(event.created_at);
-            match event.kind.ticket_event() {
-                Some(EventKind::Comment) => comments.push(CommentView {
+            match kind {
+                EventKind::Comment => comments.push(CommentView {
                     id: event.id,
                     author: event.actor,
                     body: data.comment.unwrap_or_default(),
                     created_at: at,
                 }),
-                Some(EventKind::New) => history.push(HistoryEntry {
+                EventKind::New => history.push(HistoryEntry {
                     at,
                     by: event.actor,
                     action: "created",
                     changes: Vec::new(),
                 }),
-                Some(EventKind::Update) => history.push(HistoryEntry {
+                EventKind::Update => history.push(HistoryEntry {
                     at,
                     by: event.actor,
                     action: "updated",
                     changes: data.changes,
                 }),
-                Some(EventKind::Assign) => {
+                EventKind::Assign => {
                     let name = |p: Option<crate::notify::event::Person>| {
                         p.map_or_else(|| "nobody".to_string(), |p| p.name)
                     };
@@ -223,7 +228,6 @@ impl TicketView {
                         }],
                     })
                 }
-                None => {}
             }
         }
         let watchers = crate::store::watchers::of_ticket(conn, ticket.id)?

@@ -623,6 +623,16 @@ fn a_digest_gathers_held_email_by_ticket_and_the_next_flush_sends_it() {
             .html_part()
             .contains("Help desk digest: 3 updates on 2 tickets")
     );
+    // The digest is recorded on the ticket of its newest update, whose page
+    // lists its email among the notifications.
+    let shown = json(&sb, &["ticket", "show", "2"]);
+    let sent_to_cat = shown["notifications"]
+        .as_array()
+        .expect("notifications")
+        .iter()
+        .filter(|n| n["user"] == "cat" && n["channel"] == "email" && n["status"] == "sent")
+        .count();
+    assert_eq!(sent_to_cat, 3, "two held updates and the digest: {shown}");
 }
 
 /// Adds `count` watchers of ticket 1 who take their email as a digest; returns their names.
