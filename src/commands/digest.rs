@@ -26,6 +26,16 @@ impl View for DigestView {
 
 pub(super) fn run(app: &mut App) -> Result<Exit> {
     let done = crate::notify::digest::run(&mut app.store, &app.config)?;
+    // A warning even under cron: the email of these digests waits on a fix.
+    if let Some(reason) = &done.render_error {
+        let (n, first, they, them) = match done.not_rendered {
+            1 => ("1 digest email".to_string(), "", "it is", "it"),
+            n => (format!("{n} digest emails"), "first: ", "they are", "them"),
+        };
+        app.out.warn(&format!(
+            "could not render {n} now ({first}{reason}): {they} queued all the same, and the flush renders {them} again; fix the template before then, or the flush fails {them} with the reason"
+        ));
+    }
     // Cron mails whatever a job prints: nothing unless someone is watching.
     let interactive = app.out.stdout_tty || app.out.verbose;
     let summary = if interactive || app.out.json() {

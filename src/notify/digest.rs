@@ -119,6 +119,10 @@ pub struct Summary {
     pub digests: u64,
     /// Held notifications they carry (now `sent`).
     pub updates: u64,
+    /// Digests queued without their email, which could not be rendered now
+    /// (the flush renders them again), and the first reason.
+    pub not_rendered: u64,
+    pub render_error: Option<String>,
 }
 
 /// Writes a digest for every active user with held email, a batch of users
@@ -127,7 +131,9 @@ pub struct Summary {
 /// same notification, and a run killed before a commit leaves that batch
 /// held for the next run.
 pub fn run(store: &mut Store, config: &Config) -> Result<Summary> {
-    let renderer = Renderer::new(config.templates_dir.as_deref())?;
+    // Templates that cannot be loaded do not stop digests: they are made
+    // without their email, which the flush renders (and reports) then.
+    let renderer = Renderer::new(config.templates_dir.as_deref()).map_err(|e| format!("{e:#}"));
     let mut summary = Summary::default();
     let mut after = crate::model::UserId(0);
     loop {
@@ -147,7 +153,10 @@ pub fn run(store: &mut Store, config: &Config) -> Result<Summary> {
                 if held.is_empty() {
                     continue;
                 }
-                queue(tx, config, &renderer, &user, &held, now)?;
+                if let Err(reason) = queue(tx, config, renderer.as_ref(), &user, &held, now)? {
+                    done.not_rendered += 1;
+                    done.render_error.get_or_insert(reason);
+                }
                 done.digests += 1;
                 done.updates += held.len() as u64;
             }
@@ -157,6 +166,10 @@ pub fn run(store: &mut Store, config: &Config) -> Result<Summary> {
         test_pause("after_batch");
         summary.digests += done.digests;
         summary.updates += done.updates;
+        summary.not_rendered += done.not_rendered;
+        if summary.render_error.is_none() {
+            summary.render_error = done.render_error;
+        }
         match last {
             Some(id) => after = id,
             None => return Ok(summary),
@@ -179,17 +192,28 @@ fn test_pause(point: &str) {
 }
 
 /// Queues one digest email for `user` listing `held` (not empty), in the
-/// caller's transaction.
+/// caller's transaction; Err inside when its email could not be rendered
+/// now, saying why (it is queued all the same).
 fn queue(
     conn: &dyn Db,
     config: &Config,
-    renderer: &Renderer,
+    renderer: Result<&Renderer, &String>,
     user: &User,
     held: &[Held],
     now: i64,
-) -> Result<i64> {
+) -> Result<std::result::Result<(), String>> {
     let mut data = DigestData::of(held);
-    data.email = render(renderer, &config.site, &data).ok();
+    let rendered = match renderer {
+        Ok(renderer) => render(renderer, &config.site, &data).map_err(|e| format!("{e:#}")),
+        Err(reason) => Err(reason.clone()),
+    };
+    let outcome = match rendered {
+        Ok(email) => {
+            data.email = Some(email);
+            Ok(())
+        }
+        Err(reason) => Err(reason),
+    };
     let count = (data.update_count(), data.tickets.len());
     if data.email.is_some() {
         data.tickets.clear();
@@ -223,7 +247,7 @@ fn queue(
     let to = config.delivery_address(&user.email).to_string();
     let message_id =
         message::mint_message_id(event.id, user.id, fastrand::u64(..), &config.site.domain);
-    let ids = notifications::insert_all(
+    notifications::insert_all(
         conn,
         &[NewNotification {
             event_id: event.id,
@@ -239,7 +263,7 @@ fn queue(
             reason: Some(REASON),
         }],
     )?;
-    Ok(ids[0].get())
+    Ok(outcome)
 }
 
 /// A digest's email, from its event data: as rendered when the digest was

@@ -121,17 +121,24 @@ fn a_digest_is_rendered_when_made_and_one_that_failed_to_render_is_rendered_at_t
 
     std::fs::write(&digest_txt, "{{ no_such_value }}\n").unwrap();
     comment("rendered after the fix");
-    sb.run(["notify", "digest"]).success();
-    let run = sb.run(["notify", "flush"]).code(3);
     let shown = sb
         .path("templates")
         .canonicalize()
         .unwrap()
         .join("email/digest.txt");
-    let reason = format!(
-        "could not render: could not render template `{}` line 1: undefined value",
+    let why = format!(
+        "could not render template `{}` line 1: undefined value",
         shown.display()
     );
+    sb.run(["notify", "digest"]).success().stderr_is(&format!(
+        "warning: could not render 1 digest email now ({why}): it is queued all the same, and the flush renders it again; fix the template before then, or the flush fails it with the reason"
+    ));
+    assert_eq!(
+        sb.sql_i64("SELECT count(*) FROM notifications WHERE status = 'held'"),
+        0
+    );
+    let run = sb.run(["notify", "flush"]).code(3);
+    let reason = format!("could not render: {why}");
     assert!(
         run.stderr
             .contains(&format!("to cat@example.org failed: {reason}")),
@@ -151,4 +158,61 @@ fn a_digest_is_rendered_when_made_and_one_that_failed_to_render_is_rendered_at_t
             && text.contains("rendered after the fix"),
         "{text}"
     );
+}
+
+/// Templates that cannot be loaded do not stop `notify digest`: the digest
+/// is made without its email, with a warning, and rendered by the flush.
+#[test]
+fn a_template_that_cannot_be_loaded_does_not_stop_notify_digest() {
+    let sb = with_templates(&[("ticket_new.txt", "{{ ticket.id }\n")]);
+    sb.user("cat", "cat@example.org");
+    sb.user("rita", "rita@example.org");
+    sb.run(["user", "prefs", "cat", "--email", "digest"])
+        .success();
+    sb.run(["user", "add", "dev", "--email", "dev@example.org"])
+        .success();
+    sb.run([
+        "ticket",
+        "create",
+        "--created-by",
+        "rita",
+        "--purpose",
+        "app",
+        "--priority",
+        "low",
+        "--description",
+        "broken templates",
+    ])
+    .success();
+    sb.run(["ticket", "watch", "1", "--user", "cat"]).success();
+    sb.run(["ticket", "comment", "1", "--by", "rita", "--body", "held"])
+        .success();
+    let file = sb
+        .path("templates")
+        .canonicalize()
+        .unwrap()
+        .join("email/ticket_new.txt");
+    let run = sb.run(["notify", "digest"]).success();
+    assert!(
+        run.stderr.starts_with(&format!(
+            "warning: could not render 1 digest email now (template `{}` line 1: syntax error",
+            file.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        sb.sql_i64("SELECT count(*) FROM notifications WHERE status = 'held'"),
+        0
+    );
+    // Fixed before the flush: the digest is rendered then, and sent.
+    std::fs::remove_file(&file).unwrap();
+    sb.run(["notify", "flush"]).success();
+    let mail = sb.smtp.wait_for(2, Duration::from_secs(5));
+    let digest = mail
+        .iter()
+        .find(|m| m.rcpt_to == ["cat@example.org"])
+        .expect("cat's digest");
+    assert_eq!(digest.subject(), "Help desk digest: 1 update on 1 ticket");
+    assert!(digest.text_part().contains("held"));
 }
