@@ -152,29 +152,27 @@ const MAX_LINE: usize = 998;
 /// short ASCII line) makes it quoted-printable; anything else is left to
 /// lettre, which picks quoted-printable or base64.
 fn wire_body(text: String) -> Body {
-    let bytes = text.as_bytes();
-    if memchr::memchr(0, bytes).is_some() {
-        return Body::new_with_encoding(text, ContentTransferEncoding::QuotedPrintable)
-            .unwrap_or_else(Body::new);
-    }
-    if !text.is_ascii() {
-        return Body::new(text);
-    }
-    let mut wire = Vec::with_capacity(bytes.len() + bytes.len() / 32 + 2);
+    // CRLF line breaks first, in one pass (lettre inserts each CR by moving
+    // the rest of the text); lettre leaves line breaks that are CRLF alone.
+    let mut wire = String::with_capacity(text.len() + text.len() / 32 + 2);
+    let mut fits = true;
     let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', bytes) {
-        if end - start > MAX_LINE {
-            return Body::new(text);
-        }
-        wire.extend_from_slice(&bytes[start..end]);
-        wire.extend_from_slice(b"\r\n");
+    for end in memchr::memchr_iter(b'\n', text.as_bytes()) {
+        fits &= end - start <= MAX_LINE;
+        wire.push_str(&text[start..end]);
+        wire.push_str("\r\n");
         start = end + 1;
     }
-    if bytes.len() - start > MAX_LINE {
-        return Body::new(text);
+    fits &= text.len() - start <= MAX_LINE;
+    wire.push_str(&text[start..]);
+    if memchr::memchr(0, wire.as_bytes()).is_some() {
+        return Body::new_with_encoding(wire, ContentTransferEncoding::QuotedPrintable)
+            .unwrap_or_else(Body::new);
     }
-    wire.extend_from_slice(&bytes[start..]);
-    Body::dangerous_pre_encoded(wire, ContentTransferEncoding::SevenBit)
+    if fits && wire.is_ascii() {
+        return Body::dangerous_pre_encoded(wire.into_bytes(), ContentTransferEncoding::SevenBit);
+    }
+    Body::new(wire)
 }
 
 /// The Message-ID of the email to `user_id` about `event_id`: minted once,
