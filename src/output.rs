@@ -132,9 +132,9 @@ impl Output {
     }
 
     /// A list printed item by item as a long run produces it (so memory
-    /// stays flat however long it is): what `show` of the whole list would
-    /// print, a JSON array or each item's text on its line, and `empty`
-    /// when there was none.
+    /// stays flat however long it is): a JSON array as `show` would print
+    /// it, or each item's text (`View::human`; a table is not used) on its
+    /// own line, and `empty` when there was none.
     pub fn stream(&self, empty: &'static str) -> Stream {
         Stream {
             json: self.json(),
