@@ -120,6 +120,8 @@ pub fn run(
 ) -> Result<Report> {
     let started = now_ms();
     store.relax_durability()?;
+    // One template environment for every worker.
+    let renderer = &Renderer::new(config.templates_dir.as_deref())?;
     let workers = options.concurrency.max(1);
     let claims: Vec<String> = (0..workers)
         .map(|_| format!("{}-{:016x}", std::process::id(), fastrand::u64(..)))
@@ -145,7 +147,7 @@ pub fn run(
                 let shared = &shared;
                 scope.spawn(move || {
                     let mut transport = transport::from_config(config, env)?;
-                    let mut worker = Worker::new(config, shared, progress, claim)?;
+                    let mut worker = Worker::new(config, shared, progress, renderer, claim);
                     transport.send_all(&mut worker);
                     worker.finish()
                 })
@@ -373,7 +375,7 @@ struct Worker<'a, 's> {
     config: &'a Config,
     shared: &'a Shared<'s>,
     progress: Progress<'a>,
-    renderer: Renderer,
+    renderer: &'a Renderer,
     claim: &'a str,
     lease: Duration,
     /// Claimed and not yet handed to the transport.
@@ -459,13 +461,14 @@ impl<'a, 's> Worker<'a, 's> {
         config: &'a Config,
         shared: &'a Shared<'s>,
         progress: Progress<'a>,
+        renderer: &'a Renderer,
         claim: &'a str,
-    ) -> Result<Worker<'a, 's>> {
-        Ok(Worker {
+    ) -> Worker<'a, 's> {
+        Worker {
             config,
             shared,
             progress,
-            renderer: Renderer::new(config.templates_dir.as_deref())?,
+            renderer,
             claim,
             lease: Duration::from_secs(config.queue.lease_secs),
             waiting: VecDeque::new(),
@@ -475,7 +478,7 @@ impl<'a, 's> Worker<'a, 's> {
             fetched: HashMap::new(),
             suppressions: None,
             error: None,
-        })
+        }
     }
 
     /// Whether to hand out no more messages.
@@ -663,7 +666,7 @@ impl<'a, 's> Worker<'a, 's> {
     fn render(&self, event_id: EventId, reason: Option<&str>) -> Result<compose::Composed> {
         if let Some((event, root)) = self.fetched.get(&event_id) {
             return compose::stored_event_email(
-                &self.renderer,
+                self.renderer,
                 self.config,
                 event,
                 reason,
@@ -677,7 +680,7 @@ impl<'a, 's> Worker<'a, 's> {
             let root = threads::root(store.conn(), event.ticket_id)?;
             (event, root)
         };
-        compose::stored_event_email(&self.renderer, self.config, &event, reason, root)
+        compose::stored_event_email(self.renderer, self.config, &event, reason, root)
     }
 
     /// An email that cannot be built: failed, without contacting anyone.
