@@ -390,7 +390,7 @@ struct Worker<'a, 's> {
     /// same reason (the footer says why).
     rendered: HashMap<(EventId, Option<String>), Result<Rc<Prepared>, String>>,
     /// The events (with their ticket's thread root) that the current batch
-    /// needs and `rendered` lacked, read together (`fetch_events`).
+    /// needs, read together (`fetch_events`).
     fetched: HashMap<EventId, (EventRow, Option<String>)>,
     /// The suppression list, read at the first email this run sends.
     suppressions: Option<suppressions::List>,
@@ -530,22 +530,16 @@ impl<'a, 's> Worker<'a, 's> {
     }
 
     /// Reads the events (with their ticket's thread root) that `batch`
-    /// needs and `rendered` lacks, in one transaction: on SQLite a read of
+    /// needs, in one transaction: on SQLite a read of
     /// its own takes the database's locks, once per event, and a digest is
     /// an event of its own. Every email claimed before has been built, so
     /// what they needed goes. A read that fails (a damaged row) leaves the
     /// event to `render`, which fails that event's emails with the reason.
     fn fetch_events(&mut self, batch: &[Claimed]) {
         self.fetched.clear();
-        let mut needed: Vec<EventId> = batch
-            .iter()
-            .filter(|email| {
-                !self
-                    .rendered
-                    .contains_key(&(email.event_id, email.reason.clone()))
-            })
-            .map(|email| email.event_id)
-            .collect();
+        // Also the events `rendered` holds now: it may forget them before
+        // the batch is sent, and they are few (an event's emails come together).
+        let mut needed: Vec<EventId> = batch.iter().map(|email| email.event_id).collect();
         needed.sort_unstable();
         needed.dedup();
         if needed.is_empty() {
