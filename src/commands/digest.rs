@@ -26,15 +26,21 @@ impl View for DigestView {
 
 pub(super) fn run(app: &mut App) -> Result<Exit> {
     let done = crate::notify::digest::run(&mut app.store, &app.config)?;
-    // A warning even under cron: the email of these digests waits on a fix.
+    // A warning for cron to mail (unless `-q`): these digests wait on a fix.
     if let Some(reason) = &done.render_error {
         let (n, first, they, them) = match done.not_rendered {
             1 => ("1 digest email".to_string(), "", "it is", "it"),
             n => (format!("{n} digest emails"), "first: ", "they are", "them"),
         };
-        app.out.warn(&format!(
-            "could not render {n} now ({first}{reason}): {they} queued all the same, and the flush renders {them} again; fix the template before then, or the flush fails {them} with the reason"
-        ));
+        app.out.warn(&if done.templates_unloaded {
+            format!(
+                "could not render {n} now: the templates do not load ({reason}); {they} queued all the same, and no flush sends any email until the templates load (`helpdesk config check` shows what is wrong)"
+            )
+        } else {
+            format!(
+                "could not render {n} now ({first}{reason}): {they} queued all the same, and the flush renders {them} again; fix the template before then, or the flush fails {them} with the reason"
+            )
+        });
     }
     // Cron mails whatever a job prints: nothing unless someone is watching.
     let interactive = app.out.stdout_tty || app.out.verbose;

@@ -123,6 +123,8 @@ pub struct Summary {
     /// (the flush renders them again), and the first reason.
     pub not_rendered: u64,
     pub render_error: Option<String>,
+    /// The templates did not load at all (no flush runs until they do).
+    pub templates_unloaded: bool,
 }
 
 /// Writes a digest for every active user with held email, a batch of users
@@ -134,7 +136,10 @@ pub fn run(store: &mut Store, config: &Config) -> Result<Summary> {
     // Templates that cannot be loaded do not stop digests: they are made
     // without their email, which the flush renders (and reports) then.
     let renderer = Renderer::new(config.templates_dir.as_deref()).map_err(|e| format!("{e:#}"));
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        templates_unloaded: renderer.is_err(),
+        ..Summary::default()
+    };
     let mut after = crate::model::UserId(0);
     loop {
         let (last, done) = store.in_tx(|tx| {

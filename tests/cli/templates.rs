@@ -193,19 +193,26 @@ fn a_template_that_cannot_be_loaded_does_not_stop_notify_digest() {
         .unwrap()
         .join("email/ticket_new.txt");
     let run = sb.run(["notify", "digest"]).success();
-    assert!(
-        run.stderr.starts_with(&format!(
-            "warning: could not render 1 digest email now (template `{}` line 1: syntax error",
-            file.display()
-        )),
-        "{}",
-        run.stderr
+    let syntax_error = format!(
+        "template `{}` line 1: syntax error: unexpected `}}`, expected end of variable block",
+        file.display()
+    );
+    assert_eq!(
+        run.stderr.trim_end(),
+        format!(
+            "warning: could not render 1 digest email now: the templates do not load ({syntax_error}); it is queued all the same, and no flush sends any email until the templates load (`helpdesk config check` shows what is wrong)"
+        )
     );
     assert_eq!(
         sb.sql_i64("SELECT count(*) FROM notifications WHERE status = 'held'"),
         0
     );
-    // Fixed before the flush: the digest is rendered then, and sent.
+    // As the warning says: no flush runs until the templates load.
+    sb.run(["notify", "flush"])
+        .code(1)
+        .stderr_is(&format!("error: {syntax_error}"));
+    assert!(sb.smtp.received().is_empty());
+    // Fixed: the digest is rendered by the flush, and sent.
     std::fs::remove_file(&file).unwrap();
     sb.run(["notify", "flush"]).success();
     let mail = sb.smtp.wait_for(2, Duration::from_secs(5));
