@@ -212,13 +212,7 @@ fn queue(
         Ok(renderer) => render(renderer, &config.site, &data).map_err(|e| format!("{e:#}")),
         Err(reason) => Err(reason.clone()),
     };
-    let outcome = match rendered {
-        Ok(email) => {
-            data.email = Some(email);
-            Ok(())
-        }
-        Err(reason) => Err(reason),
-    };
+    let outcome = rendered.map(|email| data.email = Some(email));
     let count = (data.update_count(), data.tickets.len());
     if data.email.is_some() {
         data.tickets.clear();

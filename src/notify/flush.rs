@@ -506,12 +506,12 @@ impl<'a, 's> Worker<'a, 's> {
         // only what is in transmission) gets the new batch's lease in the
         // same transaction, so one deadline stands for all it holds.
         let held: Vec<NotificationId> = self.out.iter().map(|email| email.id).collect();
-        let claimed = self.shared.store().in_tx(|tx| {
+        let batch = self.shared.store().in_tx(|tx| {
             let batch = notifications::claim_due(tx, &request)?;
             notifications::renew(tx, request.claim, &held, request.now, request.lease_ms)?;
             Ok::<_, crate::store::StoreError>(batch)
         });
-        let batch = match claimed.context("could not claim due email") {
+        let batch = match batch.context("could not claim due email") {
             Ok(batch) => batch,
             Err(e) => {
                 self.error = Some(e);
@@ -530,11 +530,11 @@ impl<'a, 's> Worker<'a, 's> {
     }
 
     /// Reads the events (with their ticket's thread root) that `batch`
-    /// needs, in one transaction: on SQLite a read of
-    /// its own takes the database's locks, once per event, and a digest is
-    /// an event of its own. Every email claimed before has been built, so
-    /// what they needed goes. A read that fails (a damaged row) leaves the
-    /// event to `render`, which fails that event's emails with the reason.
+    /// needs, in one transaction: on SQLite a read of its own takes the
+    /// database's locks, once per event, and a digest is an event of its
+    /// own. Every email claimed before has been built, so what they needed
+    /// goes. A read that fails (a damaged row) leaves the event to `render`,
+    /// which fails that event's emails with the reason.
     fn fetch_events(&mut self, batch: &[Claimed]) {
         self.fetched.clear();
         // Also the events `rendered` holds now: it may forget them before
@@ -542,9 +542,6 @@ impl<'a, 's> Worker<'a, 's> {
         let mut needed: Vec<EventId> = batch.iter().map(|email| email.event_id).collect();
         needed.sort_unstable();
         needed.dedup();
-        if needed.is_empty() {
-            return;
-        }
         let read = self.shared.store().in_tx(|tx| {
             let mut fetched = HashMap::new();
             for &id in &needed {
