@@ -519,12 +519,7 @@ mod tests {
             env: &env,
             timeout: std::time::Duration::from_secs(10),
         };
-        let t = &fresh.target;
-        let url = format!(
-            "postgresql://{}@{}:{}/{}?sslmode=disable",
-            t.user, t.host, t.port, t.dbname
-        );
-        let store = Store::create(&crate::store::Database::Server(url), &access).unwrap();
+        let store = Store::create(&crate::store::Database::Server(fresh.url()), &access).unwrap();
         assert_eq!(schema_of(store.conn()), listed());
     }
 

@@ -202,6 +202,15 @@ pub mod testing {
             };
             Some(FreshDatabase { target, admin })
         }
+
+        /// Its URL, without TLS (the unit tests' own connection).
+        pub fn url(&self) -> String {
+            let t = &self.target;
+            format!(
+                "postgresql://{}@{}:{}/{}?sslmode=disable",
+                t.user, t.host, t.port, t.dbname
+            )
+        }
     }
 
     impl Drop for FreshDatabase {
@@ -226,12 +235,7 @@ mod tests {
             env: &env,
             timeout: std::time::Duration::from_secs(10),
         };
-        let t = &fresh.target;
-        let url = format!(
-            "postgresql://{}@{}:{}/{}?sslmode=disable",
-            t.user, t.host, t.port, t.dbname
-        );
-        PgStore::open(&url, &access, true).unwrap()
+        PgStore::open(&fresh.url(), &access, true).unwrap()
     }
 
     fn names(store: &PgStore) -> Vec<String> {
