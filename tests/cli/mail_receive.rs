@@ -291,6 +291,13 @@ fn a_permanent_bounce_fails_the_email_and_suppresses_the_address_until_unsuppres
     assert_eq!(sb.smtp.received().len(), before + 1);
 }
 
+/// `mail receive --maildir Maildir` with `extra` arguments, succeeding.
+fn receive_maildir(sb: &Sandbox, extra: &[&str]) -> crate::support::Run {
+    let mut args = vec!["mail", "receive", "--maildir", "Maildir"];
+    args.extend(extra);
+    sb.run(args).success()
+}
+
 #[test]
 fn a_maildir_is_handled_message_by_message_and_each_moved_to_cur() {
     let (sb, sent) = with_ticket(INBOUND);
@@ -304,17 +311,7 @@ fn a_maildir_is_handled_message_by_message_and_each_moved_to_cur() {
     )
     .unwrap();
     std::fs::write(maildir.join("new/2.b"), "not mail at all\n").unwrap();
-    let run = sb
-        .run([
-            "mail",
-            "receive",
-            "--maildir",
-            "Maildir",
-            "--format",
-            "json",
-        ])
-        .success();
-    let got = run.json();
+    let got = receive_maildir(&sb, &["--format", "json"]).json();
     assert_eq!(got[0]["action"], "comment");
     assert_eq!(got[1]["action"], "refused");
     assert_eq!(
@@ -325,17 +322,7 @@ fn a_maildir_is_handled_message_by_message_and_each_moved_to_cur() {
     assert_eq!(std::fs::read_dir(maildir.join("new")).unwrap().count(), 0);
     // A re-run finds nothing new; copying the reply back in changes nothing.
     std::fs::copy(maildir.join("cur/1.a:2,"), maildir.join("new/3.c")).unwrap();
-    let again = sb
-        .run([
-            "mail",
-            "receive",
-            "--maildir",
-            "Maildir",
-            "--format",
-            "json",
-        ])
-        .success()
-        .json();
+    let again = receive_maildir(&sb, &["--format", "json"]).json();
     assert_eq!(again[0]["action"], "ignored");
     assert_eq!(
         sb.sql_i64("SELECT count(*) FROM events WHERE kind = 'comment'"),
@@ -343,27 +330,14 @@ fn a_maildir_is_handled_message_by_message_and_each_moved_to_cur() {
     );
     // For people, a line per message as it is handled; an empty run says so.
     std::fs::write(maildir.join("new/4.d"), "still not mail\n").unwrap();
-    let lines = sb
-        .run(["mail", "receive", "--maildir", "Maildir"])
-        .success();
+    let lines = receive_maildir(&sb, &[]);
     assert_eq!(
         lines.stdout,
         "refused: not a mail message: the input has no mail header (no From, To, Subject, Date, Message-ID or Received)\n"
     );
-    let empty = sb
-        .run(["mail", "receive", "--maildir", "Maildir"])
-        .success();
+    let empty = receive_maildir(&sb, &[]);
     assert_eq!(empty.stdout, "no new messages\n");
-    let empty = sb
-        .run([
-            "mail",
-            "receive",
-            "--maildir",
-            "Maildir",
-            "--format",
-            "json",
-        ])
-        .success();
+    let empty = receive_maildir(&sb, &["--format", "json"]);
     assert_eq!(empty.stdout, "[]\n");
 }
 
