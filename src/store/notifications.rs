@@ -7,7 +7,6 @@
 //! LOCKED`, with leases on the server's clock) and writing many rows at once.
 
 use super::Result;
-use std::collections::HashMap;
 
 use super::db::{Backend, Db, Row, Value};
 use crate::model::{
@@ -74,15 +73,25 @@ pub fn insert_all(conn: &dyn Db, all: &[NewNotification<'_>]) -> Result<Vec<Noti
     }
 }
 
-/// One multi-row `INSERT` on SQLite (`Db::each_row_values`); the IDs in
-/// the order of `rows`. Each row is found again by its event, user and
-/// channel (unique), so the order `RETURNING` gives its rows in does not
-/// matter.
+/// Multi-row `INSERT`s on SQLite (`Db::each_row_values`); the IDs in the
+/// order of `rows`. The rows are numbered here, after the highest ID, as
+/// SQLite would number them: the caller's transaction holds the write lock,
+/// so no other writer can take those IDs. Without `RETURNING`, SQLite does
+/// not gather the inserted rows into a table of its own to hand them back
+/// (2.5 million of a 1,038-row insert's 28.5 million instructions).
 fn insert_all_sqlite(conn: &dyn Db, rows: &[NewNotification<'_>]) -> Result<Vec<NotificationId>> {
+    let first = conn.query_one(
+        "SELECT coalesce(max(id), 0) + 1 FROM notifications",
+        &[],
+        |row| row.int(0),
+    )?;
+    let ids: Vec<NotificationId> = (first..).take(rows.len()).map(NotificationId).collect();
     let values: Vec<Value<'_>> = rows
         .iter()
-        .flat_map(|new| {
+        .zip(&ids)
+        .flat_map(|(new, id)| {
             [
+                Value::Int(id.get()),
                 Value::Int(new.event_id.get()),
                 Value::Int(new.ticket_id.get()),
                 Value::Int(new.user_id.get()),
@@ -97,27 +106,15 @@ fn insert_all_sqlite(conn: &dyn Db, rows: &[NewNotification<'_>]) -> Result<Vec<
             ]
         })
         .collect();
-    let mut written: HashMap<(EventId, UserId, bool), NotificationId> =
-        HashMap::with_capacity(rows.len());
     conn.each_row_values(
-        "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, status,
+        "INSERT INTO notifications (id, event_id, ticket_id, user_id, channel, priority, status,
                                     to_addr, message_id, created_at, delivered_at, reason) VALUES",
-        11,
+        12,
         &values,
-        "RETURNING id, event_id, user_id, channel = 'email'",
-        &mut |row| {
-            written.insert((row.parse(1)?, row.parse(2)?, row.bool(3)?), row.parse(0)?);
-            Ok(())
-        },
+        "",
+        &mut |_| Ok(()),
     )?;
-    rows.iter()
-        .map(|new| {
-            let key = (new.event_id, new.user_id, new.channel == Channel::Email);
-            written.get(&key).copied().ok_or_else(|| {
-                super::StoreError::Other("SQLite returned no ID for a notification".into())
-            })
-        })
-        .collect()
+    Ok(ids)
 }
 
 fn priority_at(row: &Row<'_, '_>, index: usize) -> Result<NotificationPriority> {
