@@ -28,6 +28,9 @@ fn steps() -> Vec<M<'static>> {
         // 4: ownership (SPEC §7): assignees, watchers, preferences, and the held
         // status and per-notification reason that preferences and digests need.
         M::up(include_str!("schema/004_ownership.sql")),
+        // 5: no index of Message-IDs: an email's notification is found by the
+        // event and user its Message-ID names.
+        M::up(include_str!("schema/005_message_ids.sql")),
     ]
 }
 

@@ -6,7 +6,8 @@
 use super::db::{Db, Row};
 use super::{Result, StoreError, threads, users};
 use crate::mail::classify::{Lookup, NotificationRef, UserRef};
-use crate::model::{NotificationId, ReceivedAction, TicketId};
+use crate::model::{EventId, NotificationId, ReceivedAction, TicketId, UserId};
+use crate::notify::message;
 
 /// One handled message, for `mail list`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,15 +95,19 @@ fn notification_row(row: &Row<'_, '_>) -> Result<NotificationRef> {
     })
 }
 
-/// The email notification sent with this Message-ID.
+/// The email notification to `user` about `event` sent with this
+/// Message-ID: found by its unique key, then compared whole (the nonce
+/// tells apart databases that reuse IDs).
 pub fn notification_by_message_id(
     conn: &dyn Db,
+    event: EventId,
+    user: UserId,
     message_id: &str,
 ) -> Result<Option<NotificationRef>> {
     conn.query_opt(
         "SELECT id, ticket_id, to_addr FROM notifications
-          WHERE message_id = $1 AND channel = 'email'",
-        &[&message_id],
+          WHERE event_id = $1 AND user_id = $2 AND channel = 'email' AND message_id = $3",
+        &[&event, &user, &message_id],
         notification_row,
     )
 }
@@ -147,7 +152,12 @@ impl Lookup for StoreLookup<'_> {
     type Error = StoreError;
 
     fn our_notification_by_message_id(&self, message_id: &str) -> Result<Option<NotificationRef>> {
-        notification_by_message_id(self.0, message_id)
+        // Every email the help desk queues has a Message-ID naming its event
+        // and user; any other form is not one of ours.
+        match message::minted_by(message_id) {
+            Some((event, user)) => notification_by_message_id(self.0, event, user, message_id),
+            None => Ok(None),
+        }
     }
 
     fn our_notification_for_ticket_recipient(
@@ -240,29 +250,40 @@ mod tests {
             &[&ticket, &ann.id],
         )
         .unwrap();
+        let event: EventId = db
+            .query_one("SELECT max(id) FROM events", &[], |row| row.parse(0))
+            .unwrap();
+        let minted = message::mint_message_id(event, ann.id, 255, "h");
         db.execute(
             "INSERT INTO notifications (event_id, ticket_id, user_id, channel, priority, status,
                                         to_addr, message_id, created_at)
-             VALUES ((SELECT max(id) FROM events), $1, $2, 'email', 1, 'sent', 'Ann@Example.org', '<n1@h>', 4)",
-            &[&ticket, &ann.id],
+             VALUES ($1, $2, $3, 'email', 1, 'sent', 'Ann@Example.org', $4, 4)",
+            &[&event, &ticket, &ann.id, &minted.as_str()],
         )
         .unwrap();
-        let sent = notification_by_message_id(db, "<n1@h>").unwrap();
+        let lookup = StoreLookup(db);
+        let sent = lookup.our_notification_by_message_id(&minted).unwrap();
         let by_tag = notification_for_ticket_recipient(db, ticket, "ann@example.ORG").unwrap();
         fail_bounced(db, sent.as_ref().unwrap().id, "bounced: 5.1.1", 30).unwrap();
         fail_bounced(db, sent.as_ref().unwrap().id, "bounced: 5.1.1 again", 31).unwrap();
         let state = db
             .query_one(
                 "SELECT n.status, n.last_error, (SELECT count(*) FROM attempts a WHERE a.notification_id = n.id)
-                   FROM notifications n WHERE n.message_id = '<n1@h>'",
-                &[],
+                   FROM notifications n WHERE n.id = $1",
+                &[&sent.as_ref().unwrap().id],
                 |row| Ok((row.text(0)?, row.opt_text(1)?, row.int(2)?)),
             )
             .unwrap();
-        let lookup = StoreLookup(db);
+        // Another database's email to the same event and user (another nonce),
+        // and a Message-ID not of the help desk's form.
+        let other_nonce = message::mint_message_id(event, ann.id, 254, "h");
         vec![
             format!("{sent:?} {by_tag:?} {state:?}"),
-            format!("{:?}", notification_by_message_id(db, "<other@h>").unwrap()),
+            format!(
+                "{:?} {:?}",
+                lookup.our_notification_by_message_id(&other_nonce).unwrap(),
+                lookup.our_notification_by_message_id("<other@h>").unwrap()
+            ),
             format!("{root} {again} {first} {twice} {no_id} {no_id_again}"),
             format!("{:?}", threads::ticket_of(db, "<ticket-1.a@h>").unwrap()),
             format!("{:?}", threads::root(db, TicketId(99)).unwrap()),
@@ -307,6 +328,7 @@ mod tests {
         for expected in [
             "<ticket-1.a@h> <ticket-1.a@h> true false true true",
             "Some(\"bounced: 5.1.2\")",
+            "None None",
             "None",
         ] {
             assert!(

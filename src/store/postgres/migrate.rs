@@ -20,6 +20,8 @@ const STEPS: &[&str] = &[
     // 5: one foreign key from a notification to its event and ticket, and an index of
     // claims (PostgreSQL only).
     include_str!("schema/005_keys.sql"),
+    // 6: no index of Message-IDs, as on SQLite.
+    include_str!("schema/006_message_ids.sql"),
 ];
 
 /// The advisory lock key that serialises migrations (any fixed number; this
