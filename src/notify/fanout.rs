@@ -86,7 +86,7 @@ pub fn record_event(
     let ids: Vec<UserId> = recipients.iter().map(|r| r.user.id).collect();
     let chosen = prefs::by_user(&preferences::for_users(conn, kind, &ids)?);
     let priority = NotificationPriority::from(data.priority);
-    let nonce = fastrand::u64(..);
+    let message_ids = message::MessageIds::new(event.id, fastrand::u64(..), &config.site.domain);
     // Every notification of the event is written at once (one statement on
     // PostgreSQL, however many recipients), each with the audience that
     // chose its user (`notify why`, the email's footer).
@@ -104,14 +104,8 @@ pub fn record_event(
             let (to_addr, message_id, delivered_at) = match channel {
                 Channel::App => (None, None, Some(now)),
                 Channel::Email => {
-                    let to = config.delivery_address(&recipient.user.email).to_string();
-                    let id = message::mint_message_id(
-                        event.id,
-                        recipient.user.id,
-                        nonce,
-                        &config.site.domain,
-                    );
-                    (Some(to), Some(id), None)
+                    let to = config.delivery_address(&recipient.user.email);
+                    (Some(to), Some(message_ids.mint(recipient.user.id)), None)
                 }
             };
             let reason = recipient.reason(channel).map(|a| a.as_str());
@@ -137,7 +131,7 @@ pub fn record_event(
                     channel: *channel,
                     priority,
                     status: *status,
-                    to_addr: to_addr.as_deref(),
+                    to_addr: *to_addr,
                     message_id: message_id.as_deref(),
                     created_at: now,
                     delivered_at: *delivered_at,

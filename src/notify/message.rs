@@ -191,10 +191,29 @@ pub fn mint_message_id(
     nonce: u64,
     site_domain: &str,
 ) -> String {
-    format!(
-        "<{event_id}.{user_id}.{nonce:016x}@{}>",
-        host_of(site_domain)
-    )
+    MessageIds::new(event_id, nonce, site_domain).mint(user_id)
+}
+
+/// `mint_message_id` for the many recipients of one event: all but the
+/// user's number is written once (a fan-out to 1,038 recipients formatted
+/// the rest again for each).
+pub struct MessageIds {
+    head: String,
+    tail: String,
+}
+
+impl MessageIds {
+    pub fn new(event_id: EventId, nonce: u64, site_domain: &str) -> MessageIds {
+        MessageIds {
+            head: format!("<{event_id}."),
+            tail: format!(".{nonce:016x}@{}>", host_of(site_domain)),
+        }
+    }
+
+    pub fn mint(&self, user_id: UserId) -> String {
+        let user = user_id.get().to_string();
+        [self.head.as_str(), &user, &self.tail].concat()
+    }
 }
 
 /// The event and user a Message-ID of `mint_message_id`'s form names, or

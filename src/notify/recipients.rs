@@ -43,14 +43,14 @@ impl People {
 
 /// One user to notify, on each of these channels once.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient {
-    pub user: User,
+pub struct Recipient<'p> {
+    pub user: &'p User,
     pub channels: Vec<Channel>,
     /// For each channel, the first audience that gave it: why they hear.
     pub reasons: Vec<(Channel, Audience)>,
 }
 
-impl Recipient {
+impl Recipient<'_> {
     /// The audience that gave this channel.
     pub fn reason(&self, channel: Channel) -> Option<Audience> {
         self.reasons
@@ -63,8 +63,8 @@ impl Recipient {
 /// Resolves a rule: users in the order their first audience lists them,
 /// each once, with every channel any of their audiences gives them (once),
 /// leaving out the actor when the rule says so.
-pub fn resolve(rule: &Rule, people: &People, actor_id: UserId) -> Vec<Recipient> {
-    let mut out: Vec<Recipient> = Vec::new();
+pub fn resolve<'p>(rule: &Rule, people: &'p People, actor_id: UserId) -> Vec<Recipient<'p>> {
+    let mut out: Vec<Recipient<'p>> = Vec::new();
     // user id -> position in `out`; a manager list can hold hundreds of users.
     let mut position: HashMap<UserId, usize> = HashMap::new();
     for (audience, channels) in rule.audiences {
@@ -74,7 +74,7 @@ pub fn resolve(rule: &Rule, people: &People, actor_id: UserId) -> Vec<Recipient>
             }
             let index = *position.entry(user.id).or_insert_with(|| {
                 out.push(Recipient {
-                    user: user.clone(),
+                    user,
                     channels: Vec::new(),
                     reasons: Vec::new(),
                 });
