@@ -125,22 +125,15 @@ impl EventView {
 
     /// Who was told on a channel: a count and the first few names.
     fn told(&self, channel: Channel) -> String {
-        let names: Vec<String> = self
-            .notifications
-            .iter()
-            .filter(|n| n.channel == channel)
-            .map(|n| cell(&n.user, 60))
-            .collect();
-        // A manager group can be hundreds strong: name the first few.
+        // A manager group can be hundreds strong: name the first few (and
+        // lay out only those).
         const NAMED: usize = 8;
-        match names.len() {
+        let told = || self.notifications.iter().filter(|n| n.channel == channel);
+        let names: Vec<String> = told().take(NAMED).map(|n| cell(&n.user, 60)).collect();
+        match told().count() {
             0 => "nobody".to_string(),
             n if n <= NAMED => format!("{n} ({})", names.join(", ")),
-            n => format!(
-                "{n} ({}, and {} more)",
-                names[..NAMED].join(", "),
-                n - NAMED
-            ),
+            n => format!("{n} ({}, and {} more)", names.join(", "), n - NAMED),
         }
     }
 }
