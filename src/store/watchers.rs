@@ -26,14 +26,18 @@ pub fn remove(conn: &dyn Db, ticket_id: TicketId, user_id: UserId) -> Result<boo
 }
 
 /// A ticket's watchers, active or not, with when each started, oldest first.
+/// Sorted here: SQLite's sorter copied every row, names and addresses and
+/// all, into records of its own (a fifth of reading 500 watchers).
 pub fn of_ticket(conn: &dyn Db, ticket_id: TicketId) -> Result<Vec<(User, i64)>> {
-    conn.query(
+    let mut watchers = conn.query(
         "SELECT u.id, u.username, u.email, u.name, u.active, u.created_at, w.since
            FROM watchers w JOIN users u ON u.id = w.user_id
-          WHERE w.ticket_id = $1 ORDER BY w.since, u.id",
+          WHERE w.ticket_id = $1",
         &[&ticket_id],
         |row| Ok((super::users::from_row(row)?, row.int(6)?)),
-    )
+    )?;
+    watchers.sort_unstable_by_key(|(user, since)| (*since, user.id));
+    Ok(watchers)
 }
 
 /// Since when `user_id` watches `ticket_id`, if they do.
