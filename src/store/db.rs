@@ -557,30 +557,60 @@ pub trait Db {
     }
 
     /// Runs `head` (`INSERT INTO t (…) VALUES`), one `(…)` of `width`
-    /// parameters per row of `values` (`width` values a row, in order), then
-    /// `tail` (a `RETURNING` clause, or nothing), handing each row it
-    /// returns to `each`. Many rows go in each statement
-    /// (`ROWS_PER_VALUES`); on SQLite, where a statement costs per row less
-    /// than a statement per row does and `$N` names cost per name, the
+    /// parameters for each of `rows` rows (`row(i, values)` appends row
+    /// `i`'s `width` values), then `tail` (a `RETURNING` clause, or
+    /// nothing), handing each row it returns to `each`. Many rows go in each
+    /// statement (`ROWS_PER_VALUES`), and only one statement's values are
+    /// held at a time; on SQLite, where a statement costs per row less than
+    /// a statement per row does and `$N` names cost per name, the
     /// parameters are positional.
-    fn each_row_values(
+    fn each_row_values<'v>(
         &self,
         head: &str,
         width: usize,
-        values: &[Value<'_>],
+        rows: usize,
+        row: &mut dyn FnMut(usize, &mut Vec<Value<'v>>),
         tail: &str,
         each: &mut dyn FnMut(&Row<'_, '_>) -> Result<()>,
     ) -> Result<()> {
-        for chunk in values.chunks(width * ROWS_PER_VALUES) {
-            let sql = values_sql(head, width, chunk.len() / width, tail, |sql, n| {
+        let mut values = Vec::new();
+        for chunk in row_chunks(rows) {
+            let count = fill(&mut values, width, chunk, row)?;
+            let sql = values_sql(head, width, count, tail, |sql, n| {
                 sql.push('$');
                 sql.push_str(&n.to_string());
             });
-            let params: Vec<&dyn Param> = chunk.iter().map(|v| v as &dyn Param).collect();
+            let params: Vec<&dyn Param> = values.iter().map(|v| v as &dyn Param).collect();
             self.each_row(&sql, &params, each)?;
         }
         Ok(())
     }
+}
+
+/// The rows of each statement of `Db::each_row_values`.
+fn row_chunks(rows: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..rows)
+        .step_by(ROWS_PER_VALUES)
+        .map(move |start| start..(start + ROWS_PER_VALUES).min(rows))
+}
+
+/// Replaces `values` with the values of `chunk`'s rows; how many rows.
+fn fill<'v>(
+    values: &mut Vec<Value<'v>>,
+    width: usize,
+    chunk: std::ops::Range<usize>,
+    row: &mut dyn FnMut(usize, &mut Vec<Value<'v>>),
+) -> Result<usize> {
+    values.clear();
+    let count = chunk.len();
+    chunk.for_each(|i| row(i, values));
+    if values.len() != count * width {
+        return Err(StoreError::Other(format!(
+            "{} values for {count} rows of {width}",
+            values.len()
+        )));
+    }
+    Ok(count)
 }
 
 /// Rows per statement of `Db::each_row_values`: on SQLite, 32 took fewer
@@ -688,18 +718,20 @@ impl Db for rusqlite::Connection {
         Ok(rusqlite::Connection::execute_batch(self, sql)?)
     }
 
-    fn each_row_values(
+    fn each_row_values<'v>(
         &self,
         head: &str,
         width: usize,
-        values: &[Value<'_>],
+        rows: usize,
+        row: &mut dyn FnMut(usize, &mut Vec<Value<'v>>),
         tail: &str,
         each: &mut dyn FnMut(&Row<'_, '_>) -> Result<()>,
     ) -> Result<()> {
         let positional = |rows| values_sql(head, width, rows, tail, |sql, _| sql.push('?'));
         let mut full = None; // the text of a full chunk, made once
-        for chunk in values.chunks(width * ROWS_PER_VALUES) {
-            let rows = chunk.len() / width;
+        let mut values = Vec::with_capacity(width * ROWS_PER_VALUES);
+        for chunk in row_chunks(rows) {
+            let rows = fill(&mut values, width, chunk, row)?;
             let partial;
             let sql = if rows == ROWS_PER_VALUES {
                 full.get_or_insert_with(|| positional(rows))
@@ -708,7 +740,7 @@ impl Db for rusqlite::Connection {
                 &partial
             };
             let mut statement = self.prepare_cached(sql)?;
-            for (index, value) in chunk.iter().enumerate() {
+            for (index, value) in values.iter().enumerate() {
                 statement.raw_bind_parameter(index + 1, value)?;
             }
             let mut rows = statement.raw_query();
@@ -967,21 +999,19 @@ mod tests {
         db.execute_batch("CREATE TEMPORARY TABLE t (n BIGINT, s TEXT)")
             .unwrap();
         let texts: Vec<String> = (0..70).map(|n| format!("s{n}")).collect();
-        let values: Vec<Value<'_>> = (0..70)
-            .flat_map(|n| {
+        let mut back = Vec::new();
+        db.each_row_values(
+            "INSERT INTO t (n, s) VALUES",
+            2,
+            70,
+            &mut |n, values| {
                 let text = if n % 7 == 0 {
                     Value::Null
                 } else {
                     Value::Text(&texts[n])
                 };
-                [Value::Int(n as i64), text]
-            })
-            .collect();
-        let mut back = Vec::new();
-        db.each_row_values(
-            "INSERT INTO t (n, s) VALUES",
-            2,
-            &values,
+                values.extend([Value::Int(n as i64), text]);
+            },
             "RETURNING n, coalesce(s, '-')",
             &mut |row| {
                 back.push((row.int(0)?, row.text(1)?));

@@ -86,12 +86,15 @@ fn insert_all_sqlite(conn: &dyn Db, rows: &[NewNotification<'_>]) -> Result<Vec<
         |row| row.int(0),
     )?;
     let ids: Vec<NotificationId> = (first..).take(rows.len()).map(NotificationId).collect();
-    let values: Vec<Value<'_>> = rows
-        .iter()
-        .zip(&ids)
-        .flat_map(|(new, id)| {
-            [
-                Value::Int(id.get()),
+    conn.each_row_values(
+        "INSERT INTO notifications (id, event_id, ticket_id, user_id, channel, priority, status,
+                                    to_addr, message_id, created_at, delivered_at, reason) VALUES",
+        12,
+        rows.len(),
+        &mut |i, values| {
+            let new = &rows[i];
+            values.extend([
+                Value::Int(ids[i].get()),
                 Value::Int(new.event_id.get()),
                 Value::Int(new.ticket_id.get()),
                 Value::Int(new.user_id.get()),
@@ -103,14 +106,8 @@ fn insert_all_sqlite(conn: &dyn Db, rows: &[NewNotification<'_>]) -> Result<Vec<
                 Value::Int(new.created_at),
                 new.delivered_at.map_or(Value::Null, Value::Int),
                 new.reason.map_or(Value::Null, Value::Text),
-            ]
-        })
-        .collect();
-    conn.each_row_values(
-        "INSERT INTO notifications (id, event_id, ticket_id, user_id, channel, priority, status,
-                                    to_addr, message_id, created_at, delivered_at, reason) VALUES",
-        12,
-        &values,
+            ]);
+        },
         "",
         &mut |_| Ok(()),
     )?;
