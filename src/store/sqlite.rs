@@ -493,4 +493,34 @@ mod tests {
         assert!(sqlite(rusqlite::ffi::SQLITE_BUSY).is_busy());
         assert!(!sqlite(rusqlite::ffi::SQLITE_FULL).is_busy());
     }
+
+    /// A statement whose undo record outgrows memory inside a transaction
+    /// moves it to a temporary file in one write of everything kept so
+    /// far; SQLite's Unix file layer writes at most 128 KiB a call and
+    /// reported a larger one as a full disk. The limit in memory
+    /// (`SQLITE_STMTJRNL_SPILL`, `.cargo/config.toml`) must stay under it:
+    /// at 1 MiB, a `ticket create` that filed the inbox failed this way.
+    #[test]
+    fn a_large_statement_undo_record_moves_to_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hd.db");
+        let mut store = SqliteStore::create(&path).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "CREATE TABLE big (id INTEGER PRIMARY KEY, body TEXT NOT NULL CHECK (body <> ''));
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+                 INSERT INTO big (id, body) SELECT i, printf('%.1000c', 'a') FROM n;",
+            )
+            .unwrap();
+        // Inside a transaction, one statement changing 2,000 rows (about 500
+        // pages, 2 MiB of undo record) that could fail half-way (the CHECK).
+        let changed = store
+            .in_tx(|tx| {
+                tx.execute("UPDATE big SET body = 'x' WHERE id = 1", &[])?;
+                tx.execute("UPDATE big SET body = body || 'b'", &[])
+            })
+            .unwrap();
+        assert_eq!(changed, 2000);
+    }
 }
