@@ -496,10 +496,10 @@ mod tests {
 
     /// A statement whose undo record outgrows memory inside a transaction
     /// moves it to a temporary file in one write of everything kept so
-    /// far; SQLite's Unix file layer writes at most 128 KiB a call and
-    /// reported a larger one as a full disk. The limit in memory
-    /// (`SQLITE_STMTJRNL_SPILL`, `.cargo/config.toml`) must stay under it:
-    /// at 1 MiB, a `ticket create` that filed the inbox failed this way.
+    /// far; SQLite's Unix file layer writes less than 128 KiB a call (it
+    /// masks the size) and reports a larger write as a full disk. The limit
+    /// in memory (`SQLITE_STMTJRNL_SPILL`, `.cargo/config.toml`) must stay
+    /// under it: at 1 MiB, a `ticket create` that filed the inbox failed.
     #[test]
     fn a_large_statement_undo_record_moves_to_a_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -522,5 +522,25 @@ mod tests {
             })
             .unwrap();
         assert_eq!(changed, 2000);
+    }
+
+    /// The options `.cargo/config.toml` gives the bundled SQLite took
+    /// effect: a LIBSQLITE3_FLAGS set in the environment replaces them.
+    #[test]
+    fn sqlite_is_built_with_our_options() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut statement = conn.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for wanted in ["STMTJRNL_SPILL=122880", "DEFAULT_MEMSTATUS=0"] {
+            assert!(options.iter().any(|o| o == wanted), "{wanted}: {options:?}");
+        }
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
     }
 }
