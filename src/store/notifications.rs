@@ -29,8 +29,11 @@ pub struct NewNotification<'a> {
     pub reason: Option<&'a str>,
 }
 
-/// Inserts notifications, returning their IDs in order; the caller decides
-/// the transaction. Both backends get many rows per statement: SQLite rows
+/// Inserts notifications, returning their IDs in order, in the caller's
+/// transaction; on SQLite it must hold the write lock (`Store::in_tx`'s
+/// `BEGIN IMMEDIATE`), since the rows are numbered here. Without it,
+/// another writer may take the same IDs and the insert fails on the
+/// primary key (never a duplicate). Both backends get many rows per statement: SQLite rows
 /// of `VALUES` (a statement per row journalled the pages it changed and
 /// opened every index once per row: a quarter of a 1,038-row insert's
 /// instructions), PostgreSQL all rows at once (`unnest`, one round trip).
