@@ -349,6 +349,9 @@ mod tests {
             "<12.345.ffffffffffffffff>",
             &one_off_message_id("help.example.org"),
             "<CAF=abc.def@mail.example.com>",
+            "<١٢.345.ffffffffffffffff@help.example.org>",
+            "<12.99999999999999999999.ffffffffffffffff@help.example.org>",
+            "<12.345.ffffffffffffffff",
         ] {
             assert_eq!(minted_by(other), None, "{other}");
         }

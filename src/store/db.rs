@@ -1023,6 +1023,32 @@ mod tests {
         back
     }
 
+    /// A row function that gives the wrong number of values is an error,
+    /// before anything is written.
+    #[test]
+    fn a_row_of_the_wrong_width_is_refused() {
+        let sqlite = rusqlite::Connection::open_in_memory().unwrap();
+        sqlite
+            .execute_batch("CREATE TABLE t (n INTEGER, m INTEGER)")
+            .unwrap();
+        let db: &dyn Db = &sqlite;
+        let err = db
+            .each_row_values(
+                "INSERT INTO t (n, m) VALUES",
+                2,
+                3,
+                &mut |n, values| values.push(Value::Int(n as i64)),
+                "",
+                &mut |_| Ok(()),
+            )
+            .unwrap_err();
+        assert_eq!(err.to_string(), "3 values for 3 rows of 2");
+        let written: i64 = sqlite
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(written, 0);
+    }
+
     #[test]
     fn rows_of_values_go_in_chunks_on_both_backends() {
         let sqlite = rusqlite::Connection::open_in_memory().unwrap();

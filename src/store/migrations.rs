@@ -129,4 +129,45 @@ mod tests {
             .unwrap();
         assert_eq!(left, 0);
     }
+
+    /// Step 5 drops the index of Message-IDs: an email sent before it is
+    /// still found by the Message-ID a reply or a bounce names.
+    #[test]
+    fn step_5_keeps_sent_emails_findable_by_message_id() {
+        use crate::mail::classify::Lookup;
+        use crate::model::EventId;
+        use crate::notify::message;
+        use crate::store::received::StoreLookup;
+
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        super::all().to_version(&mut conn, 4).unwrap();
+        let sent = message::mint_message_id(EventId(1), UserId(1), 7, "help.example.org");
+        conn.execute_batch(
+            "INSERT INTO users (id, username, email, created_at) VALUES (1, 'ann', 'a@example.org', 1);
+             INSERT INTO tickets VALUES (1, 1, 'app', 'low', 'ready', 'd', 1, 1, NULL);
+             INSERT INTO events VALUES (1, 1, 'new', 1, '{}', 't', 'b', '/u', 1);",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO notifications (id, event_id, ticket_id, user_id, channel, priority, status,
+                                        to_addr, message_id, created_at)
+                  VALUES (9, 1, 1, 1, 'email', 1, 'sent', 'a@example.org', ?1, 2)",
+            [&sent],
+        )
+        .unwrap();
+        super::all().to_latest(&mut conn).unwrap();
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'notifications_by_message_id'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 0);
+        let found = StoreLookup(&conn)
+            .our_notification_by_message_id(&sent)
+            .unwrap()
+            .expect("the sent email is found by its Message-ID");
+        assert_eq!(found.id.get(), 9);
+    }
 }
