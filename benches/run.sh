@@ -429,6 +429,7 @@ clone_ticket() {
     clone_sql "$db" tickets id "id=s.k" "created_at=t.created_at + s.k" "updated_at=t.created_at + s.k"
     clone_sql "$db" events id "id=s.k" "ticket_id=s.k" "created_at=t.created_at + s.k" "url=$url"
     clone_sql "$db" notifications ticket_id "id=-" "event_id=s.k" "ticket_id=s.k" "url=$url" \
+      "message_id=CASE WHEN t.message_id IS NULL THEN NULL ELSE replace(t.message_id, '<1.', '<' || s.k || '.') END" \
       "created_at=t.created_at + s.k" "delivered_at=t.created_at + s.k" \
       "status=CASE WHEN t.channel = 'email' THEN 'sent' ELSE t.status END" \
       "read_at=CASE WHEN t.channel = 'app' AND s.k <= $last * 9 / 10 THEN t.created_at + s.k END"
@@ -861,7 +862,7 @@ MK
         "email=printf('dg%05d@bench.example', s.k)" "name=printf('Digest %05d', s.k)"
       echo "INSERT INTO preferences (user_id, event, email, app) SELECT s.k + 10, p.event, p.email, p.app FROM seq s CROSS JOIN preferences p WHERE p.user_id = 1;"
       clone_sql "$WORK/dg.db" notifications user_id "id=-" "user_id=s.k + 10" "to_addr=printf('dg%05d@bench.example', s.k)" \
-        "message_id=CASE WHEN t.message_id IS NULL THEN NULL ELSE replace(t.message_id, '<', '<' || s.k || '.') END"
+        "message_id=CASE WHEN t.message_id IS NULL THEN NULL ELSE replace(t.message_id, '.1.', '.' || (s.k + 10) || '.') END"
       echo "COMMIT;"
     } >"$WORK/dg.sql"
     sqlite3 "$WORK/dg.db" <"$WORK/dg.sql"
