@@ -60,7 +60,7 @@ pub(super) fn assign(app: &mut App, args: &AssignTicketArgs) -> Result<Exit> {
         Some((_, name)) => format!("ticket #{} assigned to {}", ticket.id, cell(name, 60)),
         None => format!("ticket #{} is no longer assigned", ticket.id),
     };
-    report(app, &ticket, &recorded, headline)
+    report(app, &ticket, recorded, headline)
 }
 
 /// The user a ticket may be assigned to: an existing, active one.
@@ -118,6 +118,6 @@ pub(super) fn watch(app: &mut App, args: &WatchTicketArgs, on: bool) -> Result<E
         notifications: Vec::new(),
         warnings: Vec::new(),
     };
-    app.out.show(&EventView::of(&ticket, &none, headline))?;
+    app.out.show(&EventView::of(&ticket, none, headline))?;
     Ok(Exit::Done)
 }

@@ -105,13 +105,13 @@ pub(super) struct EventView {
 }
 
 impl EventView {
-    pub(super) fn of(ticket: &Ticket, recorded: &Recorded, headline: String) -> EventView {
+    pub(super) fn of(ticket: &Ticket, recorded: Recorded, headline: String) -> EventView {
         let notifications = recorded
             .notifications
-            .iter()
+            .into_iter()
             .map(|n| NotificationRef {
                 id: n.id,
-                user: n.username.clone(),
+                user: n.username,
                 channel: n.channel,
                 status: n.status,
             })
@@ -331,7 +331,7 @@ fn create(app: &mut App, args: &CreateTicketArgs) -> Result<Exit> {
         "ticket #{} created ({} priority, {})",
         ticket.id, ticket.priority, ticket.purpose
     );
-    report(app, &ticket, &recorded, headline)
+    report(app, &ticket, recorded, headline)
 }
 
 /// Tells a person at a terminal that `-` is waiting for them to type the
@@ -348,7 +348,7 @@ fn prompt_for_stdin(app: &App, what: &str, value: &std::ffi::OsStr) {
 pub(super) fn report(
     app: &App,
     ticket: &Ticket,
-    recorded: &Recorded,
+    recorded: Recorded,
     headline: String,
 ) -> Result<Exit> {
     for warning in &recorded.warnings {
@@ -401,7 +401,7 @@ fn update(app: &mut App, args: &UpdateTicketArgs) -> Result<Exit> {
         "ticket #{} updated: status {}, priority {}",
         ticket.id, ticket.status, ticket.priority
     );
-    report(app, &ticket, &recorded, headline)
+    report(app, &ticket, recorded, headline)
 }
 
 fn comment(app: &mut App, args: &CommentTicketArgs) -> Result<Exit> {
@@ -413,7 +413,7 @@ fn comment(app: &mut App, args: &CommentTicketArgs) -> Result<Exit> {
         .store
         .in_tx(|tx| ticket_events::comment(tx, config, args.id, &actor, &body))?;
     let headline = format!("comment added to ticket #{}", ticket.id);
-    report(app, &ticket, &recorded, headline)
+    report(app, &ticket, recorded, headline)
 }
 
 /// One ticket in a listing (SPEC §5): no notifications; who it is assigned
