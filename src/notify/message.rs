@@ -224,10 +224,11 @@ pub fn minted_by(message_id: &str) -> Option<(EventId, UserId)> {
     let local = message_id.strip_prefix('<')?.split_once('@')?.0;
     let mut parts = local.split('.');
     let (event, user, nonce) = (parts.next()?, parts.next()?, parts.next()?);
+    // Digits only: `parse` alone would take a sign (an empty part fails it).
     let number = |text: &str| {
-        (text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty())
-            .then(|| text.parse::<i64>().ok())
-            .flatten()
+        Some(text)
+            .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<i64>().ok())
     };
     let hex = nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit());
     match (number(event), number(user), hex, parts.next()) {
